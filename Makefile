@@ -1,0 +1,40 @@
+# Thin wrapper over CMake. `make demo` and `make test` work on a fresh Debian 12 machine.
+BUILD ?= build
+CMAKE_FLAGS ?=
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build test demo bench fuzz asan clean format tidy
+
+all: build
+
+deps:
+	@./scripts/install-deps
+
+$(BUILD)/build.ninja: CMakeLists.txt | deps
+	cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS)
+
+build: $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+demo: build
+	./scripts/demo
+
+bench: build
+	./scripts/bench $(BUILD)
+
+# ASan+UBSan build and test run in its own build tree.
+asan:
+	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DSANDBOX_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
+
+fuzz: deps
+	cmake -S . -B build-fuzz -G Ninja -DSANDBOX_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
+	cmake --build build-fuzz -j $(JOBS)
+
+format:
+	clang-format -i $$(git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp' 'tests/*.h' 'bench/*.cpp' 'fuzz/*.cpp')
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -1,0 +1,69 @@
+#pragma once
+// File-system helpers that never follow a link they were not asked to follow.
+
+#include <cstdint>
+#include <expected>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sandbox::util {
+
+namespace fs = std::filesystem;
+
+// Reads a whole file, refusing anything larger than max_bytes.
+std::expected<std::string, std::string> read_file(const fs::path& path,
+                                                  std::uint64_t max_bytes = UINT64_MAX);
+
+// Writes via a temporary file in the same directory and rename(2), so readers
+// see either the old or the new content, never a torn write.
+std::expected<void, std::string> write_file_atomic(const fs::path& path, std::string_view data,
+                                                   unsigned mode = 0644);
+
+// True when `path` (already resolved) is `root` or lies below it, compared by
+// path components, never by string prefix.
+bool is_within(const fs::path& root, const fs::path& path);
+
+struct TreeEntry {
+  fs::path relative;
+  fs::file_type type = fs::file_type::none;
+  std::uint64_t size = 0;
+  unsigned mode = 0;
+};
+
+// Lists a tree with lstat semantics: symlinks are reported, never followed.
+// Entries are sorted by relative path.
+std::expected<std::vector<TreeEntry>, std::string> list_tree(const fs::path& root);
+
+// Removes a tree without following symlinks out of it. Errors are reported,
+// not thrown.
+std::expected<void, std::string> remove_tree(const fs::path& root);
+
+// A directory created 0700 under `parent` with a unique name; removed when the
+// owner is destroyed unless keep() was called.
+class TempDir {
+public:
+  static std::expected<TempDir, std::string> create(const fs::path& parent,
+                                                    std::string_view prefix);
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  TempDir(TempDir&& other) noexcept;
+  TempDir& operator=(TempDir&& other) noexcept;
+  ~TempDir();
+
+  [[nodiscard]] const fs::path& path() const noexcept { return m_path; }
+  // Hands ownership to the caller: the directory survives this object.
+  fs::path keep() noexcept;
+
+private:
+  explicit TempDir(fs::path path) : m_path(std::move(path)) {}
+  fs::path m_path;
+};
+
+// The directory for temporary files: $TMPDIR if it is an existing directory, else /tmp.
+fs::path default_temp_root();
+
+std::string errno_message(std::string_view what);
+
+} // namespace sandbox::util
