@@ -29,12 +29,20 @@ struct Limits {
   std::uint64_t output_cap_bytes = 1ull << 20;      // stdout+stderr kept, then the job ends
 };
 
+// A host directory the job sees. A runner that remaps paths (remaps_paths())
+// shows it at `inside`; one that does not shows it at `host`, and the caller
+// then uses host paths in argv, env and cwd.
+struct Bind {
+  fs::path host;
+  fs::path inside;
+  bool writable = false;
+};
+
 struct ProcessSpec {
-  std::vector<std::string> argv; // argv[0] is an absolute path
+  std::vector<std::string> argv; // argv[0] is an absolute path as the job sees it
   std::vector<std::string> env;  // the complete environment, "KEY=VALUE"; nothing is inherited
-  fs::path cwd;
-  std::vector<fs::path> readonly_paths; // beyond the toolchain: e.g. the sandbox source
-  std::vector<fs::path> writable_paths; // e.g. the job's temp dir
+  fs::path cwd;                  // as the job sees it
+  std::vector<Bind> binds;       // beyond the toolchain: the sandbox source, the job's temp dir
   Limits limits;
 };
 
@@ -90,6 +98,8 @@ public:
   // Runs the job to its end. Never throws for anything the job does.
   virtual ProcessResult run(const ProcessSpec& spec) = 0;
   [[nodiscard]] virtual Isolation isolation() const = 0;
+  // True when binds appear at Bind::inside rather than at their host path.
+  [[nodiscard]] virtual bool remaps_paths() const = 0;
 };
 
 // Runs the job on the host in its own process group with PDEATHSIG, a wall
@@ -99,6 +109,7 @@ class GroupRunner final : public ProcessRunner {
 public:
   ProcessResult run(const ProcessSpec& spec) override;
   [[nodiscard]] Isolation isolation() const override;
+  [[nodiscard]] bool remaps_paths() const override { return false; }
 };
 
 } // namespace sandbox::jail
