@@ -1,0 +1,341 @@
+// NamespaceRunner::run: prepares everything the child needs (mount list,
+// seccomp program, argv/envp, cgroup), clones into the new namespaces, sets
+// the uid/gid maps and cgroup membership from outside, releases the child and
+// supervises it. Every handle has an owner, so every early return cleans up.
+
+#include "jail/namespace_runner.h"
+
+#include "jail/jail_child.h"
+#include "jail/supervisor.h"
+#include "util/fd.h"
+#include "util/fs.h"
+#include "util/time.h"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+namespace sandbox::jail {
+
+namespace {
+
+using util::Fd;
+
+constexpr std::uint64_t kNamespaceFlags =
+    CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
+constexpr std::uint64_t kMinAddressSpace = 2ull << 30;
+
+ProcessResult setup_failure(std::string stage, std::string error)
+{
+  ProcessResult result;
+  result.verdict = Verdict::setup_failure;
+  result.setup_stage = std::move(stage);
+  result.setup_error = std::move(error);
+  return result;
+}
+
+// Owns the init's pid until it has been reaped: an early return kills the
+// whole namespace (SIGKILL to its init) and reaps it.
+class InitProcess {
+public:
+  InitProcess(pid_t pid, int pidfd) : m_pid(pid), m_pidfd(pidfd) {}
+  InitProcess(const InitProcess&) = delete;
+  InitProcess& operator=(const InitProcess&) = delete;
+  ~InitProcess()
+  {
+    if (m_pid > 0 && !m_reaped) {
+      ::kill(m_pid, SIGKILL);
+      ::waitpid(m_pid, nullptr, __WALL);
+    }
+  }
+  [[nodiscard]] pid_t pid() const { return m_pid; }
+  [[nodiscard]] int pidfd() const { return m_pidfd.get(); }
+  void mark_reaped() { m_reaped = true; }
+
+private:
+  pid_t m_pid;
+  Fd m_pidfd;
+  bool m_reaped = false;
+};
+
+bool write_proc_file(pid_t pid, const char* name, const std::string& text)
+{
+  std::string path = "/proc/" + std::to_string(pid) + "/" + name;
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  return fd && ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
+}
+
+// Gives the job's host uid the writable binds, without following symlinks
+// (a planted link must not make us chown a host file).
+std::expected<void, std::string> chown_tree(const fs::path& root, uid_t uid, gid_t gid)
+{
+  if (::lchown(root.c_str(), uid, gid) != 0) {
+    return std::unexpected(util::errno_message("chown " + root.string()));
+  }
+  std::error_code ec;
+  fs::recursive_directory_iterator it(root, fs::directory_options::none, ec);
+  for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (::lchown(it->path().c_str(), uid, gid) != 0) {
+      return std::unexpected(util::errno_message("chown " + it->path().string()));
+    }
+  }
+  if (ec) {
+    return std::unexpected("chown " + root.string() + ": " + ec.message());
+  }
+  return {};
+}
+
+int cap_last_cap()
+{
+  auto text = util::read_file("/proc/sys/kernel/cap_last_cap", 64);
+  if (!text) {
+    return 40;
+  }
+  try {
+    return std::stoi(*text);
+  } catch (...) {
+    return 40;
+  }
+}
+
+pid_t clone_jail(int cgroup_fd, int* pidfd, bool* into_cgroup)
+{
+  clone_args args{};
+  args.flags = kNamespaceFlags | CLONE_PIDFD | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0);
+  args.pidfd = reinterpret_cast<std::uint64_t>(pidfd);
+  args.exit_signal = SIGCHLD;
+  args.cgroup = cgroup_fd >= 0 ? static_cast<std::uint64_t>(cgroup_fd) : 0;
+  *into_cgroup = cgroup_fd >= 0;
+  long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  if (pid >= 0 || (errno != ENOSYS && errno != EINVAL && errno != E2BIG)) {
+    return static_cast<pid_t>(pid);
+  }
+  // Older kernels: clone without a pidfd or cgroup; the caller opens the
+  // pidfd and attaches the cgroups before releasing the child.
+  *into_cgroup = false;
+  *pidfd = -1;
+  return static_cast<pid_t>(
+      ::syscall(SYS_clone, kNamespaceFlags | SIGCHLD, nullptr, nullptr, nullptr, 0));
+}
+
+} // namespace
+
+NamespaceRunner::NamespaceRunner(NamespaceRunnerOptions options) : m_options(std::move(options))
+{
+  m_ncpus = std::max(1u, std::thread::hardware_concurrency());
+  m_cap_last = cap_last_cap();
+  if (m_options.use_seccomp) {
+    if (auto program = compile_seccomp(seccomp_rules())) {
+      m_seccomp = std::move(*program);
+    } else {
+      m_notes.push_back("seccomp: " + program.error());
+    }
+  }
+  if (m_options.use_cgroups) {
+    if (auto layout = detect_cgroup_layout()) {
+      m_layout = std::move(*layout);
+      // Job cgroups named after an engine that no longer runs are leftovers
+      // of a crash: kill what is in them and remove them.
+      for (const auto& dir : remove_stale_cgroups(*m_layout)) {
+        m_notes.push_back("removed stale cgroup " + dir.string());
+      }
+    } else {
+      m_notes.push_back("cgroups: " + layout.error());
+    }
+  }
+}
+
+Isolation NamespaceRunner::isolation() const
+{
+  Isolation isolation;
+  isolation.mode = "jail";
+  for (const char* layer : {"user_ns", "pid_ns", "mount_ns", "net_ns", "ipc_ns", "uts_ns",
+                            "cgroup_ns", "no_new_privs", "capabilities_dropped"}) {
+    isolation.layers[layer] = true;
+  }
+  isolation.layers["seccomp"] = m_seccomp.has_value();
+  bool memory = m_layout && m_layout->parent_for("memory");
+  bool pids = m_layout && m_layout->parent_for("pids");
+  bool cpu = m_layout && m_layout->parent_for("cpu");
+  bool accounting = m_layout && (m_layout->unified || m_layout->parent_for("cpuacct"));
+  isolation.layers["cgroup"] = memory || pids || cpu;
+  isolation.enforced_limits = {"timeout", "output_cap"};
+  if (memory) {
+    isolation.enforced_limits.push_back("memory_limit");
+  }
+  if (pids) {
+    isolation.enforced_limits.push_back("max_processes");
+  }
+  if (cpu) {
+    isolation.enforced_limits.push_back("cpu_limit");
+  }
+  if (accounting) {
+    isolation.enforced_limits.push_back("cpu_time");
+  }
+  return isolation;
+}
+
+ProcessResult NamespaceRunner::run(const ProcessSpec& spec)
+{
+  util::Stopwatch clock;
+  if (spec.argv.empty() || !fs::path(spec.argv[0]).is_absolute()) {
+    return setup_failure("spec", "argv[0] must be an absolute path inside the jail");
+  }
+  auto plan = build_mount_plan(spec, m_options.mounts);
+  if (!plan) {
+    return setup_failure("mount_plan", plan.error());
+  }
+  PreparedMounts mounts(*plan);
+
+  bool privileged = ::geteuid() == 0;
+  uid_t host_uid = privileged ? m_options.host_uid : ::geteuid();
+  gid_t host_gid = privileged ? m_options.host_gid : ::getegid();
+  if (privileged && m_options.chown_writable_binds) {
+    for (const auto& bind : spec.binds) {
+      if (bind.writable) {
+        if (auto ok = chown_tree(bind.host, host_uid, host_gid); !ok) {
+          return setup_failure("chown_bind", ok.error());
+        }
+      }
+    }
+  }
+
+  // Everything the child reads is built now: it must not allocate.
+  std::vector<char*> argv;
+  for (const auto& arg : spec.argv) {
+    argv.push_back(const_cast<char*>(arg.c_str()));
+  }
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const auto& var : spec.env) {
+    envp.push_back(const_cast<char*>(var.c_str()));
+  }
+  envp.push_back(nullptr);
+  std::string cwd = spec.cwd.string();
+
+  ProcessResult result;
+  std::optional<JobCgroup> cgroup;
+  CgroupValues values = cgroup_values(spec.limits, m_options.cgroup, m_ncpus);
+  if (m_layout) {
+    auto name = job_cgroup_name(::getpid(), m_counter.fetch_add(1));
+    if (auto group = JobCgroup::create(*m_layout, name, values)) {
+      cgroup.emplace(std::move(*group));
+    } else if (m_options.require_cgroups) {
+      return setup_failure("cgroup", group.error());
+    } else {
+      result.warnings.push_back("running without a job cgroup: " + group.error());
+    }
+  } else if (m_options.require_cgroups) {
+    return setup_failure("cgroup", "no usable cgroup hierarchy");
+  }
+
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    return setup_failure("pipe", std::strerror(errno));
+  }
+  Fd out_read(pipe_fds[0]), out_write(pipe_fds[1]);
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    return setup_failure("pipe", std::strerror(errno));
+  }
+  Fd report_read(pipe_fds[0]), report_write(pipe_fds[1]);
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    return setup_failure("pipe", std::strerror(errno));
+  }
+  Fd sync_read(pipe_fds[0]), sync_write(pipe_fds[1]);
+  Fd dev_null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!dev_null) {
+    return setup_failure("open_dev_null", std::strerror(errno));
+  }
+
+  ChildConfig config;
+  config.mounts = &mounts;
+  config.root_bytes = m_options.root_tmpfs_bytes;
+  config.seccomp = m_seccomp ? &*m_seccomp : nullptr;
+  config.argv = argv.data();
+  config.envp = envp.data();
+  config.cwd = cwd.c_str();
+  config.hostname = m_options.mounts.hostname.c_str();
+  config.uid = m_options.mounts.inside_uid;
+  config.gid = m_options.mounts.inside_gid;
+  config.drop_groups = privileged;
+  config.cap_last = m_cap_last;
+  config.open_files = m_options.open_files;
+  config.file_bytes = m_options.max_file_bytes;
+  config.address_space = std::max(m_options.address_space_bytes, kMinAddressSpace);
+  config.sync_fd = sync_read.get();
+  config.report_fd = report_write.get();
+  config.output_fd = out_write.get();
+  config.null_fd = dev_null.get();
+
+  int pidfd = -1;
+  bool into_cgroup = false;
+  pid_t pid = clone_jail(cgroup ? cgroup->unified_fd() : -1, &pidfd, &into_cgroup);
+  if (pid == 0) {
+    jail_init_main(config);
+  }
+  if (pid < 0) {
+    return setup_failure(
+        "clone",
+        std::string(std::strerror(errno)) +
+            (errno == EPERM || errno == ENOSPC ? " (user namespaces disabled or exhausted?)" : ""));
+  }
+  if (pidfd < 0) {
+    pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  }
+  InitProcess init(pid, pidfd);
+  out_write.reset();
+  report_write.reset();
+  sync_read.reset();
+  dev_null.reset();
+  if (init.pidfd() < 0) {
+    return setup_failure("pidfd_open", std::strerror(errno));
+  }
+
+  // The child waits for these: identity maps, then cgroup membership.
+  if (!privileged && !write_proc_file(pid, "setgroups", "deny")) {
+    return setup_failure("setgroups_deny", std::strerror(errno));
+  }
+  if (!write_proc_file(pid, "uid_map",
+                       std::to_string(config.uid) + " " + std::to_string(host_uid) + " 1\n")) {
+    return setup_failure("uid_map", std::strerror(errno));
+  }
+  if (!write_proc_file(pid, "gid_map",
+                       std::to_string(config.gid) + " " + std::to_string(host_gid) + " 1\n")) {
+    return setup_failure("gid_map", std::strerror(errno));
+  }
+  if (cgroup) {
+    if (auto attached = cgroup->attach(pid, into_cgroup); !attached) {
+      return setup_failure("cgroup_attach", attached.error());
+    }
+  }
+  char go = 1;
+  if (::write(sync_write.get(), &go, 1) != 1) {
+    return setup_failure("sync", std::strerror(errno));
+  }
+  sync_write.reset();
+
+  SupervisedJob job{pid, init.pidfd(), out_read.get(), report_read.get(),
+                    cgroup ? &*cgroup : nullptr};
+  MonitorSettings monitor{m_options.monitor_interval_ms, m_options.warn_fraction,
+                          m_options.violation_after, m_options.max_warnings, values.pids_max};
+  supervise(job, spec.limits, monitor, result);
+  init.mark_reaped();
+  if (result.verdict == Verdict::setup_failure && result.setup_stage == "execve") {
+    result.setup_error += " (" + spec.argv[0] + ")";
+  }
+  cgroup.reset(); // kills stragglers, removes the job cgroups
+  result.usage.wall_time_ms = clock.elapsed_ms();
+  return result;
+}
+
+} // namespace sandbox::jail
