@@ -12,7 +12,8 @@ namespace sandbox::util {
 
 namespace fs = std::filesystem;
 
-// Reads a whole file, refusing anything larger than max_bytes.
+// Reads a whole regular file, refusing anything larger than max_bytes. A
+// symlink as the last component is refused (O_NOFOLLOW), never followed.
 std::expected<std::string, std::string> read_file(const fs::path& path,
                                                   std::uint64_t max_bytes = UINT64_MAX);
 

@@ -1,0 +1,1 @@
+-define(CALC_VERSION, "1.0.0").

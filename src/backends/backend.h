@@ -1,0 +1,74 @@
+#pragma once
+// Backends turn a compile request into a command for a ProcessRunner and turn
+// what the compiler printed into diagnostics. They never write into the
+// sandbox tree: every output goes under the job's work directory.
+
+#include "core/diagnostic.h"
+#include "core/error.h"
+#include "core/options.h"
+#include "jail/process.h"
+
+#include <expected>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sandbox::backends {
+
+namespace fs = std::filesystem;
+
+// Where the sandbox and the job's writable directory are, on the host and as
+// the job sees them (the same paths unless the runner remaps them).
+struct JobPaths {
+  fs::path sandbox_host; // resolved, an existing directory
+  fs::path work_host;    // the job's writable directory, created by the caller
+  fs::path sandbox_job;
+  fs::path work_job;
+
+  // `host` (under work_host) as the job sees it.
+  [[nodiscard]] fs::path work_in_job(const fs::path& host) const;
+};
+
+JobPaths make_job_paths(const fs::path& sandbox_host, const fs::path& work_host,
+                        const jail::ProcessRunner& runner);
+
+struct BackendRequest {
+  JobPaths paths;
+  const core::CompileOptions* options = nullptr;
+  // Relative to the sandbox, already checked to resolve inside it; empty means
+  // the backend's default discovery.
+  std::vector<fs::path> source_files;
+};
+
+struct BackendRun {
+  std::vector<fs::path> output_dirs;  // host directories holding the produced .beam/.app files
+  std::optional<std::string> app_name; // the Mix project's application, as Mix reported it
+  std::string output;                  // what the compiler printed (stdout and stderr)
+  std::vector<core::Diagnostic> diagnostics;
+  std::vector<fs::path> compiled_sources; // relative to the sandbox
+  jail::ResourceUsage usage;
+  std::vector<std::string> monitor_warnings;
+};
+
+class CompilerBackend {
+public:
+  virtual ~CompilerBackend() = default;
+  virtual std::expected<BackendRun, core::Error> compile(const BackendRequest& request,
+                                                         jail::ProcessRunner& runner) const = 0;
+};
+
+// The backend for mix, elixirc or erlc (in_process is served by the worker pool).
+std::unique_ptr<CompilerBackend> make_backend(core::Backend backend);
+
+// Source discovery without following symlinks: regular files under `dir`
+// (relative to root) whose name ends with `extension`, sorted.
+std::expected<std::vector<fs::path>, std::string>
+find_sources(const fs::path& root, const fs::path& dir, std::string_view extension, bool recursive);
+
+// A relative source path as a command-line argument: "./-x.ex" rather than
+// "-x.ex", so no file name is read as a flag.
+std::string as_argument(const fs::path& relative);
+
+} // namespace sandbox::backends

@@ -1,0 +1,55 @@
+// elixirc: lib/**/*.ex (or the given source_files) into <work>/ebin.
+
+#include "backends/backend.h"
+#include "backends/toolchain.h"
+
+#include <fmt/format.h>
+
+namespace sandbox::backends {
+
+namespace {
+
+class ElixircBackend final : public CompilerBackend {
+public:
+  std::expected<BackendRun, core::Error> compile(const BackendRequest& request,
+                                                 jail::ProcessRunner& runner) const override
+  {
+    const auto& tools = toolchain();
+    if (!tools) {
+      return std::unexpected(core::JailSetupFailed{"toolchain", tools.error()});
+    }
+    auto sources = request.source_files;
+    if (sources.empty()) {
+      auto found = find_sources(request.paths.sandbox_host, "lib", ".ex", true);
+      if (!found) {
+        return std::unexpected(core::InvalidSandboxPath{request.paths.sandbox_host, found.error()});
+      }
+      sources = std::move(*found);
+    }
+    if (sources.empty()) {
+      return std::unexpected(core::InvalidSandboxPath{
+        request.paths.sandbox_host.string(), "no Elixir sources to compile (lib/**/*.ex)"});
+    }
+    auto ebin = request.paths.work_host / "ebin";
+    std::vector<std::string> argv = {tools->elixirc.string(), "-o",
+                                     request.paths.work_in_job(ebin).string()};
+    for (const auto& source : sources) {
+      argv.push_back(as_argument(source));
+    }
+    auto run = run_job(request, runner, job_spec(request, std::move(argv), {}), false);
+    if (run) {
+      run->output_dirs = {ebin};
+      run->compiled_sources = std::move(sources);
+    }
+    return run;
+  }
+};
+
+} // namespace
+
+std::unique_ptr<CompilerBackend> make_elixirc_backend()
+{
+  return std::make_unique<ElixircBackend>();
+}
+
+} // namespace sandbox::backends

@@ -1,0 +1,212 @@
+#include "backends/toolchain.h"
+
+#include "backends/diagnostics.h"
+
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <csignal>
+#include <cstring>
+
+namespace sandbox::backends {
+
+namespace {
+
+std::vector<fs::path> search_dirs()
+{
+  std::vector<fs::path> dirs;
+  if (const char* path = std::getenv("PATH"); path != nullptr) {
+    std::string_view rest(path);
+    while (!rest.empty()) {
+      auto colon = rest.find(':');
+      auto item = rest.substr(0, colon);
+      if (!item.empty() && item.front() == '/') {
+        dirs.emplace_back(item);
+      }
+      if (colon == std::string_view::npos) {
+        break;
+      }
+      rest.remove_prefix(colon + 1);
+    }
+  }
+  for (const char* dir : {"/usr/local/bin", "/usr/bin", "/bin"}) {
+    dirs.emplace_back(dir);
+  }
+  return dirs;
+}
+
+std::expected<fs::path, std::string> find_tool(const std::vector<fs::path>& dirs,
+                                               std::string_view name)
+{
+  for (const auto& dir : dirs) {
+    auto candidate = dir / name;
+    if (::access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+  }
+  return std::unexpected(fmt::format("{} not found in PATH, /usr/local/bin, /usr/bin or /bin "
+                                     "(install Elixir and Erlang: make deps)",
+                                     name));
+}
+
+std::expected<Toolchain, std::string> locate()
+{
+  auto dirs = search_dirs();
+  Toolchain tools;
+  struct Entry {
+    fs::path* slot;
+    const char* name;
+  };
+  for (auto [slot, name] : {Entry{&tools.elixir, "elixir"}, Entry{&tools.elixirc, "elixirc"},
+                            Entry{&tools.mix, "mix"}, Entry{&tools.erl, "erl"},
+                            Entry{&tools.erlc, "erlc"}}) {
+    auto found = find_tool(dirs, name);
+    if (!found) {
+      return std::unexpected(found.error());
+    }
+    *slot = *found;
+  }
+  std::vector<std::string> path_dirs;
+  for (const auto& tool : {tools.elixir, tools.erl}) {
+    auto dir = tool.parent_path().string();
+    if (std::find(path_dirs.begin(), path_dirs.end(), dir) == path_dirs.end()) {
+      path_dirs.push_back(dir);
+    }
+  }
+  for (const char* dir : {"/usr/bin", "/bin"}) {
+    if (std::find(path_dirs.begin(), path_dirs.end(), dir) == path_dirs.end()) {
+      path_dirs.emplace_back(dir);
+    }
+  }
+  for (const auto& dir : path_dirs) {
+    tools.path_env += (tools.path_env.empty() ? "" : ":") + dir;
+  }
+  return tools;
+}
+
+std::string signal_name(int signal)
+{
+  const char* abbrev = sigabbrev_np(signal);
+  return abbrev != nullptr ? fmt::format("SIG{}", abbrev) : fmt::format("signal {}", signal);
+}
+
+} // namespace
+
+const std::expected<Toolchain, std::string>& toolchain()
+{
+  static const auto tools = locate();
+  return tools;
+}
+
+std::vector<std::string> job_environment(const BackendRequest& request,
+                                         const std::map<std::string, std::string>& extra)
+{
+  std::map<std::string, std::string> env;
+  const auto& tools = toolchain();
+  env["PATH"] = tools ? tools->path_env : "/usr/bin:/bin";
+  env["HOME"] = (request.paths.work_job / "home").string();
+  env["TMPDIR"] = (request.paths.work_job / "tmp").string();
+  env["LANG"] = "C.UTF-8";
+  for (const auto& [key, value] : extra) {
+    env[key] = value;
+  }
+  if (request.options != nullptr) {
+    for (const auto& [key, value] : request.options->env) {
+      if (!core::is_reserved_env_name(key)) {
+        env[key] = value;
+      }
+    }
+  }
+  std::vector<std::string> out;
+  out.reserve(env.size());
+  for (const auto& [key, value] : env) {
+    out.push_back(key + "=" + value);
+  }
+  return out;
+}
+
+jail::Limits job_limits(const core::CompileOptions& options)
+{
+  jail::Limits limits;
+  limits.wall_timeout_ms = options.timeout_ms;
+  limits.memory_bytes = options.memory_limit;
+  limits.cpu_percent = options.cpu_limit;
+  limits.max_processes = options.max_processes;
+  limits.output_cap_bytes = options.output_limit;
+  return limits;
+}
+
+jail::ProcessSpec job_spec(const BackendRequest& request, std::vector<std::string> argv,
+                           const std::map<std::string, std::string>& extra_env)
+{
+  jail::ProcessSpec spec;
+  spec.argv = std::move(argv);
+  spec.env = job_environment(request, extra_env);
+  spec.cwd = request.paths.sandbox_job;
+  spec.binds.push_back({request.paths.sandbox_host, request.paths.sandbox_job, false});
+  spec.binds.push_back({request.paths.work_host, request.paths.work_job, true});
+  if (request.options != nullptr) {
+    spec.limits = job_limits(*request.options);
+  }
+  return spec;
+}
+
+std::expected<BackendRun, core::Error> run_job(const BackendRequest& request,
+                                               jail::ProcessRunner& runner,
+                                               const jail::ProcessSpec& spec, bool erlang_output)
+{
+  auto result = runner.run(spec);
+  PathContext paths;
+  paths.sandbox_root = request.paths.sandbox_host;
+  if (request.paths.sandbox_job != request.paths.sandbox_host) {
+    paths.aliases.push_back(request.paths.sandbox_job);
+  }
+  BackendRun run;
+  run.output = std::move(result.output);
+  run.diagnostics = erlang_output ? parse_erlc_output(run.output, paths)
+                                  : parse_elixir_output(run.output, paths);
+  run.usage = result.usage;
+  run.monitor_warnings = std::move(result.warnings);
+  const auto& limits = spec.limits;
+  switch (result.verdict) {
+  case jail::Verdict::exited:
+    if (result.exit_code == 0) {
+      return run;
+    }
+    return std::unexpected(
+      core::CompilationFailed{result.exit_code, std::move(run.output), std::move(run.diagnostics)});
+  case jail::Verdict::signaled:
+    return std::unexpected(core::CompilerCrash{
+      "signal", fmt::format("compiler killed by {}", signal_name(result.signal)),
+      {{"signal", result.signal}, {"output", run.output}}});
+  case jail::Verdict::seccomp_violation:
+    return std::unexpected(core::CompilerCrash{
+      "seccomp_violation", "the compiler made a forbidden system call and was killed",
+      {{"signal", result.signal}, {"output", run.output}}});
+  case jail::Verdict::wall_timeout:
+    return std::unexpected(core::CompilationTimeout{limits.wall_timeout_ms});
+  case jail::Verdict::cpu_time_limit:
+    return std::unexpected(core::ResourceLimitExceeded{
+      core::LimitType::cpu_limit, static_cast<double>(result.usage.cpu_time_ms),
+      static_cast<double>(limits.cpu_time_ms)});
+  case jail::Verdict::memory_limit:
+    return std::unexpected(core::ResourceLimitExceeded{
+      core::LimitType::memory_limit,
+      result.limit_reading > 0 ? result.limit_reading
+                               : static_cast<double>(result.usage.peak_memory_bytes),
+      static_cast<double>(limits.memory_bytes)});
+  case jail::Verdict::process_limit:
+    return std::unexpected(core::ResourceLimitExceeded{core::LimitType::max_processes,
+                                                       result.limit_reading,
+                                                       static_cast<double>(limits.max_processes)});
+  case jail::Verdict::output_limit:
+    return std::unexpected(core::OutputLimitExceeded{limits.output_cap_bytes});
+  case jail::Verdict::setup_failure:
+    return std::unexpected(core::JailSetupFailed{result.setup_stage, result.setup_error});
+  }
+  return std::unexpected(core::JailSetupFailed{"verdict", "unknown verdict"});
+}
+
+} // namespace sandbox::backends

@@ -1,0 +1,46 @@
+#pragma once
+// Where the Elixir and Erlang tools are, and the environment a job gets:
+// built from nothing, an allow-list plus the caller's `env` option.
+
+#include "backends/backend.h"
+
+#include <expected>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace sandbox::backends {
+
+struct Toolchain {
+  fs::path elixir;
+  fs::path elixirc;
+  fs::path mix;
+  fs::path erl;
+  fs::path erlc;
+  std::string path_env; // PATH for jobs: the tools' directories, /usr/bin, /bin
+};
+
+// Looks the tools up once, in the engine's PATH and the standard directories.
+const std::expected<Toolchain, std::string>& toolchain();
+
+// The job environment: PATH, HOME and TMPDIR inside the work directory,
+// LANG=C.UTF-8, `extra` (the backend's MIX_* variables), then the caller's
+// env option. No variable of the engine's own environment is passed on.
+std::vector<std::string> job_environment(const BackendRequest& request,
+                                         const std::map<std::string, std::string>& extra);
+
+// The limits a job runs under, from the compile options.
+jail::Limits job_limits(const core::CompileOptions& options);
+
+// A spec with argv, environment, cwd (the sandbox), binds and limits.
+jail::ProcessSpec job_spec(const BackendRequest& request, std::vector<std::string> argv,
+                           const std::map<std::string, std::string>& extra_env);
+
+// Runs the job and maps its verdict onto the specification's errors. On
+// success the run carries output, diagnostics and usage.
+std::expected<BackendRun, core::Error> run_job(const BackendRequest& request,
+                                               jail::ProcessRunner& runner,
+                                               const jail::ProcessSpec& spec, bool erlang_output);
+
+} // namespace sandbox::backends

@@ -1,0 +1,279 @@
+#include "cli/commands.h"
+
+#include "beam/beam.h"
+#include "compiler/isolated_compiler.h"
+#include "compiler/report.h"
+#include "core/options.h"
+
+#include <fmt/format.h>
+
+#include <iostream>
+#include <iterator>
+
+namespace sandbox::cli {
+
+namespace {
+
+using nlohmann::json;
+
+std::string flag_name(std::string_view option)
+{
+  std::string flag = "--";
+  for (char c : option) {
+    flag += c == '_' ? '-' : c;
+  }
+  return flag;
+}
+
+int usage_error(bool as_json, const std::string& option, const std::string& reason)
+{
+  if (as_json) {
+    std::cout << json{{"ok", false},
+                      {"error", {{"type", "invalid_option"}, {"option", option}, {"reason", reason}}}}
+                   .dump()
+              << "\n";
+  }
+  std::cerr << fmt::format("sandbox: invalid option {} ({}): {}\n", flag_name(option), option, reason);
+  return kExitUsage;
+}
+
+void print_human_result(const compiler::CompileResult& result, const json& as_json)
+{
+  auto report = compiler::compilation_report(as_json);
+  if (!report) {
+    std::cout << as_json.dump(2) << "\n";
+    return;
+  }
+  std::cout << compiler::format_report(*report);
+  if (result) {
+    for (const auto& beam : result->beam_files) {
+      std::cout << "  " << beam.string() << "\n";
+    }
+    if (result->app_file) {
+      std::cout << "  " << result->app_file->string() << "\n";
+    }
+    std::cout << "temp dir: " << result->temp_dir.string()
+              << "  (remove with: sandbox cleanup " << result->temp_dir.string() << ")\n";
+    std::cout << "isolation: " << result->isolation.mode << "\n";
+    for (const auto& item : result->unenforced_options) {
+      std::cout << "not enforced: " << item.option << ": " << item.reason << "\n";
+    }
+  } else if (std::holds_alternative<core::CompilationFailed>(result.error())) {
+    const auto& failed = std::get<core::CompilationFailed>(result.error());
+    if (failed.diagnostics.empty() && !failed.output.empty()) {
+      std::cout << failed.output;
+    }
+  }
+}
+
+int finish_compile(const compiler::CompileResult& result, bool as_json)
+{
+  auto out = compiler::to_json(result);
+  if (as_json) {
+    std::cout << out.dump() << "\n";
+  } else {
+    print_human_result(result, out);
+  }
+  if (result) {
+    return kExitOk;
+  }
+  if (std::holds_alternative<core::InvalidOption>(result.error())) {
+    const auto& invalid = std::get<core::InvalidOption>(result.error());
+    std::cerr << fmt::format("sandbox: invalid option {} ({}): {}\n", flag_name(invalid.option),
+                             invalid.option, invalid.reason);
+    return kExitUsage;
+  }
+  return kExitFailed;
+}
+
+} // namespace
+
+void CompileFlags::add_to(CLI::App& command)
+{
+  command.add_option("--compiler", compiler, "Backend: mix, elixirc, erlc, in_process");
+  command.add_flag("--in-process", in_process, "Same as --compiler in_process");
+  command.add_option("--timeout", timeout, "Wall-clock limit in milliseconds (default 30000)");
+  command.add_option("--memory-limit", memory_limit, "Memory limit: bytes or 256M, 1G (default 256M)");
+  command.add_option("--cpu-limit", cpu_limit, "CPU limit in percent (default 80)");
+  command.add_option("--max-processes", max_processes, "Process limit (default 100)");
+  command.add_option("--temp-dir", temp_dir, "Directory in which the job's temp dir is created");
+  command.add_option("--output-limit", output_limit, "Cap on what the compiler may print (default 1M)");
+  command.add_option("--isolation", isolation, "jail (default) or process_group (weaker, opt-in)");
+  command.add_flag("--no-validate-beams", no_validate_beams, "Skip BEAM validation");
+  command.add_option("--env", env, "KEY=VALUE for the compile's environment (repeatable)");
+  command.add_flag("--incremental", incremental, "Incremental compilation");
+  command.add_flag("--force-recompile", force_recompile, "Full recompilation, bypassing the cache");
+  command.add_flag("--no-cache", no_cache, "Disable the compile cache");
+  command.add_flag("--skip-cache", skip_cache, "Skip cache lookup but still update the cache");
+  command.add_flag("--no-dependency-analysis", no_dependency_analysis, "No scope expansion");
+  command.add_flag("--no-security-scan", no_security_scan, "Skip the security scan");
+  command.add_option("--restricted-module", restricted_modules, "Restricted module (repeatable)");
+  command.add_option("--allowed-operation", allowed_operations, "Allowed operation (repeatable)");
+  command.add_option("--source-file", source_files, "Source file to compile (repeatable)");
+}
+
+std::optional<json> CompileFlags::to_options(std::string& error) const
+{
+  json options = json::object();
+  auto put = [&](const char* key, const std::optional<std::string>& value) {
+    if (value) {
+      options[key] = *value;
+    }
+  };
+  put("compiler", compiler);
+  put("timeout", timeout);
+  put("memory_limit", memory_limit);
+  put("cpu_limit", cpu_limit);
+  put("max_processes", max_processes);
+  put("temp_dir", temp_dir);
+  put("output_limit", output_limit);
+  put("isolation", isolation);
+  if (in_process) options["in_process"] = true;
+  if (no_validate_beams) options["validate_beams"] = false;
+  if (incremental) options["incremental"] = true;
+  if (force_recompile) options["force_recompile"] = true;
+  if (no_cache) options["cache_enabled"] = false;
+  if (skip_cache) options["skip_cache"] = true;
+  if (no_dependency_analysis) options["dependency_analysis"] = false;
+  if (no_security_scan) options["security_scan"] = false;
+  if (!restricted_modules.empty()) options["restricted_modules"] = restricted_modules;
+  if (!allowed_operations.empty()) options["allowed_operations"] = allowed_operations;
+  if (!source_files.empty()) options["source_files"] = source_files;
+  if (!env.empty()) {
+    json vars = json::object();
+    for (const auto& item : env) {
+      auto eq = item.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        error = fmt::format("\"{}\" is not KEY=VALUE", item);
+        return std::nullopt;
+      }
+      vars[item.substr(0, eq)] = item.substr(eq + 1);
+    }
+    options["env"] = vars;
+  }
+  return options;
+}
+
+void Commands::register_all(CLI::App& app)
+{
+  auto* compile = app.add_subcommand("compile", "Compile a sandbox directory");
+  compile->add_option("path", m_paths, "Sandbox directory")->required()->expected(1);
+  m_flags.add_to(*compile);
+  compile->add_flag("--json", m_json, "Print one JSON object");
+  compile->callback([this] {
+    m_selected = [this] {
+      std::string error;
+      auto object = m_flags.to_options(error);
+      if (!object) {
+        return usage_error(m_json, "env", error);
+      }
+      auto options = core::parse_compile_options(*object);
+      if (!options) {
+        return usage_error(m_json, options.error().option, options.error().reason);
+      }
+      return finish_compile(compiler::compile_sandbox(m_paths.front(), *options), m_json);
+    };
+  });
+
+  auto* compile_file = app.add_subcommand("compile-file", "Compile one .ex or .erl file");
+  compile_file->add_option("file", m_paths, "Source file")->required()->expected(1);
+  m_flags.add_to(*compile_file);
+  compile_file->add_flag("--json", m_json, "Print one JSON object");
+  compile_file->callback([this] {
+    m_selected = [this] {
+      std::string error;
+      auto object = m_flags.to_options(error);
+      if (!object) {
+        return usage_error(m_json, "env", error);
+      }
+      auto options = core::parse_compile_options(*object);
+      if (!options) {
+        return usage_error(m_json, options.error().option, options.error().reason);
+      }
+      return finish_compile(compiler::compile_file(m_paths.front(), *options), m_json);
+    };
+  });
+
+  auto* validate = app.add_subcommand("validate", "Validate BEAM files");
+  validate->add_option("beam", m_paths, "BEAM files")->required();
+  validate->add_flag("--json", m_json, "Print one JSON object");
+  validate->callback([this] {
+    m_selected = [this] {
+      json files = json::array();
+      bool all_ok = true;
+      for (const auto& path : m_paths) {
+        auto checked = beam::validate_beam_file(path);
+        if (checked) {
+          files.push_back({{"file", path}, {"ok", true}, {"module", checked->module},
+                           {"exports", checked->exports.size()}, {"imports", checked->imports.size()}});
+        } else {
+          all_ok = false;
+          files.push_back({{"file", path}, {"ok", false}, {"reason", checked.error().reason}});
+        }
+      }
+      if (m_json) {
+        json out = {{"ok", all_ok}, {"files", files}};
+        if (!all_ok) {
+          for (const auto& f : files) {
+            if (!f["ok"].get<bool>()) {
+              out["error"] = {{"type", "beam_validation_failed"}, {"file", f["file"]}, {"reason", f["reason"]}};
+              break;
+            }
+          }
+        }
+        std::cout << out.dump() << "\n";
+      } else {
+        for (const auto& f : files) {
+          if (f["ok"].get<bool>()) {
+            std::cout << fmt::format("ok       {} ({})\n", f["file"].get<std::string>(), f["module"].get<std::string>());
+          } else {
+            std::cout << fmt::format("INVALID  {}: {}\n", f["file"].get<std::string>(), f["reason"].get<std::string>());
+          }
+        }
+      }
+      return all_ok ? kExitOk : kExitFailed;
+    };
+  });
+
+  auto* report = app.add_subcommand("report", "Print the report of a compile result read as JSON on stdin");
+  report->add_flag("--json", m_json, "Print one JSON object");
+  report->callback([this] {
+    m_selected = [this] {
+      std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+      auto parsed = json::parse(input, nullptr, false);
+      if (parsed.is_discarded()) {
+        std::cerr << "sandbox report: stdin is not JSON\n";
+        return kExitUsage;
+      }
+      auto built = compiler::compilation_report(parsed);
+      if (!built) {
+        std::cerr << "sandbox report: " << built.error() << "\n";
+        return kExitUsage;
+      }
+      std::cout << (m_json ? built->dump() + "\n" : compiler::format_report(*built));
+      return (*built)["status"] == "success" ? kExitOk : kExitFailed;
+    };
+  });
+
+  auto* cleanup = app.add_subcommand("cleanup", "Remove a temp dir that a compile returned");
+  cleanup->add_option("temp_dir", m_paths, "Temp dir")->required()->expected(1);
+  cleanup->add_flag("--json", m_json, "Print one JSON object");
+  cleanup->callback([this] {
+    m_selected = [this] {
+      auto removed = compiler::cleanup_temp_artifacts(m_paths.front());
+      if (m_json) {
+        std::cout << (removed ? json{{"ok", true}} : json{{"ok", false}, {"error", core::to_json(removed.error())}}).dump() << "\n";
+      } else if (!removed) {
+        std::cerr << "sandbox cleanup: " << core::describe(removed.error()) << "\n";
+      }
+      return removed ? kExitOk : kExitFailed;
+    };
+  });
+}
+
+int Commands::run()
+{
+  return m_selected ? m_selected() : kExitUsage;
+}
+
+} // namespace sandbox::cli

@@ -1,0 +1,50 @@
+#pragma once
+// The `sandbox` subcommands: each collects its flags, calls the compiler
+// facade, and prints a human report or one JSON object (--json).
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sandbox::cli {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+
+// Flags shared by compile and compile-file, gathered as the specification's
+// option names and handed to core::parse_compile_options.
+struct CompileFlags {
+  std::optional<std::string> compiler, timeout, memory_limit, cpu_limit, max_processes, temp_dir,
+    output_limit, isolation;
+  bool no_validate_beams = false, incremental = false, force_recompile = false, no_cache = false,
+       skip_cache = false, no_dependency_analysis = false, no_security_scan = false,
+       in_process = false;
+  std::vector<std::string> env, restricted_modules, allowed_operations, source_files;
+
+  void add_to(CLI::App& command);
+  // The option object; a malformed --env is reported as a usage error.
+  [[nodiscard]] std::optional<nlohmann::json> to_options(std::string& error) const;
+};
+
+class Commands {
+public:
+  void register_all(CLI::App& app);
+  // Runs the subcommand that was parsed; returns the exit status.
+  int run();
+
+private:
+  std::function<int()> m_selected;
+  bool m_json = false;
+  CompileFlags m_flags;
+  std::vector<std::string> m_paths;
+  std::string m_filename;
+  std::string m_out;
+};
+
+} // namespace sandbox::cli

@@ -1,0 +1,294 @@
+#include "compiler/isolated_compiler.h"
+
+#include "backends/backend.h"
+#include "beam/beam.h"
+#include "compiler/engine_state.h"
+#include "compiler/runner.h"
+#include "compiler/sandbox_path.h"
+#include "util/fs.h"
+#include "util/time.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace sandbox::compiler {
+
+namespace {
+
+// Removes a job's temp dir on every path but success.
+class TempDirGuard {
+public:
+  explicit TempDirGuard(fs::path path) : m_path(std::move(path)) {}
+  TempDirGuard(const TempDirGuard&) = delete;
+  TempDirGuard& operator=(const TempDirGuard&) = delete;
+  ~TempDirGuard()
+  {
+    if (!m_path.empty()) {
+      (void)util::remove_tree(m_path);
+    }
+  }
+  void release() { m_path.clear(); }
+
+private:
+  fs::path m_path;
+};
+
+bool given(const core::CompileOptions& options, std::string_view name)
+{
+  return std::find(options.given.begin(), options.given.end(), name) != options.given.end();
+}
+
+std::vector<UnenforcedOption> unenforced_options(const core::CompileOptions& options,
+                                                 const jail::Isolation& isolation)
+{
+  std::vector<UnenforcedOption> out;
+  auto enforced = [&](std::string_view limit) {
+    return std::find(isolation.enforced_limits.begin(), isolation.enforced_limits.end(), limit) !=
+           isolation.enforced_limits.end();
+  };
+  for (const char* limit : {"memory_limit", "cpu_limit", "max_processes"}) {
+    if (!enforced(limit)) {
+      out.push_back({limit, fmt::format("not enforced by the {} runner", isolation.mode)});
+    }
+  }
+  if (options.incremental) {
+    out.push_back({"incremental", "incremental compilation is not available yet: the compile was full"});
+  }
+  if (options.cache_enabled) {
+    out.push_back({"cache_enabled", "the compile cache is not available yet: nothing was cached"});
+  }
+  for (const char* name : {"force_recompile", "skip_cache", "dependency_analysis"}) {
+    if (given(options, name)) {
+      out.push_back({name, "has no effect until incremental compilation is available"});
+    }
+  }
+  if (options.security_scan) {
+    out.push_back({"security_scan", "the security scanner is not available yet: no scan ran"});
+  }
+  for (const char* name : {"restricted_modules", "allowed_operations"}) {
+    if (given(options, name)) {
+      out.push_back({name, "has no effect until the security scanner is available"});
+    }
+  }
+  return out;
+}
+
+std::expected<void, std::string> make_work_dirs(const fs::path& work)
+{
+  for (const char* sub : {"", "home", "tmp", "ebin"}) {
+    std::error_code ec;
+    fs::create_directories(work / sub, ec);
+    if (ec) {
+      return std::unexpected("cannot create " + (work / sub).string() + ": " + ec.message());
+    }
+  }
+  return {};
+}
+
+} // namespace
+
+CompileResult compile_sandbox(const std::string& path, const core::CompileOptions& options)
+{
+  util::Stopwatch clock;
+  auto sandbox = resolve_sandbox(path);
+  if (!sandbox) {
+    return std::unexpected(sandbox.error());
+  }
+  auto sources = resolve_source_files(*sandbox, options.source_files);
+  if (!sources) {
+    return std::unexpected(sources.error());
+  }
+  if (options.compiler == core::Backend::in_process) {
+    return std::unexpected(core::InvalidOption{
+      "compiler", "the in_process backend (warm worker pool) is not available in this build"});
+  }
+  auto runner = make_runner(options.isolation);
+  if (!runner) {
+    return std::unexpected(runner.error());
+  }
+
+  auto parent = options.temp_dir.value_or(util::default_temp_root());
+  auto temp = create_marked_temp_dir(parent);
+  if (!temp) {
+    if (options.temp_dir) {
+      return std::unexpected(core::InvalidOption{"temp_dir", temp.error()});
+    }
+    return std::unexpected(core::JailSetupFailed{"temp_dir", temp.error()});
+  }
+  TempDirGuard guard(*temp);
+  auto work = *temp / "work";
+  if (auto made = make_work_dirs(work); !made) {
+    return std::unexpected(core::JailSetupFailed{"temp_dir", made.error()});
+  }
+
+  backends::BackendRequest request;
+  request.paths = backends::make_job_paths(*sandbox, work, **runner);
+  request.options = &options;
+  request.source_files = std::move(*sources);
+  auto backend = backends::make_backend(options.compiler);
+  auto run = backend->compile(request, **runner);
+  if (!run) {
+    return std::unexpected(run.error());
+  }
+
+  auto out_dir = *temp / "ebin";
+  auto collected = collect_outputs(work, run->output_dirs, out_dir);
+  if (!collected) {
+    return std::unexpected(core::CompilerCrash{"output", collected.error(), {}});
+  }
+
+  CompileInfo info;
+  for (const auto& beam_file : collected->beam_files) {
+    if (options.validate_beams) {
+      auto checked = beam::validate_beam_file(beam_file);
+      if (!checked) {
+        return std::unexpected(
+          core::BeamValidationFailed{beam_file.filename().string(), checked.error().reason});
+      }
+      info.modules.push_back(checked->module);
+    } else {
+      info.modules.push_back(beam_file.stem().string());
+    }
+  }
+  if (run->app_name) {
+    auto app = out_dir / (*run->app_name + ".app");
+    if (std::find(collected->app_files.begin(), collected->app_files.end(), app) !=
+        collected->app_files.end()) {
+      info.app_file = app;
+    }
+  }
+  // The job's work directory was writable by code the sandbox controls; only
+  // the checked copies are handed to the caller.
+  (void)util::remove_tree(work);
+
+  info.beam_files = std::move(collected->beam_files);
+  info.temp_dir = *temp;
+  info.output = std::move(run->output);
+  for (auto& diagnostic : run->diagnostics) {
+    if (diagnostic.severity == core::Severity::warning) {
+      info.warnings.push_back(std::move(diagnostic));
+    }
+  }
+  for (const auto& source : run->compiled_sources) {
+    info.changed_files.push_back(source.string());
+  }
+  info.original_changed_files = info.changed_files;
+  info.compiler = std::string(core::to_string(options.compiler));
+  info.resource_usage = run->usage;
+  info.isolation = (*runner)->isolation();
+  info.monitor_warnings = std::move(run->monitor_warnings);
+  info.suspicious_artifacts = std::move(collected->findings);
+  info.unenforced_options = unenforced_options(options, info.isolation);
+  info.compilation_time_ms = clock.elapsed_ms();
+  guard.release();
+  return info;
+}
+
+CompileResult compile_file(const std::string& file, const core::CompileOptions& options)
+{
+  std::error_code ec;
+  auto resolved = fs::canonical(fs::absolute(file, ec), ec);
+  if (ec || !fs::is_regular_file(resolved, ec)) {
+    return std::unexpected(core::InvalidSandboxPath{file, "is not an existing regular file"});
+  }
+  auto ext = resolved.extension();
+  core::Backend backend;
+  if (ext == ".ex" || ext == ".exs") {
+    backend = core::Backend::elixirc;
+  } else if (ext == ".erl") {
+    backend = core::Backend::erlc;
+  } else {
+    return std::unexpected(core::InvalidSandboxPath{file, "expected an .ex, .exs or .erl file"});
+  }
+  if (given(options, "compiler") && options.compiler != backend) {
+    return std::unexpected(core::InvalidOption{
+      "compiler", fmt::format("{} files are compiled with {}", ext.string(), core::to_string(backend))});
+  }
+  auto single = options;
+  single.compiler = backend;
+  single.source_files = {resolved.filename().string()};
+  return compile_sandbox(resolved.parent_path().string(), single);
+}
+
+std::expected<void, core::Error> validate_beam_files(const std::vector<fs::path>& files)
+{
+  for (const auto& file : files) {
+    auto checked = beam::validate_beam_file(file);
+    if (!checked) {
+      return std::unexpected(core::BeamValidationFailed{file.string(), checked.error().reason});
+    }
+  }
+  return {};
+}
+
+std::expected<void, core::Error> validate_compilation(const CompileInfo& info)
+{
+  return validate_beam_files(info.beam_files);
+}
+
+std::expected<void, core::Error> cleanup_temp_artifacts(const fs::path& temp_dir)
+{
+  auto verified = verify_temp_dir_marker(temp_dir);
+  if (!verified) {
+    return std::unexpected(core::InvalidSandboxPath{temp_dir.string(), verified.error()});
+  }
+  std::error_code ec;
+  auto resolved = fs::canonical(temp_dir, ec);
+  if (ec) {
+    return std::unexpected(core::InvalidSandboxPath{temp_dir.string(), ec.message()});
+  }
+  if (auto removed = util::remove_tree(resolved); !removed) {
+    return std::unexpected(core::InvalidSandboxPath{temp_dir.string(), removed.error()});
+  }
+  return {};
+}
+
+nlohmann::json to_json(const CompileResult& result)
+{
+  using nlohmann::json;
+  if (!result) {
+    return {{"ok", false}, {"error", core::to_json(result.error())}};
+  }
+  const auto& info = *result;
+  json out;
+  out["ok"] = true;
+  out["beam_files"] = json::array();
+  std::uintmax_t beam_bytes = 0;
+  for (const auto& file : info.beam_files) {
+    out["beam_files"].push_back(file.string());
+    std::error_code ec;
+    auto size = fs::file_size(file, ec);
+    beam_bytes += ec ? 0 : size;
+  }
+  out["beam_bytes"] = beam_bytes;
+  out["app_file"] = info.app_file ? json(info.app_file->string()) : json(nullptr);
+  out["modules"] = info.modules;
+  out["compilation_time"] = info.compilation_time_ms;
+  out["temp_dir"] = info.temp_dir.string();
+  out["output"] = info.output;
+  out["warnings"] = json::array();
+  for (const auto& warning : info.warnings) {
+    out["warnings"].push_back(core::to_json(warning));
+  }
+  out["incremental"] = info.incremental;
+  out["cache_hit"] = info.cache_hit;
+  out["changed_files"] = info.changed_files;
+  out["original_changed_files"] = info.original_changed_files;
+  out["compilation_strategy"] = info.compilation_strategy;
+  out["compiler"] = info.compiler;
+  out["resource_usage"] = jail::to_json(info.resource_usage);
+  out["isolation"] = jail::to_json(info.isolation);
+  out["monitor_warnings"] = info.monitor_warnings;
+  out["suspicious_artifacts"] = json::array();
+  for (const auto& finding : info.suspicious_artifacts) {
+    out["suspicious_artifacts"].push_back(to_json(finding));
+  }
+  out["unenforced_options"] = json::array();
+  for (const auto& item : info.unenforced_options) {
+    out["unenforced_options"].push_back({{"option", item.option}, {"reason", item.reason}});
+  }
+  return out;
+}
+
+} // namespace sandbox::compiler

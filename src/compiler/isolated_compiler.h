@@ -1,0 +1,69 @@
+#pragma once
+// The facade: the specification's Sandbox.IsolatedCompiler in C++. The
+// pipeline is validate path -> (scan) -> backend in a runner -> collect and
+// validate outputs.
+
+#include "compiler/artifacts.h"
+#include "core/error.h"
+#include "core/options.h"
+#include "jail/process.h"
+
+#include <nlohmann/json.hpp>
+
+#include <expected>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sandbox::compiler {
+
+namespace fs = std::filesystem;
+
+// An option that was accepted but that this build does not enforce yet; the
+// result says so instead of silently ignoring it.
+struct UnenforcedOption {
+  std::string option;
+  std::string reason;
+};
+
+// The specification's compile_info.
+struct CompileInfo {
+  std::vector<fs::path> beam_files;
+  std::optional<fs::path> app_file;
+  std::vector<std::string> modules; // read from each BEAM's atom table
+  std::int64_t compilation_time_ms = 0;
+  fs::path temp_dir;
+  std::string output;
+  std::vector<core::Diagnostic> warnings;
+  bool incremental = false;
+  bool cache_hit = false;
+  std::vector<std::string> changed_files;
+  std::vector<std::string> original_changed_files;
+  std::string compilation_strategy = "full";
+  std::string compiler;
+  jail::ResourceUsage resource_usage;
+  jail::Isolation isolation;
+  std::vector<std::string> monitor_warnings;
+  std::vector<ArtifactFinding> suspicious_artifacts;
+  std::vector<UnenforcedOption> unenforced_options;
+};
+
+using CompileResult = std::expected<CompileInfo, core::Error>;
+
+CompileResult compile_sandbox(const std::string& path, const core::CompileOptions& options = {});
+
+// Compiles one .ex (elixirc) or .erl (erlc) file; the sandbox is its directory.
+CompileResult compile_file(const std::string& file, const core::CompileOptions& options = {});
+
+// Checks each BEAM file (container, tables, literals, module name vs file name).
+std::expected<void, core::Error> validate_beam_files(const std::vector<fs::path>& files);
+std::expected<void, core::Error> validate_compilation(const CompileInfo& info);
+
+// Removes a temp dir this engine created; anything else is refused.
+std::expected<void, core::Error> cleanup_temp_artifacts(const fs::path& temp_dir);
+
+// {"ok": true, ...} or {"ok": false, "error": {...}} as DESIGN.md's contract.
+nlohmann::json to_json(const CompileResult& result);
+
+} // namespace sandbox::compiler
