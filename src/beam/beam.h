@@ -1,0 +1,73 @@
+#pragma once
+// Reader and validator for BEAM files (the IFF container erlc and elixirc
+// write). Everything a compile job produces passes through here before it is
+// cached or handed to a VM, so every field of the file is treated as hostile:
+// sizes are checked before they are used, allocations are bounded by Limits,
+// and a malformed file yields a BeamError, never a crash or an exception.
+
+#include <cstdint>
+#include <expected>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sandbox::beam {
+
+// A reason precise enough to find the bad byte, e.g. "chunk ImpT: import 3
+// names atom 99 but the atom table has 12 atoms".
+struct BeamError {
+  std::string reason;
+};
+
+struct Import {
+  std::string module;
+  std::string function;
+  std::uint32_t arity = 0;
+};
+
+struct Export {
+  std::string function;
+  std::uint32_t arity = 0;
+  std::uint32_t label = 0;
+};
+
+// One chunk of the container: `offset` is where its data starts in the file
+// (after the 8-byte chunk header), `size` excludes the padding to 4 bytes.
+struct Chunk {
+  std::string id;
+  std::uint32_t offset = 0;
+  std::uint32_t size = 0;
+};
+
+struct BeamInfo {
+  std::string module;             // atom 1
+  std::vector<std::string> atoms; // atom N of the file is atoms[N - 1]
+  std::vector<Chunk> chunks;      // in file order
+  std::vector<Import> imports;    // ImpT
+  std::vector<Export> exports;    // ExpT
+  std::vector<Export> locals;     // LocT; empty when the chunk is absent
+  std::uint64_t literal_count = 0;
+  // Lower-case hex of the module MD5 as beam_lib:md5/1 and
+  // Module:module_info(md5) compute it; empty if MD5 is unavailable (FIPS).
+  std::string md5;
+};
+
+// Caps on what a file may make the reader allocate.
+struct Limits {
+  std::uint64_t max_file_bytes = 64ull << 20;
+  std::uint64_t max_literal_bytes = 64ull << 20; // inflated LitT
+  std::uint32_t max_atoms = 1u << 20;
+};
+
+// Parses and validates an in-memory BEAM file.
+std::expected<BeamInfo, BeamError> parse_beam(std::string_view bytes, const Limits& limits = {});
+
+// Reads `path` (a regular file, never through a symlink in its last
+// component, at most limits.max_file_bytes), parses it, and checks that the
+// module is named after the file: Elixir.Foo.Bar.beam must hold
+// 'Elixir.Foo.Bar', as the code server assumes when it loads by name.
+std::expected<BeamInfo, BeamError> validate_beam_file(const std::filesystem::path& path,
+                                                      const Limits& limits = {});
+
+} // namespace sandbox::beam
