@@ -1,0 +1,93 @@
+#pragma once
+// Shared by the benchmarks: run a command and time it, copy a tree, medians.
+// Each benchmark prints its headline figures as `BENCH <name> <value> <unit>`.
+
+#include <sys/wait.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace bench {
+
+namespace fs = std::filesystem;
+
+struct Run {
+  int status = -1;
+  double seconds = 0;
+};
+
+// Runs argv (no shell) in cwd with extra environment variables, output discarded.
+inline Run run(const std::vector<std::string>& argv, const fs::path& cwd,
+               const std::vector<std::string>& extra_env = {})
+{
+  auto start = std::chrono::steady_clock::now();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::chdir(cwd.c_str());
+    int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    for (const auto& var : extra_env) {
+      ::putenv(const_cast<char*>(var.c_str()));
+    }
+    std::vector<char*> args;
+    for (const auto& a : argv) {
+      args.push_back(const_cast<char*>(a.c_str()));
+    }
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  Run r;
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return r;
+}
+
+inline double median(std::vector<double> values)
+{
+  std::sort(values.begin(), values.end());
+  return values.empty() ? 0 : values[values.size() / 2];
+}
+
+inline fs::path make_temp(const std::string& prefix)
+{
+  std::string pattern = (fs::temp_directory_path() / (prefix + "XXXXXX")).string();
+  if (::mkdtemp(pattern.data()) == nullptr) {
+    std::perror("mkdtemp");
+    std::exit(1);
+  }
+  return pattern;
+}
+
+inline std::vector<std::string> sources(const fs::path& root, const std::string& dir,
+                                        const std::string& ext)
+{
+  std::vector<std::string> out;
+  for (const auto& entry : fs::recursive_directory_iterator(root / dir)) {
+    if (entry.is_regular_file() && entry.path().extension() == ext) {
+      out.push_back(entry.path().lexically_relative(root).string());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+inline fs::path corpora_dir()
+{
+  if (const char* dir = std::getenv("SANDBOX_CORPORA")) {
+    return dir;
+  }
+  return fs::path(SANDBOX_SOURCE_DIR) / ".." / "shared" / "corpora";
+}
+
+} // namespace bench
