@@ -4,6 +4,8 @@
 #include "compiler/isolated_compiler.h"
 #include "compiler/report.h"
 #include "core/options.h"
+#include "backends/toolchain.h"
+#include "jail/probe.h"
 
 #include <fmt/format.h>
 
@@ -252,6 +254,37 @@ void Commands::register_all(CLI::App& app)
       }
       std::cout << (m_json ? built->dump() + "\n" : compiler::format_report(*built));
       return (*built)["status"] == "success" ? kExitOk : kExitFailed;
+    };
+  });
+
+  auto* doctor = app.add_subcommand("doctor", "Which isolation layers work here, and why not");
+  doctor->add_flag("--json", m_json, "Print one JSON object");
+  doctor->callback([this] {
+    m_selected = [this] {
+      auto probes = jail::probe_isolation();
+      bool supported = jail::jail_supported();
+      const auto& tools = backends::toolchain();
+      if (m_json) {
+        json layers = json::array();
+        for (const auto& p : probes) {
+          layers.push_back({{"name", p.name}, {"works", p.works}, {"detail", p.detail}});
+        }
+        json toolchain = tools ? json{{"elixir", tools->elixir.string()}, {"elixirc", tools->elixirc.string()},
+                                      {"mix", tools->mix.string()}, {"erl", tools->erl.string()},
+                                      {"erlc", tools->erlc.string()}}
+                               : json{{"error", tools.error()}};
+        std::cout << json{{"ok", supported && tools.has_value()}, {"jail_supported", supported},
+                          {"layers", layers}, {"toolchain", toolchain}}.dump()
+                  << "\n";
+      } else {
+        for (const auto& p : probes) {
+          std::cout << fmt::format("{:<4} {:<16} {}\n", p.works ? "ok" : "NO", p.name, p.detail);
+        }
+        std::cout << fmt::format("toolchain: {}\n", tools ? tools->elixir.parent_path().string() + " (elixir, elixirc, mix, erl, erlc)" : tools.error());
+        std::cout << (supported ? "jail: supported; compiles run in the jail by default\n"
+                                : "jail: NOT supported here; compiles refuse to run unless --isolation process_group is given\n");
+      }
+      return supported && tools ? kExitOk : kExitFailed;
     };
   });
 
