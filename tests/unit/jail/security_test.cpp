@@ -228,6 +228,24 @@ int main(void) { reboot(RB_AUTOBOOT); return 0; })");
   EXPECT_EQ(result.signal, SIGSYS);
 }
 
+#if defined(__x86_64__)
+TEST_F(SecurityTest, ForeignArchitectureCallsKill)
+{
+  // x32 (syscall number with bit 30) and i386 (int 0x80) are other syscall
+  // tables the rules do not cover: the filter kills.
+  auto x32 = compile_helper("x32", R"(
+#include <unistd.h>
+#include <sys/syscall.h>
+int main(void) { syscall(0x40000000 | SYS_getpid); return 0; })");
+  auto result = runner().run(spec({x32}));
+  EXPECT_EQ(result.verdict, Verdict::seccomp_violation) << describe(result);
+  auto i386 = compile_helper("i386", R"(
+int main(void) { int ret; __asm__ volatile("int $0x80" : "=a"(ret) : "a"(20) : "memory"); return 0; })");
+  result = runner().run(spec({i386}));
+  EXPECT_EQ(result.verdict, Verdict::seccomp_violation) << describe(result);
+}
+#endif
+
 TEST_F(SecurityTest, BeamTcpConnectIsEperm)
 {
   auto result =

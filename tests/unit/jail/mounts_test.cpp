@@ -1,0 +1,110 @@
+// The spec -> mount list translation, without processes.
+
+#include "jail/mounts.h"
+
+#include <algorithm>
+#include <gtest/gtest.h>
+
+namespace sandbox::jail {
+namespace {
+
+const MountOp* find(const MountPlan& plan, const fs::path& target)
+{
+  auto it = std::ranges::find_if(plan.ops, [&](const MountOp& op) { return op.target == target; });
+  return it == plan.ops.end() ? nullptr : &*it;
+}
+
+ProcessSpec spec_with_binds()
+{
+  ProcessSpec spec;
+  spec.argv = {"/bin/true"};
+  spec.binds = {{"/usr/share", "/sandbox", false}, {fs::temp_directory_path(), "/job", true}};
+  return spec;
+}
+
+TEST(MountPlan, ToolchainIsReadOnlyAndSymlinksAreCopied)
+{
+  auto plan = build_mount_plan(spec_with_binds(), {});
+  ASSERT_TRUE(plan) << plan.error();
+  const MountOp* erlang = find(*plan, "/usr/lib/erlang");
+  ASSERT_NE(erlang, nullptr);
+  EXPECT_EQ(erlang->kind, MountKind::bind_ro);
+  EXPECT_TRUE(erlang->source_is_dir);
+  // /usr/bin/erl is a symlink into /usr/lib/erlang on Debian: recreated, not bound.
+  if (fs::is_symlink("/usr/bin/erl")) {
+    const MountOp* erl = find(*plan, "/usr/bin/erl");
+    ASSERT_NE(erl, nullptr);
+    EXPECT_EQ(erl->kind, MountKind::symlink);
+    EXPECT_EQ(erl->source, fs::read_symlink("/usr/bin/erl"));
+  }
+  if (fs::is_symlink("/bin")) {
+    const MountOp* bin = find(*plan, "/bin");
+    ASSERT_NE(bin, nullptr);
+    EXPECT_EQ(bin->kind, MountKind::symlink);
+  }
+  // Never the whole of /usr or /etc.
+  EXPECT_EQ(find(*plan, "/usr")->kind, MountKind::dir);
+  EXPECT_EQ(find(*plan, "/etc")->kind, MountKind::dir);
+  EXPECT_EQ(find(*plan, "/etc/shadow"), nullptr);
+}
+
+TEST(MountPlan, BindsSpecialFilesystemsAndGeneratedEtc)
+{
+  auto plan = build_mount_plan(spec_with_binds(), {});
+  ASSERT_TRUE(plan) << plan.error();
+  EXPECT_EQ(find(*plan, "/sandbox")->kind, MountKind::bind_ro);
+  EXPECT_EQ(find(*plan, "/sandbox")->source, fs::canonical("/usr/share"));
+  EXPECT_EQ(find(*plan, "/job")->kind, MountKind::bind_rw);
+  EXPECT_EQ(find(*plan, "/proc")->kind, MountKind::proc);
+  const MountOp* tmp = find(*plan, "/tmp");
+  ASSERT_NE(tmp, nullptr);
+  EXPECT_EQ(tmp->kind, MountKind::tmpfs);
+  EXPECT_NE(tmp->data.find("size=67108864"), std::string::npos);
+  EXPECT_NE(tmp->data.find("nr_inodes="), std::string::npos);
+  EXPECT_EQ(find(*plan, "/dev/null")->kind, MountKind::dev_bind);
+  EXPECT_EQ(find(*plan, "/dev/fd")->source, "/proc/self/fd");
+  const MountOp* passwd = find(*plan, "/etc/passwd");
+  ASSERT_NE(passwd, nullptr);
+  EXPECT_NE(passwd->data.find("sandbox:x:1000:1000::/job:"), std::string::npos);
+  // The user's binds come after everything else.
+  EXPECT_EQ(plan->ops.back().target, "/job");
+}
+
+TEST(MountPlan, RejectsBadInsidePaths)
+{
+  for (const char* inside :
+       {"relative", "/a/../b", "/", "/proc/x", "/dev", "/etc/passwd", "/usr/lib/erlang/lib"}) {
+    ProcessSpec spec;
+    spec.binds = {{"/usr/share", inside, false}};
+    EXPECT_FALSE(build_mount_plan(spec, {})) << inside;
+  }
+  ProcessSpec missing;
+  missing.binds = {{"/no/such/dir", "/sandbox", false}};
+  EXPECT_FALSE(build_mount_plan(missing, {}));
+}
+
+TEST(MountPlan, MissingToolchainPartsAreSkipped)
+{
+  MountOptions options;
+  options.toolchain = {"/no/such/toolchain", "/usr/lib/erlang"};
+  auto plan = build_mount_plan({}, options);
+  ASSERT_TRUE(plan);
+  EXPECT_EQ(find(*plan, "/no/such/toolchain"), nullptr);
+  EXPECT_NE(find(*plan, "/usr/lib/erlang"), nullptr);
+}
+
+TEST(MountPlan, PreparedStringsPointIntoOldAndNewRoot)
+{
+  auto plan = build_mount_plan(spec_with_binds(), {});
+  ASSERT_TRUE(plan);
+  PreparedMounts prepared(*plan);
+  ASSERT_EQ(prepared.ops().size(), plan->ops.size());
+  auto it = std::ranges::find_if(prepared.ops(), [](const RawMountOp& op) {
+    return std::string_view(op.target) == "/newroot/sandbox";
+  });
+  ASSERT_NE(it, prepared.ops().end());
+  EXPECT_EQ(std::string_view(it->source), "/oldroot" + fs::canonical("/usr/share").string());
+}
+
+} // namespace
+} // namespace sandbox::jail
