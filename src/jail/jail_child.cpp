@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -139,7 +140,6 @@ void jail_init_main(const ChildConfig& config)
   if (got != 1) {
     ::_exit(126);
   }
-  ::close(config.sync_fd);
   reset_signals();
 
   // Become the job's user first. Our host uid (root) is not mapped in the new
@@ -156,6 +156,17 @@ void jail_init_main(const ChildConfig& config)
   if (::setresuid(config.uid, config.uid, config.uid) != 0) {
     fail(config, ChildStage::setuid);
   }
+  // Changing credentials cleared the parent-death signal: set it again, then
+  // make sure the engine did not die in between (it holds the sync pipe's
+  // write end open until the job ends, so a hang-up means it is gone).
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
+    fail(config, ChildStage::pdeathsig);
+  }
+  pollfd engine{config.sync_fd, POLLIN, 0};
+  if (::poll(&engine, 1, 0) != 0) {
+    ::_exit(126);
+  }
+  ::close(config.sync_fd);
   // Now that we sit in the job's cgroups, make them the root of our view.
   if (config.new_cgroup_ns && ::unshare(CLONE_NEWCGROUP) != 0) {
     fail(config, ChildStage::cgroup_ns);

@@ -322,7 +322,8 @@ ProcessResult NamespaceRunner::run(const ProcessSpec& spec)
   if (::write(sync_write.get(), &go, 1) != 1) {
     return setup_failure("sync", std::strerror(errno));
   }
-  sync_write.reset();
+  // sync_write stays open until the job ends: the child checks for its
+  // hang-up to learn whether the engine died during setup.
 
   SupervisedJob job{pid, init.pidfd(), out_read.get(), report_read.get(),
                     cgroup ? &*cgroup : nullptr};

@@ -135,6 +135,42 @@ TEST_F(LimitsTest, KillAllInsideSparesHostProcesses)
   EXPECT_EQ(result.output, "survived\n");
 }
 
+TEST_F(LimitsTest, JailDiesWithTheEngineAndItsCgroupIsRemovedLater)
+{
+  std::string marker = "87654" + std::to_string(::getpid()) + ".5";
+  pid_t engine = ::fork();
+  ASSERT_GE(engine, 0);
+  if (engine == 0) {
+    NamespaceRunnerOptions options;
+    options.mounts.toolchain.push_back("/usr/bin/sleep");
+    NamespaceRunner child_runner(options);
+    ProcessSpec job_spec = shell("sleep " + marker);
+    child_runner.run(job_spec);
+    ::_exit(0);
+  }
+  for (int i = 0; i < 100 && !process_with_marker(marker); ++i) {
+    ::usleep(20'000);
+  }
+  ASSERT_TRUE(process_with_marker(marker)) << "the job never started";
+  ::kill(engine, SIGKILL);
+  ::waitpid(engine, nullptr, 0);
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
+    gone = !process_with_marker(marker);
+    ::usleep(10'000);
+  }
+  EXPECT_TRUE(gone) << "the jail outlived its engine";
+  // The dead engine's job cgroups are stale: the next runner removes them.
+  NamespaceRunner next;
+  if (next.cgroup_layout()) {
+    std::string prefix = std::string(kJobCgroupPrefix) + std::to_string(engine) + "-";
+    bool stale_removed = std::ranges::any_of(next.notes(), [&](const std::string& note) {
+      return note.find(prefix) != std::string::npos;
+    });
+    EXPECT_TRUE(stale_removed);
+  }
+}
+
 TEST_F(LimitsTest, MonitorWarnsNearTheMemoryLimit)
 {
   auto hold = compile_helper("hold", R"(
