@@ -77,8 +77,14 @@ bool write_proc_file(pid_t pid, const char* name, const std::string& text)
 
 // Gives the job's host uid the writable binds, without following symlinks
 // (a planted link must not make us chown a host file).
-std::expected<void, std::string> chown_tree(const fs::path& root, uid_t uid, gid_t gid)
+std::expected<void, std::string> chown_tree(const fs::path& bind_host, uid_t uid, gid_t gid)
 {
+  // The directory that will be bound (mount follows a symlinked source).
+  std::error_code canonical_error;
+  fs::path root = fs::canonical(bind_host, canonical_error);
+  if (canonical_error) {
+    return std::unexpected("chown " + bind_host.string() + ": " + canonical_error.message());
+  }
   if (::lchown(root.c_str(), uid, gid) != 0) {
     return std::unexpected(util::errno_message("chown " + root.string()));
   }
