@@ -147,6 +147,11 @@ void jail_init_main(const ChildConfig& config)
   // (the kernel clears them only when leaving the namespace's root uid); we
   // need them for the mounts and drop them explicitly below. Files the setup
   // creates are then owned by a mapped uid, as tmpfs requires.
+  // Bind sources are opened while we still have the engine's host uid: a
+  // source may lie under a directory only the engine can traverse.
+  if (!open_bind_sources(config.mounts->ops())) {
+    fail(config, kMountStageBase + static_cast<int>(MountStage::bind));
+  }
   if (config.drop_groups && ::setgroups(0, nullptr) != 0) {
     fail(config, ChildStage::setgroups);
   }
@@ -175,6 +180,7 @@ void jail_init_main(const ChildConfig& config)
   if (!apply_mounts(*config.mounts, config.root_bytes, &mount_stage)) {
     fail(config, kMountStageBase + static_cast<int>(mount_stage));
   }
+  close_bind_sources(config.mounts->ops());
   if (::sethostname(config.hostname, std::strlen(config.hostname)) != 0 ||
       ::setdomainname(config.hostname, std::strlen(config.hostname)) != 0) {
     fail(config, ChildStage::hostname);

@@ -293,20 +293,34 @@ std::expected<MountPlan, std::string> build_mount_plan(const ProcessSpec& spec,
 PreparedMounts::PreparedMounts(const MountPlan& plan)
 {
   // Strings first (the vector must not reallocate once c_str() pointers are taken).
-  m_strings.reserve(plan.ops.size() * 3);
+  m_strings.reserve(plan.ops.size() * 5);
+  int next_fd = kBindSourceFdBase;
+  std::vector<int> fds;
   for (const auto& op : plan.ops) {
     bool host_source = op.kind == MountKind::bind_ro || op.kind == MountKind::bind_rw ||
                        op.kind == MountKind::dev_bind;
+    bool via_fd = op.kind == MountKind::bind_ro || op.kind == MountKind::bind_rw;
+    int fd = via_fd ? next_fd++ : -1;
+    fds.push_back(fd);
     m_strings.push_back(host_source ? kOldRoot + op.source.string() : op.source.string());
     m_strings.push_back(kNewRoot + op.target.string());
     m_strings.push_back(op.data);
+    m_strings.push_back(op.source.string());
+    m_strings.push_back(fd >= 0 ? std::string(kOldRoot) + "/proc/self/fd/" + std::to_string(fd)
+                                : std::string());
   }
   m_ops.reserve(plan.ops.size());
   for (std::size_t i = 0; i < plan.ops.size(); ++i) {
     const auto& op = plan.ops[i];
-    m_ops.push_back({op.kind, m_strings[3 * i].c_str(), m_strings[3 * i + 1].c_str(),
-                     m_strings[3 * i + 2].c_str(), m_strings[3 * i + 2].size(), op.source_is_dir,
-                     op.allow_devices});
+    RawMountOp raw{op.kind, m_strings[5 * i].c_str(), m_strings[5 * i + 1].c_str(),
+                   m_strings[5 * i + 2].c_str(), m_strings[5 * i + 2].size(), op.source_is_dir,
+                   op.allow_devices};
+    if (fds[i] >= 0) {
+      raw.host_path = m_strings[5 * i + 3].c_str();
+      raw.fd_source = m_strings[5 * i + 4].c_str();
+      raw.source_fd = fds[i];
+    }
+    m_ops.push_back(raw);
   }
 }
 
@@ -379,10 +393,11 @@ bool bind(const RawMountOp& op, unsigned long extra, MountStage* stage)
     return false;
   }
   *stage = MountStage::bind;
+  const char* source = op.source_fd >= 0 ? op.fd_source : op.source;
   // Non-recursive so submounts of the source stay hidden; the kernel refuses
   // that (EINVAL) when the source has locked submounts, then bind them too.
-  if (::mount(op.source, op.target, nullptr, MS_BIND, nullptr) != 0) {
-    if (errno != EINVAL || ::mount(op.source, op.target, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+  if (::mount(source, op.target, nullptr, MS_BIND, nullptr) != 0) {
+    if (errno != EINVAL || ::mount(source, op.target, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
       return false;
     }
   }
@@ -446,6 +461,36 @@ bool apply_op(const RawMountOp& op, MountStage* stage)
 }
 
 } // namespace
+
+bool open_bind_sources(const std::vector<RawMountOp>& ops)
+{
+  for (const auto& op : ops) {
+    if (op.source_fd < 0) {
+      continue;
+    }
+    int fd = ::open(op.host_path, O_PATH | O_CLOEXEC);
+    if (fd < 0) {
+      return false;
+    }
+    if (fd != op.source_fd) {
+      if (::dup3(fd, op.source_fd, O_CLOEXEC) < 0) {
+        ::close(fd);
+        return false;
+      }
+      ::close(fd);
+    }
+  }
+  return true;
+}
+
+void close_bind_sources(const std::vector<RawMountOp>& ops)
+{
+  for (const auto& op : ops) {
+    if (op.source_fd >= 0) {
+      ::close(op.source_fd);
+    }
+  }
+}
 
 bool apply_mounts(const PreparedMounts& mounts, std::uint64_t root_bytes, MountStage* stage)
 {

@@ -78,7 +78,24 @@ struct RawMountOp {
   std::size_t data_len;
   bool source_is_dir;
   bool allow_devices;
+  // Binds of host directories: the source is opened (O_PATH) before the
+  // child changes its uid and kept at fd `source_fd`; the bind then goes
+  // through "/oldroot/proc/self/fd/<source_fd>" (`fd_source`), so a source
+  // under a directory only the engine may traverse (a 0700 temp dir) still
+  // binds. -1 when unused.
+  const char* host_path = nullptr;
+  const char* fd_source = nullptr;
+  int source_fd = -1;
 };
+
+// First fd number used for bind sources held open across the uid change.
+inline constexpr int kBindSourceFdBase = 600;
+
+// Opens each bind source of `mounts` at its fixed fd (close-on-exec). Called in
+// the child before it drops to the job's uid; allocation-free.
+bool open_bind_sources(const std::vector<RawMountOp>& ops);
+// Closes them once the mounts are done.
+void close_bind_sources(const std::vector<RawMountOp>& ops);
 
 // Owns the C strings of a plan; ops() stays valid while this object lives and
 // is not moved-from.
