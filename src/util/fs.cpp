@@ -21,7 +21,7 @@ std::string errno_message(std::string_view what)
 
 std::expected<std::string, std::string> read_file(const fs::path& path, std::uint64_t max_bytes)
 {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW));
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK));
   if (!fd) {
     return std::unexpected(errno_message("cannot open " + path.string()));
   }
