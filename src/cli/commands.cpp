@@ -57,6 +57,9 @@ void print_human_result(const compiler::CompileResult& result, const json& as_js
     std::cout << "temp dir: " << result->temp_dir.string()
               << "  (remove with: sandbox cleanup " << result->temp_dir.string() << ")\n";
     std::cout << "isolation: " << result->isolation.mode << "\n";
+    std::cout << fmt::format("resources: peak memory {:.1f} MiB, cpu {} ms, wall {} ms\n",
+                             static_cast<double>(result->resource_usage.peak_memory_bytes) / (1 << 20),
+                             result->resource_usage.cpu_time_ms, result->resource_usage.wall_time_ms);
     for (const auto& item : result->unenforced_options) {
       std::cout << "not enforced: " << item.option << ": " << item.reason << "\n";
     }
