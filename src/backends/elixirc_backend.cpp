@@ -14,9 +14,9 @@ public:
   std::expected<BackendRun, core::Error> compile(const BackendRequest& request,
                                                  jail::ProcessRunner& runner) const override
   {
-    const auto& tools = toolchain();
+    auto tools = require_toolchain();
     if (!tools) {
-      return std::unexpected(core::JailSetupFailed{"toolchain", tools.error()});
+      return std::unexpected(tools.error());
     }
     auto sources = request.source_files;
     if (sources.empty()) {
@@ -30,18 +30,9 @@ public:
       return std::unexpected(core::InvalidSandboxPath{
         request.paths.sandbox_host.string(), "no Elixir sources to compile (lib/**/*.ex)"});
     }
-    auto ebin = request.paths.work_host / "ebin";
-    std::vector<std::string> argv = {tools->elixirc.string(), "-o",
-                                     request.paths.work_in_job(ebin).string()};
-    for (const auto& source : sources) {
-      argv.push_back(as_argument(source));
-    }
-    auto run = run_job(request, runner, job_spec(request, std::move(argv), {}), false);
-    if (run) {
-      run->output_dirs = {ebin};
-      run->compiled_sources = std::move(sources);
-    }
-    return run;
+    auto ebin = request.paths.work_in_job(request.paths.work_host / "ebin");
+    return run_source_compiler(request, runner, {(*tools)->elixirc.string(), "-o", ebin.string()},
+                               std::move(sources), false);
   }
 };
 

@@ -13,9 +13,9 @@ public:
   std::expected<BackendRun, core::Error> compile(const BackendRequest& request,
                                                  jail::ProcessRunner& runner) const override
   {
-    const auto& tools = toolchain();
+    auto tools = require_toolchain();
     if (!tools) {
-      return std::unexpected(core::JailSetupFailed{"toolchain", tools.error()});
+      return std::unexpected(tools.error());
     }
     auto sources = request.source_files;
     if (sources.empty()) {
@@ -32,9 +32,8 @@ public:
       return std::unexpected(core::InvalidSandboxPath{
         request.paths.sandbox_host.string(), "no Erlang sources to compile (src/**/*.erl, *.erl)"});
     }
-    auto ebin = request.paths.work_host / "ebin";
-    std::vector<std::string> argv = {tools->erlc.string(), "-o",
-                                     request.paths.work_in_job(ebin).string(), "+debug_info"};
+    auto ebin = request.paths.work_in_job(request.paths.work_host / "ebin");
+    std::vector<std::string> argv = {(*tools)->erlc.string(), "-o", ebin.string(), "+debug_info"};
     for (const char* include : {"include", "src"}) {
       std::error_code ec;
       if (fs::is_directory(fs::symlink_status(request.paths.sandbox_host / include, ec))) {
@@ -42,15 +41,7 @@ public:
         argv.emplace_back(include);
       }
     }
-    for (const auto& source : sources) {
-      argv.push_back(as_argument(source));
-    }
-    auto run = run_job(request, runner, job_spec(request, std::move(argv), {}), true);
-    if (run) {
-      run->output_dirs = {ebin};
-      run->compiled_sources = std::move(sources);
-    }
-    return run;
+    return run_source_compiler(request, runner, std::move(argv), std::move(sources), true);
   }
 };
 

@@ -109,9 +109,9 @@ public:
   std::expected<BackendRun, core::Error> compile(const BackendRequest& request,
                                                  jail::ProcessRunner& runner) const override
   {
-    const auto& tools = toolchain();
+    auto tools = require_toolchain();
     if (!tools) {
-      return std::unexpected(core::JailSetupFailed{"toolchain", tools.error()});
+      return std::unexpected(tools.error());
     }
     std::error_code ec;
     if (!fs::is_regular_file(fs::symlink_status(request.paths.sandbox_host / "mix.exs", ec))) {
@@ -133,7 +133,7 @@ public:
       {"HEX_OFFLINE", "1"},
       {"SANDBOX_REPORT", in_job(report_path)},
     };
-    std::vector<std::string> argv = {tools->elixir.string(), "-e", kMixDriver};
+    std::vector<std::string> argv = {(*tools)->elixir.string(), "-e", kMixDriver};
     auto run = run_job(request, runner, job_spec(request, std::move(argv), mix_env), false);
     auto report = read_report(report_path);
     if (!report.missing_deps.empty()) {

@@ -100,6 +100,32 @@ const std::expected<Toolchain, std::string>& toolchain()
   return tools;
 }
 
+std::expected<const Toolchain*, core::Error> require_toolchain()
+{
+  const auto& tools = toolchain();
+  if (!tools) {
+    return std::unexpected(core::JailSetupFailed{"toolchain", tools.error()});
+  }
+  return &*tools;
+}
+
+std::expected<BackendRun, core::Error> run_source_compiler(const BackendRequest& request,
+                                                           jail::ProcessRunner& runner,
+                                                           std::vector<std::string> argv,
+                                                           std::vector<fs::path> sources,
+                                                           bool erlang_output)
+{
+  for (const auto& source : sources) {
+    argv.push_back(as_argument(source));
+  }
+  auto run = run_job(request, runner, job_spec(request, std::move(argv), {}), erlang_output);
+  if (run) {
+    run->output_dirs = {request.paths.work_host / "ebin"};
+    run->compiled_sources = std::move(sources);
+  }
+  return run;
+}
+
 std::vector<std::string> job_environment(const BackendRequest& request,
                                          const std::map<std::string, std::string>& extra)
 {

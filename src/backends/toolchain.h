@@ -24,6 +24,9 @@ struct Toolchain {
 // Looks the tools up once, in the engine's PATH and the standard directories.
 const std::expected<Toolchain, std::string>& toolchain();
 
+// The toolchain, or the error a backend returns without it.
+std::expected<const Toolchain*, core::Error> require_toolchain();
+
 // The job environment: PATH, HOME and TMPDIR inside the work directory,
 // LANG=C.UTF-8, `extra` (the backend's MIX_* variables), then the caller's
 // env option. No variable of the engine's own environment is passed on.
@@ -42,5 +45,13 @@ jail::ProcessSpec job_spec(const BackendRequest& request, std::vector<std::strin
 std::expected<BackendRun, core::Error> run_job(const BackendRequest& request,
                                                jail::ProcessRunner& runner,
                                                const jail::ProcessSpec& spec, bool erlang_output);
+
+// Runs a compiler that writes into <work>/ebin: `argv` then each source as an
+// argument; on success the run lists that directory and the sources.
+std::expected<BackendRun, core::Error> run_source_compiler(const BackendRequest& request,
+                                                           jail::ProcessRunner& runner,
+                                                           std::vector<std::string> argv,
+                                                           std::vector<fs::path> sources,
+                                                           bool erlang_output);
 
 } // namespace sandbox::backends

@@ -161,43 +161,31 @@ std::optional<json> CompileFlags::to_options(std::string& error) const
 
 void Commands::register_all(CLI::App& app)
 {
-  auto* compile = app.add_subcommand("compile", "Compile a sandbox directory");
-  compile->add_option("path", m_paths, "Sandbox directory")->required()->expected(1);
-  m_flags.add_to(*compile);
-  compile->add_flag("--json", m_json, "Print one JSON object");
-  compile->callback([this] {
-    m_selected = [this] {
-      std::string error;
-      auto object = m_flags.to_options(error);
-      if (!object) {
-        return usage_error(m_json, "env", error);
-      }
-      auto options = core::parse_compile_options(*object);
-      if (!options) {
-        return usage_error(m_json, options.error().option, options.error().reason);
-      }
-      return finish_compile(compiler::compile_sandbox(m_paths.front(), *options), m_json);
-    };
-  });
-
-  auto* compile_file = app.add_subcommand("compile-file", "Compile one .ex or .erl file");
-  compile_file->add_option("file", m_paths, "Source file")->required()->expected(1);
-  m_flags.add_to(*compile_file);
-  compile_file->add_flag("--json", m_json, "Print one JSON object");
-  compile_file->callback([this] {
-    m_selected = [this] {
-      std::string error;
-      auto object = m_flags.to_options(error);
-      if (!object) {
-        return usage_error(m_json, "env", error);
-      }
-      auto options = core::parse_compile_options(*object);
-      if (!options) {
-        return usage_error(m_json, options.error().option, options.error().reason);
-      }
-      return finish_compile(compiler::compile_file(m_paths.front(), *options), m_json);
-    };
-  });
+  auto add_compile = [this, &app](const char* name, const char* help, const char* what,
+                                  bool single_file) {
+    auto* command = app.add_subcommand(name, help);
+    command->add_option(what, m_paths, what)->required()->expected(1);
+    m_flags.add_to(*command);
+    command->add_flag("--json", m_json, "Print one JSON object");
+    command->callback([this, single_file] {
+      m_selected = [this, single_file] {
+        std::string error;
+        auto object = m_flags.to_options(error);
+        if (!object) {
+          return usage_error(m_json, "env", error);
+        }
+        auto options = core::parse_compile_options(*object);
+        if (!options) {
+          return usage_error(m_json, options.error().option, options.error().reason);
+        }
+        return finish_compile(single_file ? compiler::compile_file(m_paths.front(), *options)
+                                          : compiler::compile_sandbox(m_paths.front(), *options),
+                              m_json);
+      };
+    });
+  };
+  add_compile("compile", "Compile a sandbox directory", "path", false);
+  add_compile("compile-file", "Compile one .ex or .erl file", "file", true);
 
   auto* validate = app.add_subcommand("validate", "Validate BEAM files");
   validate->add_option("beam", m_paths, "BEAM files")->required();
