@@ -1,4 +1,5 @@
 #include "backends/diagnostics.h"
+#include "util/fs.h"
 
 #include <algorithm>
 #include <array>
@@ -191,12 +192,6 @@ fs::path normalized(const fs::path& path)
   if (!n.has_filename() && n.has_relative_path())
     n = n.parent_path();
   return n;
-}
-
-bool is_within(const fs::path& root, const fs::path& path)
-{
-  auto [r, p] = std::mismatch(root.begin(), root.end(), path.begin(), path.end());
-  return r == root.end();
 }
 
 struct Header {
@@ -594,7 +589,7 @@ std::string sandbox_relative_path(std::string_view printed, const PathContext& p
     return std::string(printed);
   fs::path path{std::string(printed)};
   auto relative_to = [](const fs::path& root, const fs::path& p) -> std::optional<std::string> {
-    if (root.empty() || !is_within(root, p))
+    if (root.empty() || !util::is_within(root, p))
       return std::nullopt;
     return p.lexically_relative(root).string();
   };
