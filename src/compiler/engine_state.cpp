@@ -118,8 +118,14 @@ std::expected<fs::path, std::string> create_marked_temp_dir(const fs::path& pare
   return dir->keep();
 }
 
-std::expected<void, std::string> verify_temp_dir_marker(const fs::path& path)
+std::expected<void, std::string> verify_temp_dir_marker(const fs::path& given)
 {
+  // "link/" would make lstat follow the link: look at the name itself.
+  std::string text = given.string();
+  while (text.size() > 1 && text.back() == '/') {
+    text.pop_back();
+  }
+  const fs::path path(text);
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
     return std::unexpected(util::errno_message("cannot stat " + path.string()));

@@ -233,6 +233,8 @@ std::expected<void, core::Error> cleanup_temp_artifacts(const fs::path& temp_dir
   if (!verified) {
     return std::unexpected(core::InvalidSandboxPath{temp_dir.string(), verified.error()});
   }
+  // The marker verified for the name itself (never through a link), so the
+  // resolved path is that directory.
   std::error_code ec;
   auto resolved = fs::canonical(temp_dir, ec);
   if (ec) {
