@@ -158,23 +158,30 @@ TEST_F(TempDirs, CleanupRefusesASymlinkToARealTempDir)
   EXPECT_TRUE(fs::exists(temp / "ebin" / "calc.beam"));
 }
 
-TEST_F(TempDirs, CleanupRefusesASymlinkWithATrailingSlash)
+class SymlinkSpelling : public TempDirs, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(SymlinkSpelling, CleanupRefusesASymlinkHoweverSpelled)
 {
   auto temp = compiled_temp_dir();
   ASSERT_FALSE(temp.empty());
   auto link = scratch() / "link-to-temp";
   fs::create_directory_symlink(temp, link);
-  // "link/" makes lstat(2) follow the link: the caller still passed a symlink.
-  auto slash = cleanup(link.string() + "/", true);
-  if (slash.exit_code == 0) {
-    GTEST_SKIP() << "BUG: `sandbox cleanup LINK/` removes the temp dir LINK points to "
-                    "(verify_temp_dir_marker lstat()s the path as given; a trailing slash "
-                    "resolves the symlink)";
+  // "link/" and "link/." make lstat(2) follow the link: the caller still
+  // passed a symlink.
+  auto run = cleanup(link.string() + GetParam(), true);
+  if (run.exit_code == 0) {
+    GTEST_SKIP() << "BUG: `sandbox cleanup " << link.string() + GetParam()
+                 << "` removes the temp dir the symlink points to";
   }
-  EXPECT_TRUE(is_error(slash, "invalid_sandbox_path", 1));
+  EXPECT_TRUE(is_error(run, "invalid_sandbox_path", 1));
   EXPECT_TRUE(fs::exists(temp / "ebin" / "calc.beam")) << "removed through a symlink";
   EXPECT_TRUE(fs::is_symlink(link));
 }
+
+INSTANTIATE_TEST_SUITE_P(Spellings, SymlinkSpelling, ::testing::Values("/", "//", "/.", "/./"),
+                         [](const ::testing::TestParamInfo<std::string>& p) {
+                           return "case" + std::to_string(p.index);
+                         });
 
 TEST_F(TempDirs, CleanupRefusesAMovedOrTamperedTempDir)
 {

