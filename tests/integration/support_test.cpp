@@ -295,6 +295,12 @@ fs::path corpus_dir(const std::string& name)
   if (const char* dir = std::getenv("SANDBOX_CORPORA"); dir != nullptr && *dir != '\0') {
     return fs::path(dir) / name;
   }
+  // shared/ sits beside the checkout.
+  auto beside = source_dir().parent_path() / "shared" / "corpora";
+  std::error_code ec;
+  if (fs::is_directory(beside, ec)) {
+    return beside / name;
+  }
   return fs::path("/work/shared/corpora") / name;
 }
 
