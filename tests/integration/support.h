@@ -2,8 +2,8 @@
 // Helpers for the integration tests, which drive the real build/sandbox
 // command on real Elixir and Erlang code.
 //
-// The definitions live in support_test.cpp (the build collects *_test.cpp
-// files), which also tests the helpers themselves.
+// The definitions live in support_test.cpp and support_checks_test.cpp (the
+// build collects *_test.cpp files), which also test the helpers themselves.
 
 #include <sys/types.h>
 
