@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <fstream>
+#include <thread>
 
 namespace sandbox::test {
 
@@ -174,6 +176,82 @@ TEST_F(Compile, MixProjectWithExtraElixircPaths)
       << result["warnings"].dump(2);
   auto vm = run_elixir(beam_paths(result).front().parent_path(), "IO.puts(Multi.A.a())");
   EXPECT_EQ(vm.out, "42\n") << vm.describe();
+}
+
+TEST_F(Compile, MixCompileErrorHasADiagnostic)
+{
+  auto sandbox_path = copy_example("hello_mix");
+  std::ofstream(sandbox_path / "lib" / "bad.ex") << "defmodule HelloMix.Bad do\n"
+                                                    "  def x, do: nope()\n"
+                                                    "end\n";
+  auto run = compile(sandbox_path);
+  ASSERT_TRUE(is_error(run, "compilation_failed", 1));
+  auto error = run.json()["error"];
+  EXPECT_EQ(error["exit_code"], 1);
+  ASSERT_FALSE(error["diagnostics"].empty()) << error.dump(2);
+  const auto& d = error["diagnostics"][0];
+  EXPECT_EQ(d["file"], "lib/bad.ex") << d;
+  EXPECT_EQ(d["line"], 2) << d;
+  EXPECT_EQ(d["severity"], "error") << d;
+  EXPECT_NE(d["message"].get<std::string>().find("nope/0"), std::string::npos) << d;
+}
+
+TEST_F(Compile, ErlcErrorsAndWarningsHaveFileLineAndColumn)
+{
+  auto warn = make_sandbox("erl_warn", {{"src/warn.erl", "-module(warn).\n-export([f/1]).\n"
+                                                         "f(X) -> Y = 1, X.\n"}});
+  auto ok = compile(warn, {"--compiler", "erlc"});
+  ASSERT_EQ(ok.exit_code, 0) << ok.describe();
+  auto warnings = ok.json()["warnings"];
+  ASSERT_EQ(warnings.size(), 1U) << warnings;
+  EXPECT_EQ(warnings[0]["file"], "src/warn.erl");
+  EXPECT_EQ(warnings[0]["line"], 3);
+  EXPECT_EQ(warnings[0]["column"], 9);
+  EXPECT_NE(warnings[0]["message"].get<std::string>().find("'Y' is unused"), std::string::npos);
+
+  auto bad = make_sandbox("erl_bad", {{"src/bad.erl", "-module(bad).\n-export([f/0]).\n"
+                                                      "f() -> undefined_thing().\n"}});
+  auto failed = compile(bad, {"--compiler", "erlc"});
+  ASSERT_TRUE(is_error(failed, "compilation_failed", 1));
+  auto diagnostics = failed.json()["error"]["diagnostics"];
+  ASSERT_FALSE(diagnostics.empty());
+  EXPECT_EQ(diagnostics[0]["file"], "src/bad.erl");
+  EXPECT_EQ(diagnostics[0]["line"], 3);
+  EXPECT_EQ(diagnostics[0]["severity"], "error");
+}
+
+TEST_F(Compile, OddFileAndDirectoryNames)
+{
+  // A source named like a flag and a sandbox path with spaces and non-ASCII.
+  auto sandbox_path = make_sandbox("my sandbox \xc3\xbc", {{"lib/-dash.ex", "defmodule Dash do\n"
+                                                                            "  def x, do: 1\n"
+                                                                            "end\n"}});
+  auto run = compile(sandbox_path, {"--compiler", "elixirc"});
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  auto result = run.json();
+  EXPECT_EQ(beam_names(result), (std::vector<std::string>{"Elixir.Dash.beam"}));
+  EXPECT_EQ(result["changed_files"], nlohmann::json::array({"lib/-dash.ex"}));
+}
+
+TEST_F(Compile, ConcurrentCompilesOfOneSandbox)
+{
+  // Two engines start at once with a fresh state directory: both create or
+  // read the same key and each gets its own temp dir.
+  auto sandbox_path = copy_example("erlang");
+  RunResult first;
+  RunResult second;
+  std::thread a([&] { first = compile(sandbox_path, {"--compiler", "erlc"}); });
+  std::thread b([&] { second = compile(sandbox_path, {"--compiler", "erlc"}); });
+  a.join();
+  b.join();
+  ASSERT_EQ(first.exit_code, 0) << first.describe();
+  ASSERT_EQ(second.exit_code, 0) << second.describe();
+  auto first_temp = first.json()["temp_dir"].get<std::string>();
+  auto second_temp = second.json()["temp_dir"].get<std::string>();
+  EXPECT_NE(first_temp, second_temp);
+  EXPECT_EQ(beam_names(first.json()), beam_names(second.json()));
+  EXPECT_EQ(sandbox({"cleanup", first_temp}).exit_code, 0);
+  EXPECT_EQ(sandbox({"cleanup", second_temp}).exit_code, 0);
 }
 
 } // namespace

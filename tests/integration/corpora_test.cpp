@@ -3,6 +3,8 @@
 
 #include "support.h"
 
+#include <fstream>
+
 namespace sandbox::test {
 
 namespace {
@@ -19,6 +21,8 @@ void PrintTo(const Library& lib, std::ostream* out)
 {
   *out << lib.name << " with " << lib.compiler;
 }
+
+using CorpusConfig = SandboxTest;
 
 class Corpus : public SandboxTest, public ::testing::WithParamInterface<Library> {};
 
@@ -73,6 +77,25 @@ INSTANTIATE_TEST_SUITE_P(
         Library{"mime", "mix", kMimeApp, "application/json\nhtml,htm\n", "Elixir.MIME"},
         Library{"mime", "elixirc", kMime, "application/json\nhtml,htm\n", "Elixir.MIME"}),
     name_of);
+
+TEST_F(CorpusConfig, MimeCompileEnvReadsTheProjectConfigWithMix)
+{
+  // MIME reads `config :mime, :types` with Application.compile_env: the
+  // project's config/config.exs is part of a mix compile.
+  auto sandbox_path = copy_corpus("mime");
+  fs::create_directories(sandbox_path / "config");
+  std::ofstream(sandbox_path / "config" / "config.exs")
+      << "import Config\n"
+         "config :mime, :types, %{\"application/vnd.api+json\" => [\"json-api\"]}\n";
+  auto run = compile(sandbox_path);
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  auto vm = run_elixir(beam_paths(run.json()).front().parent_path(),
+                       "IO.puts(MIME.type(\"json-api\")); "
+                       "{:ok, _} = Application.ensure_all_started(:mime); "
+                       "IO.puts(MIME.extensions(\"application/vnd.api+json\") |> Enum.join())");
+  EXPECT_EQ(vm.exit_code, 0) << vm.describe();
+  EXPECT_EQ(vm.out, "application/vnd.api+json\njson-api\n") << vm.describe();
+}
 
 } // namespace
 

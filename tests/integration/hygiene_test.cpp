@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
 #include <thread>
 
 namespace sandbox::test {
@@ -132,12 +133,25 @@ const char* kEnvModule = R"(defmodule EnvCheck do
 end
 )";
 
-TEST_F(Hygiene, HostEnvironmentIsNotVisibleButEnvOptionIs)
+class Environment : public SandboxTest, public ::testing::WithParamInterface<std::string> {
+protected:
+  // The flags for the isolation mode under test.
+  std::vector<std::string> flags(std::vector<std::string> args) const
+  {
+    if (!GetParam().empty()) {
+      args.insert(args.end(), {"--isolation", GetParam()});
+    }
+    return args;
+  }
+};
+
+TEST_P(Environment, HostEnvironmentIsNotVisibleButEnvOptionIs)
 {
   auto sandbox_path = make_sandbox("env", {{"lib/env_check.ex", kEnvModule}});
   RunOptions with_secret;
   with_secret.env["SANDBOX_TEST_SECRET"] = "xyz";
-  auto run = compile(sandbox_path, {"--compiler", "elixirc", "--env", "FOO=bar"}, with_secret);
+  auto run =
+      compile(sandbox_path, flags({"--compiler", "elixirc", "--env", "FOO=bar"}), with_secret);
   ASSERT_EQ(run.exit_code, 0) << run.describe();
   auto result = run.json();
   expect_success_contract(result);
@@ -164,6 +178,11 @@ TEST_F(Hygiene, HostEnvironmentIsNotVisibleButEnvOptionIs)
   EXPECT_NE(home, fs::path(host_home != nullptr ? host_home : "/root"));
   EXPECT_NE(tmp, job_root());
   EXPECT_NE(tmp, fs::path("/tmp"));
+  // Both in the job's own directory.
+  EXPECT_EQ(home.filename(), "home");
+  EXPECT_EQ(tmp.filename(), "tmp");
+  EXPECT_EQ(home.parent_path(), tmp.parent_path());
+  EXPECT_EQ(result["isolation"].value("mode", ""), GetParam().empty() ? "jail" : GetParam());
   if (result["isolation"].value("mode", "") == "process_group") {
     // No path remapping: the job's HOME and TMPDIR are host paths in temp_dir.
     fs::path temp = result["temp_dir"].get<std::string>();
@@ -176,12 +195,17 @@ TEST_F(Hygiene, HostEnvironmentIsNotVisibleButEnvOptionIs)
 
   // The control: without --env FOO=bar the module body raises, and that is a
   // compilation failure carrying the message.
-  auto control = compile(sandbox_path, {"--compiler", "elixirc"});
+  auto control = compile(sandbox_path, flags({"--compiler", "elixirc"}));
   ASSERT_TRUE(is_error(control, "compilation_failed", 1));
   EXPECT_NE(control.json()["error"]["output"].get<std::string>().find("FOO missing"),
             std::string::npos)
       << control.describe();
 }
+
+INSTANTIATE_TEST_SUITE_P(Isolation, Environment, ::testing::Values("", "process_group"),
+                         [](const ::testing::TestParamInfo<std::string>& p) {
+                           return p.param.empty() ? std::string("default") : p.param;
+                         });
 
 struct BackendCase {
   std::string example;
@@ -282,6 +306,53 @@ TEST_F(Hygiene, OutputFloodIsCappedWithBoundedMemory)
   auto small = compile(sandbox_path, {"--compiler", "elixirc", "--output-limit", "64K"});
   ASSERT_TRUE(is_error(small, "output_limit_exceeded", 1));
   EXPECT_EQ(small.json()["error"]["limit"], 64 * 1024);
+}
+
+TEST_F(Hygiene, JobSeesNoHostFilesCannotWriteTheSandboxNorConnect)
+{
+  // The default isolation: a fresh root, the sandbox read-only, no network.
+  auto secret = scratch() / "host-secret.txt";
+  std::ofstream(secret) << "secret";
+  fs::permissions(scratch(), fs::perms::owner_all | fs::perms::others_exec | fs::perms::group_exec);
+  auto sandbox_path = make_sandbox(
+      "jailed",
+      {{"lib/probe.ex",
+        "defmodule Probe do\n"
+        "  if File.exists?(\"" +
+            secret.string() +
+            "\"), do: raise(\"host file visible\")\n"
+            "  if File.dir?(\"" +
+            scratch().string() +
+            "\"), do: raise(\"host tree visible\")\n"
+            "  if File.write(\"planted.txt\", \"x\") == :ok, do: raise(\"sandbox writable\")\n"
+            "  if File.write(\"/etc/planted\", \"x\") == :ok, do: raise(\"/etc writable\")\n"
+            "  case :gen_tcp.connect({127, 0, 0, 1}, 22, [], 1000) do\n"
+            "    {:ok, _} -> raise \"network reachable\"\n"
+            "    {:error, _} -> :ok\n"
+            "  end\n"
+            "  def ok, do: :ok\n"
+            "end\n"}});
+  auto before = snapshot_tree(sandbox_path);
+  auto run = compile(sandbox_path, {"--compiler", "elixirc"});
+  EXPECT_EQ(run.exit_code, 0) << run.describe();
+  EXPECT_EQ(diff_trees(before, snapshot_tree(sandbox_path)), "");
+  EXPECT_FALSE(fs::exists("/etc/planted"));
+}
+
+TEST_F(Hygiene, MemoryLimitIsATypedError)
+{
+  auto sandbox_path = make_sandbox(
+      "memory", {{"lib/hog.ex", "defmodule Hog do\n"
+                                "  big = for i <- 1..40, do: :binary.copy(<<i>>, 20_000_000)\n"
+                                "  IO.puts(length(big))\n"
+                                "end\n"}});
+  auto run = compile(sandbox_path, {"--compiler", "elixirc", "--memory-limit", "200M"});
+  ASSERT_TRUE(is_error(run, "resource_limit_exceeded", 1));
+  auto error = run.json()["error"];
+  EXPECT_EQ(error["limit_type"], "memory_limit");
+  EXPECT_EQ(error["details"]["limit"], 200.0 * 1024 * 1024);
+  EXPECT_GT(error["details"]["current"].get<double>(), 0);
+  EXPECT_TRUE(entries_with_prefix(job_root(), "sandbox-job-").empty());
 }
 
 } // namespace
