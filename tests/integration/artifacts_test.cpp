@@ -5,6 +5,8 @@
 
 #include <unistd.h>
 
+#include <fstream>
+
 namespace sandbox::test {
 
 namespace {
@@ -152,6 +154,72 @@ TEST_F(ArtifactsTest, FifosInTheWorkDirDoNotHangTheEngine)
     EXPECT_EQ(run.exit_code, 1) << run.describe();
     EXPECT_TRUE(result["error"]["type"].is_string()) << run.describe();
   }
+}
+
+TEST_F(ArtifactsTest, PrebuiltBeamsInTheSandboxAreNotHandedOver)
+{
+  // BEAMs planted in the sandbox (an ebin/ and a stale _build) are never
+  // results: only what this compile produced is.
+  auto sandbox_path = copy_example("hello_mix");
+  auto planted =
+      read_text(source_dir() / "tests" / "data" / "beam" / "regressions" / "valid-minimal.beam");
+  for (const auto* dir : {"ebin", "_build/dev/lib/hello_mix/ebin", "priv"}) {
+    fs::create_directories(sandbox_path / dir);
+    std::ofstream(sandbox_path / dir / "Elixir.Planted.beam", std::ios::binary) << planted;
+  }
+  ASSERT_GT(planted.size(), 8U);
+  auto run = compile(sandbox_path);
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  EXPECT_EQ(beam_names(run.json()),
+            (std::vector<std::string>{"Elixir.HelloMix.Counter.beam", "Elixir.HelloMix.Macros.beam",
+                                      "Elixir.HelloMix.beam"}));
+  auto plain = copy_example("plain_lib");
+  fs::create_directories(plain / "ebin");
+  std::ofstream(plain / "ebin" / "Elixir.Planted.beam", std::ios::binary) << planted;
+  std::ofstream(plain / "lib" / "Elixir.Planted.beam", std::ios::binary) << planted;
+  auto elixirc = compile(plain, {"--compiler", "elixirc"});
+  ASSERT_EQ(elixirc.exit_code, 0) << elixirc.describe();
+  EXPECT_EQ(beam_names(elixirc.json()),
+            (std::vector<std::string>{"Elixir.Shapes.Format.beam", "Elixir.Shapes.beam"}));
+}
+
+TEST_F(ArtifactsTest, PlantedCacheIsNotTrusted)
+{
+  // The reference implementation trusted .sandbox_cache inside the sandbox: a
+  // planted last_compilation.json gave a cache hit with attacker-chosen
+  // beam_files and a temp_dir the host later deleted.
+  auto victim = scratch() / "victim";
+  fs::create_directories(victim);
+  std::ofstream(victim / "precious") << "keep me";
+  auto sandbox_path = copy_example("plain_lib");
+  fs::create_directories(sandbox_path / ".sandbox_cache");
+  nlohmann::json planted = {{"beam_files", {"/etc/passwd"}},
+                            {"temp_dir", victim.string()},
+                            {"timestamp", 32503680000},
+                            {"compilation_time", 1},
+                            {"cache_hit", true},
+                            {"incremental", true},
+                            {"compilation_strategy", "cache_hit"},
+                            {"app_file", nullptr},
+                            {"output", ""},
+                            {"warnings", nlohmann::json::array()}};
+  std::ofstream(sandbox_path / ".sandbox_cache" / "last_compilation.json") << planted.dump();
+  std::ofstream(sandbox_path / ".sandbox_cache" / "file_hashes.json") << "{}";
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--compiler", "elixirc", "--incremental"},
+        std::vector<std::string>{"--compiler", "elixirc"}}) {
+    auto run = compile(sandbox_path, args);
+    ASSERT_EQ(run.exit_code, 0) << run.describe();
+    auto result = run.json();
+    expect_success_contract(result);
+    EXPECT_EQ(beam_names(result),
+              (std::vector<std::string>{"Elixir.Shapes.Format.beam", "Elixir.Shapes.beam"}));
+    EXPECT_NE(result["temp_dir"], victim.string());
+    auto cleanup = sandbox({"cleanup", result["temp_dir"].get<std::string>()});
+    EXPECT_EQ(cleanup.exit_code, 0) << cleanup.describe();
+  }
+  EXPECT_EQ(sandbox({"cleanup", victim.string()}).exit_code, 1);
+  EXPECT_TRUE(fs::exists(victim / "precious"));
 }
 
 } // namespace

