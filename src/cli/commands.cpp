@@ -4,6 +4,7 @@
 #include "compiler/isolated_compiler.h"
 #include "compiler/report.h"
 #include "core/options.h"
+#include "util/json.h"
 #include "backends/toolchain.h"
 #include "jail/probe.h"
 
@@ -30,9 +31,9 @@ std::string flag_name(std::string_view option)
 int usage_error(bool as_json, const std::string& option, const std::string& reason)
 {
   if (as_json) {
-    std::cout << json{{"ok", false},
-                      {"error", {{"type", "invalid_option"}, {"option", option}, {"reason", reason}}}}
-                   .dump()
+    std::cout << util::dump_json(json{
+                   {"ok", false},
+                   {"error", {{"type", "invalid_option"}, {"option", option}, {"reason", reason}}}})
               << "\n";
   }
   std::cerr << fmt::format("sandbox: invalid option {} ({}): {}\n", flag_name(option), option, reason);
@@ -43,7 +44,7 @@ void print_human_result(const compiler::CompileResult& result, const json& as_js
 {
   auto report = compiler::compilation_report(as_json);
   if (!report) {
-    std::cout << as_json.dump(2) << "\n";
+    std::cout << util::dump_json(as_json, 2) << "\n";
     return;
   }
   std::cout << compiler::format_report(*report);
@@ -75,7 +76,7 @@ int finish_compile(const compiler::CompileResult& result, bool as_json)
 {
   auto out = compiler::to_json(result);
   if (as_json) {
-    std::cout << out.dump() << "\n";
+    std::cout << util::dump_json(out) << "\n";
   } else {
     print_human_result(result, out);
   }
@@ -214,7 +215,7 @@ void Commands::register_all(CLI::App& app)
             }
           }
         }
-        std::cout << out.dump() << "\n";
+        std::cout << util::dump_json(out) << "\n";
       } else {
         for (const auto& f : files) {
           if (f["ok"].get<bool>()) {
@@ -243,7 +244,7 @@ void Commands::register_all(CLI::App& app)
         std::cerr << "sandbox report: " << built.error() << "\n";
         return kExitUsage;
       }
-      std::cout << (m_json ? built->dump() + "\n" : compiler::format_report(*built));
+      std::cout << (m_json ? util::dump_json(*built) + "\n" : compiler::format_report(*built));
       return (*built)["status"] == "success" ? kExitOk : kExitFailed;
     };
   });
@@ -264,8 +265,10 @@ void Commands::register_all(CLI::App& app)
                                       {"mix", tools->mix.string()}, {"erl", tools->erl.string()},
                                       {"erlc", tools->erlc.string()}}
                                : json{{"error", tools.error()}};
-        std::cout << json{{"ok", supported && tools.has_value()}, {"jail_supported", supported},
-                          {"layers", layers}, {"toolchain", toolchain}}.dump()
+        std::cout << util::dump_json(json{{"ok", supported && tools.has_value()},
+                                          {"jail_supported", supported},
+                                          {"layers", layers},
+                                          {"toolchain", toolchain}})
                   << "\n";
       } else {
         for (const auto& p : probes) {
@@ -286,7 +289,10 @@ void Commands::register_all(CLI::App& app)
     m_selected = [this] {
       auto removed = compiler::cleanup_temp_artifacts(m_paths.front());
       if (m_json) {
-        std::cout << (removed ? json{{"ok", true}} : json{{"ok", false}, {"error", core::to_json(removed.error())}}).dump() << "\n";
+        std::cout << util::dump_json(removed ? json{{"ok", true}}
+                                              : json{{"ok", false},
+                                                     {"error", core::to_json(removed.error())}})
+                  << "\n";
       } else if (!removed) {
         std::cerr << "sandbox cleanup: " << core::describe(removed.error()) << "\n";
       }

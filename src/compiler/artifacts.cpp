@@ -85,13 +85,19 @@ std::expected<Collected, std::string> collect_outputs(const fs::path& work,
   if (tree->size() > limits.max_files) {
     collected.findings.push_back({".", "oversized", "high", fmt::format("the job left more than {} files", limits.max_files)});
   }
+  // Outputs are flattened into one directory: where two output directories
+  // hold the same name, the earlier directory (the project's own) wins.
+  struct Candidate {
+    std::size_t dir_index;
+    fs::path path;
+  };
+  std::vector<Candidate> candidates;
   std::uint64_t total = 0;
   for (const auto& entry : *tree) {
     auto absolute = work / entry.relative;
     auto rel = entry.relative.string();
-    bool in_output = std::any_of(output_dirs.begin(), output_dirs.end(), [&](const fs::path& dir) {
-      return absolute.parent_path() == dir;
-    });
+    auto dir_it = std::find(output_dirs.begin(), output_dirs.end(), absolute.parent_path());
+    bool in_output = dir_it != output_dirs.end();
     if (entry.type == fs::file_type::symlink) {
       if (!is_mix_build_link(entry.relative)) {
         collected.findings.push_back({rel, "symlink", "high", "symbolic link left by the job; never followed"});
@@ -115,20 +121,7 @@ std::expected<Collected, std::string> collect_outputs(const fs::path& work,
     }
     auto ext = entry.relative.extension();
     if (in_output && (ext == ".beam" || ext == ".app")) {
-      if (collected.beam_files.size() + collected.app_files.size() >= limits.max_files) {
-        continue;
-      }
-      auto target = out_dir / entry.relative.filename();
-      auto copied = copy_output(work, absolute, target, limits.max_file_bytes);
-      if (!copied) {
-        collected.findings.push_back(copied.error());
-        continue;
-      }
-      total += *copied;
-      if (total > limits.max_total_bytes) {
-        return std::unexpected(fmt::format("outputs exceed {} bytes in total", limits.max_total_bytes));
-      }
-      (ext == ".beam" ? collected.beam_files : collected.app_files).push_back(target);
+      candidates.push_back({static_cast<std::size_t>(dir_it - output_dirs.begin()), absolute});
       continue;
     }
     if (in_output) {
@@ -136,6 +129,32 @@ std::expected<Collected, std::string> collect_outputs(const fs::path& work,
     } else if (entry.relative.begin() != entry.relative.end() && *entry.relative.begin() == "tmp") {
       collected.findings.push_back({rel, "temp_file", "low", "file left in the job's tmp/ directory"});
     }
+  }
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [](const Candidate& a, const Candidate& b) { return a.dir_index < b.dir_index; });
+  for (const auto& candidate : candidates) {
+    if (collected.beam_files.size() + collected.app_files.size() >= limits.max_files) {
+      break;
+    }
+    auto target = out_dir / candidate.path.filename();
+    auto& list = candidate.path.extension() == ".beam" ? collected.beam_files : collected.app_files;
+    if (std::find(list.begin(), list.end(), target) != list.end()) {
+      collected.findings.push_back({candidate.path.lexically_relative(work).string(), "duplicate",
+                                    "medium",
+                                    "another output directory already produced this file name; "
+                                    "the first one is kept"});
+      continue;
+    }
+    auto copied = copy_output(work, candidate.path, target, limits.max_file_bytes);
+    if (!copied) {
+      collected.findings.push_back(copied.error());
+      continue;
+    }
+    total += *copied;
+    if (total > limits.max_total_bytes) {
+      return std::unexpected(fmt::format("outputs exceed {} bytes in total", limits.max_total_bytes));
+    }
+    list.push_back(target);
   }
   std::sort(collected.beam_files.begin(), collected.beam_files.end());
   std::sort(collected.app_files.begin(), collected.app_files.end());

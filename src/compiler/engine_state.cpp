@@ -121,9 +121,14 @@ std::expected<fs::path, std::string> create_marked_temp_dir(const fs::path& pare
 std::expected<void, std::string> verify_temp_dir_marker(const fs::path& given)
 {
   // "link/" would make lstat follow the link: look at the name itself.
+  // "link/" and "link/." would make lstat follow the link: look at the name
+  // itself, and refuse spellings that still end in a "." or ".." component.
   std::string text = given.string();
-  while (text.size() > 1 && text.back() == '/') {
-    text.pop_back();
+  while (text.size() > 1 && (text.back() == '/' || text.ends_with("/."))) {
+    text.erase(text.size() - (text.back() == '/' ? 1 : 2));
+  }
+  if (text == "." || text == ".." || text.ends_with("/..")) {
+    return std::unexpected("give the temporary directory by its own name, not through \".\" or \"..\"");
   }
   const fs::path path(text);
   struct stat st {};

@@ -5,10 +5,13 @@
 #include "compiler/engine_state.h"
 #include "compiler/runner.h"
 #include "compiler/sandbox_path.h"
+#include "compiler/source_snapshot.h"
 #include "util/fs.h"
 #include "util/time.h"
 
 #include <fmt/format.h>
+
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -108,6 +111,10 @@ CompileResult compile_sandbox(const std::string& path, const core::CompileOption
     return std::unexpected(runner.error());
   }
 
+  // The key belongs to the engine's state, not to the caller's temp_dir.
+  if (auto key = engine_key(); !key) {
+    return std::unexpected(core::JailSetupFailed{"engine_state", key.error()});
+  }
   auto parent = options.temp_dir.value_or(util::default_temp_root());
   auto temp = create_marked_temp_dir(parent);
   if (!temp) {
@@ -122,8 +129,18 @@ CompileResult compile_sandbox(const std::string& path, const core::CompileOption
     return std::unexpected(core::JailSetupFailed{"temp_dir", made.error()});
   }
 
+  // A jailed job runs as an unprivileged uid when the engine is root: give it
+  // a readable copy of a private sandbox rather than failing.
+  fs::path job_source = *sandbox;
+  if ((*runner)->remaps_paths() && ::geteuid() == 0 && !readable_by_others(*sandbox)) {
+    job_source = *temp / "source";
+    if (auto copied = snapshot_tree(*sandbox, job_source); !copied) {
+      return std::unexpected(core::InvalidSandboxPath{path, copied.error()});
+    }
+  }
+
   backends::BackendRequest request;
-  request.paths = backends::make_job_paths(*sandbox, work, **runner);
+  request.paths = backends::make_job_paths(job_source, work, **runner);
   request.options = &options;
   request.source_files = std::move(*sources);
   auto backend = backends::make_backend(options.compiler);
@@ -161,6 +178,9 @@ CompileResult compile_sandbox(const std::string& path, const core::CompileOption
   // The job's work directory was writable by code the sandbox controls; only
   // the checked copies are handed to the caller.
   (void)util::remove_tree(work);
+  if (job_source != *sandbox) {
+    (void)util::remove_tree(job_source);
+  }
 
   info.beam_files = std::move(collected->beam_files);
   info.temp_dir = *temp;

@@ -90,8 +90,15 @@ bool valid_env_name(std::string_view name)
 // "System".
 std::expected<std::string, std::string> normalize_module(std::string name)
 {
-  if (name.starts_with("Elixir.")) {
-    name = name.substr(7);
+  // ":Elixir.System" and ":\"Elixir.System\"" are the atom of an Elixir module.
+  std::string atom = name.starts_with(':') ? name.substr(1) : name;
+  if (atom.size() >= 2 && atom.front() == '"' && atom.back() == '"') {
+    atom = atom.substr(1, atom.size() - 2);
+  }
+  if (atom.starts_with("Elixir.")) {
+    name = atom.substr(7);
+  } else if (name.starts_with(':')) {
+    name = ":" + atom;
   }
   if (name.empty()) {
     return std::unexpected("empty module name");

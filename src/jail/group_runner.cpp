@@ -88,6 +88,11 @@ ProcessResult GroupRunner::run(const ProcessSpec& spec)
   Fd report_write(report_pipe[1]);
   Fd dev_null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
 
+  // Orphans of the job (setsid, double fork) are re-parented to the engine
+  // rather than to init, so they can be found and killed at the end.
+  static const bool subreaper = ::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0;
+  (void)subreaper;
+
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
@@ -125,6 +130,7 @@ ProcessResult GroupRunner::run(const ProcessSpec& spec)
   }
   // Make sure the group exists before we may signal it (the child may not have run yet).
   ::setpgid(pid, pid);
+  ChildRegistration registration(pid);
   out_write.reset();
   report_write.reset();
   dev_null.reset();
@@ -230,6 +236,9 @@ ProcessResult GroupRunner::run(const ProcessSpec& spec)
       }
     }
   }
+  // Whatever left the group (its own session, a daemon) is now the engine's
+  // orphan: nothing of the job outlives it.
+  kill_orphaned_children();
   if (timed_out) {
     result.verdict = Verdict::wall_timeout;
   } else if (output_flooded) {

@@ -299,6 +299,7 @@ ProcessResult NamespaceRunner::run(const ProcessSpec& spec)
     pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   }
   InitProcess init(pid, pidfd);
+  ChildRegistration registration(pid);
   out_write.reset();
   report_write.reset();
   sync_read.reset();

@@ -1,6 +1,93 @@
 #include "jail/process.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
+
 namespace sandbox::jail {
+
+namespace {
+
+std::mutex g_children_mutex;
+std::multiset<int> g_children;
+
+// The parent pid from /proc/<pid>/stat (the field after the parenthesised name).
+int parent_of(const std::string& pid)
+{
+  std::ifstream in("/proc/" + pid + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) {
+    return -1;
+  }
+  auto close = line.rfind(')');
+  if (close == std::string::npos || close + 4 >= line.size()) {
+    return -1;
+  }
+  auto rest = std::string_view(line).substr(close + 4); // ") S ppid"
+  int ppid = -1;
+  std::from_chars(rest.data(), rest.data() + rest.size(), ppid);
+  return ppid;
+}
+
+} // namespace
+
+ChildRegistration::ChildRegistration(int pid) : m_pid(pid)
+{
+  std::lock_guard lock(g_children_mutex);
+  g_children.insert(pid);
+}
+
+ChildRegistration::~ChildRegistration()
+{
+  std::lock_guard lock(g_children_mutex);
+  if (auto it = g_children.find(m_pid); it != g_children.end()) {
+    g_children.erase(it);
+  }
+}
+
+int kill_orphaned_children(int budget_ms)
+{
+  const int self = ::getpid();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(budget_ms);
+  int killed = 0;
+  int quiet_scans = 0;
+  while (quiet_scans < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::vector<int> orphans;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+      const auto name = entry.path().filename().string();
+      int pid = 0;
+      auto [end, err] = std::from_chars(name.data(), name.data() + name.size(), pid);
+      if (err != std::errc() || end != name.data() + name.size() || parent_of(name) != self) {
+        continue;
+      }
+      std::lock_guard lock(g_children_mutex);
+      if (g_children.count(pid) == 0) {
+        orphans.push_back(pid);
+      }
+    }
+    for (int pid : orphans) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      ++killed;
+    }
+    if (orphans.empty()) {
+      ++quiet_scans;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    } else {
+      quiet_scans = 0;
+    }
+  }
+  return killed;
+}
 
 std::string_view to_string(Verdict verdict)
 {

@@ -102,6 +102,25 @@ public:
   [[nodiscard]] virtual bool remaps_paths() const = 0;
 };
 
+// The engine's direct children that a runner owns. GroupRunner makes the
+// engine a child subreaper, so processes that left a job's group (setsid,
+// double fork) come back to the engine when their parent dies; any child of
+// the engine not registered here is such an orphan and is killed.
+class ChildRegistration {
+public:
+  explicit ChildRegistration(int pid);
+  ChildRegistration(const ChildRegistration&) = delete;
+  ChildRegistration& operator=(const ChildRegistration&) = delete;
+  ~ChildRegistration();
+
+private:
+  int m_pid;
+};
+
+// Kills and reaps the engine's children that no runner registered, until
+// none is left or `budget_ms` has passed. Returns how many were killed.
+int kill_orphaned_children(int budget_ms = 2000);
+
 // Runs the job on the host in its own process group with PDEATHSIG, a wall
 // deadline and an output cap; the whole group is killed when the job ends or
 // runs out of time. It does not contain the job: the namespace jail does.

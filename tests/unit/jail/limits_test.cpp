@@ -148,14 +148,15 @@ TEST_F(LimitsTest, JailDiesWithTheEngineAndItsCgroupIsRemovedLater)
     child_runner.run(job_spec);
     ::_exit(0);
   }
-  for (int i = 0; i < 100 && !process_with_marker(marker); ++i) {
+  // Generous waits: under a loaded ctest -j2 a jail takes a while to start.
+  for (int i = 0; i < 500 && !process_with_marker(marker); ++i) {
     ::usleep(20'000);
   }
   ASSERT_TRUE(process_with_marker(marker)) << "the job never started";
   ::kill(engine, SIGKILL);
   ::waitpid(engine, nullptr, 0);
   bool gone = false;
-  for (int i = 0; i < 100 && !gone; ++i) {
+  for (int i = 0; i < 500 && !gone; ++i) {
     gone = !process_with_marker(marker);
     ::usleep(10'000);
   }
