@@ -92,7 +92,7 @@ TEST_F(BadInput, SandboxWithPrivateModesCompiles)
   }
   auto run = compile(sandbox_path, {"--compiler", "elixirc"});
   if (run.exit_code == 1 && run.json()["error"].value("type", "") == "jail_setup_failed") {
-    GTEST_SKIP() << "BUG: a sandbox with mode 0700 (files 0600) fails in the jail with "
+    FAIL() << "regression: a sandbox with mode 0700 (files 0600) fails in the jail with "
                  << run.json()["error"].dump();
   }
   expect_plain_lib_compiled(run);
@@ -295,7 +295,7 @@ TEST_F(BadInput, NonUtf8PathsGiveValidJson)
       compile(copy_example("erlang"), {"--compiler", "erlc", "--temp-dir", temp_root.string()}));
   for (const auto& run : runs) {
     if (run.signal != 0 || run.exit_code == 134) {
-      GTEST_SKIP() << "BUG: --json output aborts on a path that is not UTF-8 "
+      FAIL() << "regression: --json output aborts on a path that is not UTF-8 "
                       "(nlohmann::json::dump throws type_error 316)\n"
                    << run.err;
     }
@@ -320,7 +320,7 @@ TEST_F(BadInput, UnsafeEngineKeyIsNotBlamedOnTheTempDirOption)
   EXPECT_FALSE(json.value("ok", true)) << "a key readable by others was used";
   EXPECT_NE(json.dump().find("key"), std::string::npos) << run.describe();
   if (run.exit_code == 2 && json["error"].value("option", "") == "temp_dir") {
-    GTEST_SKIP() << "BUG: an engine key with unsafe permissions is reported as "
+    FAIL() << "regression: an engine key with unsafe permissions is reported as "
                     "invalid_option temp_dir (exit 2) when --temp-dir is given: "
                  << json.dump();
   }
