@@ -1,5 +1,4 @@
 #include "backends/diagnostics.h"
-#include "util/fs.h"
 
 #include <algorithm>
 #include <array>
