@@ -81,7 +81,7 @@ int kill_orphaned_children(int budget_ms)
     }
     if (orphans.empty()) {
       ++quiet_scans;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     } else {
       quiet_scans = 0;
     }
