@@ -58,16 +58,8 @@ ProcessResult GroupRunner::run(const ProcessSpec& spec)
   }
 
   // Everything the child needs is built before fork: it must not allocate.
-  std::vector<char*> argv;
-  for (const auto& arg : spec.argv) {
-    argv.push_back(const_cast<char*>(arg.c_str()));
-  }
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  for (const auto& var : spec.env) {
-    envp.push_back(const_cast<char*>(var.c_str()));
-  }
-  envp.push_back(nullptr);
+  auto argv = exec_array(spec.argv);
+  auto envp = exec_array(spec.env);
   std::string cwd = spec.cwd.string();
 
   int out_pipe[2];

@@ -217,16 +217,8 @@ ProcessResult NamespaceRunner::run(const ProcessSpec& spec)
   }
 
   // Everything the child reads is built now: it must not allocate.
-  std::vector<char*> argv;
-  for (const auto& arg : spec.argv) {
-    argv.push_back(const_cast<char*>(arg.c_str()));
-  }
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  for (const auto& var : spec.env) {
-    envp.push_back(const_cast<char*>(var.c_str()));
-  }
-  envp.push_back(nullptr);
+  auto argv = exec_array(spec.argv);
+  auto envp = exec_array(spec.env);
   std::string cwd = spec.cwd.string();
 
   ProcessResult result;

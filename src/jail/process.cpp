@@ -89,6 +89,17 @@ int kill_orphaned_children(int budget_ms)
   return killed;
 }
 
+std::vector<char*> exec_array(const std::vector<std::string>& strings)
+{
+  std::vector<char*> out;
+  out.reserve(strings.size() + 1);
+  for (const auto& item : strings) {
+    out.push_back(const_cast<char*>(item.c_str()));
+  }
+  out.push_back(nullptr);
+  return out;
+}
+
 std::string_view to_string(Verdict verdict)
 {
   switch (verdict) {

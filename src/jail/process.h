@@ -92,6 +92,10 @@ struct Isolation {
 nlohmann::json to_json(const Isolation& isolation);
 nlohmann::json to_json(const ResourceUsage& usage);
 
+// A null-terminated array of pointers into `strings` for execve; built before
+// fork, since the child must not allocate. Valid while `strings` lives.
+std::vector<char*> exec_array(const std::vector<std::string>& strings);
+
 class ProcessRunner {
 public:
   virtual ~ProcessRunner() = default;
