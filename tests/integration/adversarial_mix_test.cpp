@@ -171,6 +171,20 @@ TEST_P(MixAttack, HostEnvironmentSecretIsAbsent)
   EXPECT_EQ(run.err.find(secret), std::string::npos);
 }
 
+TEST_P(MixAttack, HostSecretFileIsNotReadable)
+{
+  TempTree host("adv-mix-secret-");
+  auto secret = random_token("MIXSECRETFILE");
+  auto secret_path = host.write("secret.txt", secret + "\n");
+  fs::permissions(secret_path, fs::perms::owner_read | fs::perms::owner_write);
+  auto run =
+      mix_attack("IO.inspect(File.read(\"" + secret_path.string() + "\"), label: \"secret\")\n");
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  EXPECT_NE(run.json()["output"].get<std::string>().find("secret: {:error,"), std::string::npos)
+      << run.out;
+  EXPECT_EQ(run.out.find(secret), std::string::npos) << "the host secret file leaked";
+}
+
 TEST_P(MixAttack, WriteOutsideDoesNotReachTheHost)
 {
   TempTree host("adv-mix-target-");
@@ -286,6 +300,24 @@ TEST_F(AdversarialResources, FillingTheInodeTableEndsCleanly)
   EXPECT_TRUE(run.exit_code == 0 || type == "resource_limit_exceeded" ||
               type == "compilation_timeout" || type == "compilation_failed")
       << run.describe();
+}
+
+TEST_F(AdversarialResources, KernelSettingsAreReadOnly)
+{
+  char host_name[256] = {};
+  ::gethostname(host_name, sizeof host_name - 1);
+  auto run = attack(
+      "IO.inspect(File.write(\"/proc/sys/kernel/hostname\", \"pwned\"), label: \"hostname\")\n"
+      "IO.inspect(File.write(\"/proc/sysrq-trigger\", \"h\"), label: \"sysrq\")\n"
+      "IO.inspect(File.write(\"/sys/fs/cgroup/pids/pids.max\", \"max\"), label: \"cgroup\")\n");
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  auto output = run.json()["output"].get<std::string>();
+  EXPECT_NE(output.find("hostname: {:error,"), std::string::npos) << output;
+  EXPECT_NE(output.find("sysrq: {:error,"), std::string::npos) << output;
+  EXPECT_NE(output.find("cgroup: {:error,"), std::string::npos) << output;
+  char after[256] = {};
+  ::gethostname(after, sizeof after - 1);
+  EXPECT_STREQ(after, host_name);
 }
 
 TEST_F(AdversarialResources, HardLinkToHostFileIsNotCollected)
