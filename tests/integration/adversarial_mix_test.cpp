@@ -320,6 +320,18 @@ TEST_F(AdversarialResources, KernelSettingsAreReadOnly)
   EXPECT_STREQ(after, host_name);
 }
 
+TEST_F(AdversarialResources, JobRunsWithoutPrivileges)
+{
+  auto run = attack("IO.puts(File.read!(\"/proc/self/status\"))\n");
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  auto output = run.json()["output"].get<std::string>();
+  for (const char* line : {"CapEff:\t0000000000000000", "CapPrm:\t0000000000000000",
+                           "CapBnd:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2"}) {
+    EXPECT_NE(output.find(line), std::string::npos) << line << " missing in\n" << output;
+  }
+  EXPECT_EQ(output.find("Uid:\t0\t"), std::string::npos) << "the job runs as root";
+}
+
 TEST_F(AdversarialResources, HardLinkToHostFileIsNotCollected)
 {
   auto run = attack("home = System.get_env(\"HOME\")\n"

@@ -319,12 +319,16 @@ TEST_F(Adversarial, HostSecretFileAndShadowAreNotReadable)
                     "IO.inspect(File.read(\"../../../../../.." +
                     secret_path.string() +
                     "\"), label: \"dotdot\")\n"
+                    "IO.inspect(File.read(\"/proc/1/root" +
+                    secret_path.string() +
+                    "\"), label: \"procroot\")\n"
                     "IO.inspect(File.read(\"/etc/shadow\"), label: \"shadow\")\n");
   ASSERT_EQ(run.exit_code, 0) << run.describe();
   auto output = run.json()["output"].get<std::string>();
   EXPECT_NE(output.find("secret: {:error,"), std::string::npos) << output;
   EXPECT_NE(output.find("shadow: {:error,"), std::string::npos) << output;
   EXPECT_NE(output.find("dotdot: {:error,"), std::string::npos) << output;
+  EXPECT_NE(output.find("procroot: {:error,"), std::string::npos) << output;
   EXPECT_EQ(run.out.find(secret), std::string::npos) << "the host secret file leaked";
   EXPECT_EQ(run.err.find(secret), std::string::npos);
   if (!shadow_line.empty()) {
