@@ -216,6 +216,14 @@ TEST_P(MixAttack, InfiniteLoopTimesOut)
   EXPECT_LT(run.wall_ms, 8000);
 }
 
+TEST_P(MixAttack, MemoryHogHitsTheMemoryLimit)
+{
+  auto run = mix_attack("IO.inspect(byte_size(:binary.copy(<<0>>, 1_000_000_000)))\n",
+                        {"--memory-limit", "128M", "--timeout", "20000"});
+  ASSERT_TRUE(is_error(run, "resource_limit_exceeded", 1));
+  EXPECT_EQ(run.json()["error"]["limit_type"], "memory_limit") << run.out;
+}
+
 INSTANTIATE_TEST_SUITE_P(Adversarial, MixAttack, ::testing::Values("mix.exs", "config/config.exs"),
                          [](const auto& param_info) {
                            return param_info.param == "mix.exs" ? std::string("MixExs")

@@ -380,10 +380,14 @@ TEST_F(Adversarial, WriteOutsideTheJobDoesNotReachTheHost)
                     quoted(tmp_target.string()) +
                     ", \"x\"))\n"
                     "IO.inspect(File.mkdir_p(" +
-                    quoted((host.path() / "d/e").string()) + "))\n");
+                    quoted((host.path() / "d/e").string()) +
+                    "))\n"
+                    "IO.inspect(File.write(" +
+                    quoted((state_dir() / "planted").string()) + ", \"x\"))\n");
   EXPECT_TRUE(run.exit_code == 0 || run.json()["ok"] == false) << run.describe();
   EXPECT_FALSE(fs::exists(target)) << "the job wrote into a host directory";
   EXPECT_FALSE(fs::exists(host.path() / "d")) << "the job made a host directory";
+  EXPECT_FALSE(fs::exists(state_dir() / "planted")) << "the job wrote into the engine state";
   bool planted = fs::exists(tmp_target);
   fs::remove(tmp_target);
   EXPECT_FALSE(planted) << "the job wrote into the host /tmp";
