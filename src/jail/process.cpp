@@ -1,5 +1,7 @@
 #include "jail/process.h"
 
+#include "util/fs.h"
+
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -61,12 +63,8 @@ int kill_orphaned_children(int budget_ms)
   int quiet_scans = 0;
   while (quiet_scans < 2 && std::chrono::steady_clock::now() < deadline) {
     std::vector<int> orphans;
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
-      const auto name = entry.path().filename().string();
-      int pid = 0;
-      auto [end, err] = std::from_chars(name.data(), name.data() + name.size(), pid);
-      if (err != std::errc() || end != name.data() + name.size() || parent_of(name) != self) {
+    for (int pid : util::list_pids()) {
+      if (parent_of(std::to_string(pid)) != self) {
         continue;
       }
       std::lock_guard lock(g_children_mutex);

@@ -2,6 +2,7 @@
 
 #include "util/fd.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -211,6 +212,28 @@ TempDir::~TempDir()
 fs::path TempDir::keep() noexcept
 {
   return std::exchange(m_path, {});
+}
+
+std::vector<int> list_pids()
+{
+  std::vector<int> pids;
+  DIR* dir = ::opendir("/proc");
+  if (dir == nullptr) {
+    return pids;
+  }
+  while (const dirent* entry = ::readdir(dir)) {
+    int pid = 0;
+    const char* name = entry->d_name;
+    const char* p = name;
+    for (; *p >= '0' && *p <= '9'; ++p) {
+      pid = pid * 10 + (*p - '0');
+    }
+    if (p != name && *p == '\0') {
+      pids.push_back(pid);
+    }
+  }
+  ::closedir(dir);
+  return pids;
 }
 
 fs::path default_temp_root()

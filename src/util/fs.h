@@ -67,4 +67,8 @@ fs::path default_temp_root();
 
 std::string errno_message(std::string_view what);
 
+// The numeric entries of /proc (process ids) at this moment. Processes come
+// and go while /proc is read; this never throws and returns what it saw.
+std::vector<int> list_pids();
+
 } // namespace sandbox::util

@@ -3,6 +3,7 @@
 // case checks the typed result and that the host is unaffected.
 
 #include "support.h"
+#include "util/fs.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -256,12 +257,9 @@ std::vector<pid_t> processes_named(const std::string& name)
 {
   std::vector<pid_t> found;
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
-    auto pid = entry.path().filename().string();
-    if (pid.find_first_not_of("0123456789") != std::string::npos) {
-      continue;
-    }
-    std::ifstream in(entry.path() / "comm");
+  for (int number : sandbox::util::list_pids()) {
+    auto pid = std::to_string(number);
+    std::ifstream in(fs::path("/proc") / pid / "comm");
     std::string comm;
     std::getline(in, comm);
     if (comm == name) {

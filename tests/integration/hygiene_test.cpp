@@ -3,6 +3,7 @@
 // job's temp dir, an untouched sandbox tree and capped output.
 
 #include "support.h"
+#include "util/fs.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -29,13 +30,10 @@ std::vector<pid_t> processes_in(const fs::path& dir)
   std::vector<pid_t> found;
   std::error_code ec;
   auto root = fs::canonical(dir, ec);
-  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
-    auto name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) {
-      continue;
-    }
+  for (int pid : sandbox::util::list_pids()) {
+    auto name = std::to_string(pid);
     std::error_code link_ec;
-    auto cwd = fs::read_symlink(entry.path() / "cwd", link_ec);
+    auto cwd = fs::read_symlink(fs::path("/proc") / name / "cwd", link_ec);
     if (!link_ec) {
       auto relative = cwd.lexically_relative(root);
       if (!relative.empty() && *relative.begin() != "..") {

@@ -3,6 +3,7 @@
 // cannot make other tests pass.
 
 #include "support.h"
+#include "util/fs.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -357,13 +358,9 @@ RunResult run_erl(const fs::path& code_path, const std::string& code)
 std::vector<pid_t> processes_with_argument(const std::string& marker)
 {
   std::vector<pid_t> found;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
-    auto name = entry.path().filename().string();
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) {
-      continue;
-    }
-    std::ifstream in(entry.path() / "cmdline", std::ios::binary);
+  for (int pid : sandbox::util::list_pids()) {
+    auto name = std::to_string(pid);
+    std::ifstream in(fs::path("/proc") / name / "cmdline", std::ios::binary);
     std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     std::stringstream args(cmdline);
     std::string arg;
