@@ -2,6 +2,7 @@
 // resource exhaustion from module bodies: each case checks the typed result
 // and that the host is unaffected.
 
+#include "adversarial.h"
 #include "support.h"
 
 #include <poll.h>
@@ -85,55 +86,7 @@ private:
 };
 
 // No job cgroup is left; a failed job leaves no temp dir.
-class Checked : public SandboxTest {
-protected:
-  void SetUp() override { m_cgroups_before = job_cgroups(); }
-  void TearDown() override
-  {
-    if (!m_last_ok) {
-      EXPECT_TRUE(entries_with_prefix(job_root(), "sandbox-job-").empty())
-          << "a failed job left its temp dir";
-    }
-    if (!fs::exists("/sys/fs/cgroup/pids") && !fs::exists("/sys/fs/cgroup/cgroup.controllers")) {
-      std::cout << "[ note ] job cgroup check skipped: no cgroup hierarchy is mounted\n";
-      return;
-    }
-    std::vector<std::string> leaked;
-    for (int i = 0; i < 20; ++i) {
-      leaked = leaked_cgroups(m_cgroups_before);
-      if (leaked.empty()) {
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    for (const auto& name : leaked) {
-      ADD_FAILURE() << "job cgroup left behind: " << name;
-    }
-  }
-
-  RunResult run_compile(const fs::path& path, const std::vector<std::string>& args,
-                        RunOptions options = {})
-  {
-    options.timeout_ms = 90'000;
-    auto run = compile(path, args, std::move(options));
-    m_last_ok = run.exit_code == 0;
-    return run;
-  }
-
-  // A module body compiled with elixirc.
-  RunResult attack(const std::string& body, const std::vector<std::string>& args = {})
-  {
-    auto path = make_sandbox(
-        "attack", {{"lib/attack.ex", "defmodule Attack do\n" + body + "  def ok, do: :ok\nend\n"}});
-    std::vector<std::string> all = {"--compiler", "elixirc"};
-    all.insert(all.end(), args.begin(), args.end());
-    return run_compile(path, all);
-  }
-
-private:
-  std::set<std::string> m_cgroups_before;
-  bool m_last_ok = false;
-};
+using Checked = LeakCheckedTest;
 
 // --- mix.exs and config/config.exs ----------------------------------------
 

@@ -2,6 +2,7 @@
 // attacks the host (secrets, writes, network, processes, resources). Each
 // case checks the typed result and that the host is unaffected.
 
+#include "adversarial.h"
 #include "support.h"
 #include "util/fs.h"
 
@@ -159,65 +160,72 @@ bool wait_until_gone(const std::string& marker)
   return false;
 }
 
-// The fixture: each attack is a module body compiled with elixirc; after the
-// test, no job cgroup and no job temp dir is left behind.
-class AttackTest : public SandboxTest {
+std::string attack_module_source(const std::string& body)
+{
+  return "defmodule Attack do\n" + body + "  def ok, do: :ok\nend\n";
+}
+
+void LeakCheckedTest::SetUp()
+{
+  m_cgroups_before = job_cgroups();
+}
+
+void LeakCheckedTest::TearDown()
+{
+  // A successful result keeps its temp dir (beam_files point into it); a
+  // failed one must not.
+  if (!m_last_ok) {
+    EXPECT_TRUE(entries_with_prefix(job_root(), "sandbox-job-").empty())
+        << "a failed job left its temp dir";
+  }
+  if (!fs::exists("/sys/fs/cgroup/pids") && !fs::exists("/sys/fs/cgroup/cgroup.controllers")) {
+    std::cout << "[ note ] job cgroup check skipped: no cgroup hierarchy is mounted\n";
+    return;
+  }
+  std::vector<std::string> leaked;
+  for (int i = 0; i < 20; ++i) {
+    leaked = leaked_cgroups(m_cgroups_before);
+    if (leaked.empty()) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  for (const auto& name : leaked) {
+    ADD_FAILURE() << "job cgroup left behind: " << name;
+  }
+}
+
+RunResult LeakCheckedTest::run_compile(const fs::path& path, const std::vector<std::string>& args,
+                                       RunOptions options) const
+{
+  options.timeout_ms = 90'000;
+  auto run = compile(path, args, std::move(options));
+  m_last_ok = run.exit_code == 0;
+  return run;
+}
+
+RunResult LeakCheckedTest::attack(const std::string& body, const std::vector<std::string>& args,
+                                  RunOptions options)
+{
+  auto path = make_sandbox("attack" + std::to_string(m_count++),
+                           {{"lib/attack.ex", attack_module_source(body)}});
+  std::vector<std::string> all = {"--compiler", "elixirc"};
+  all.insert(all.end(), args.begin(), args.end());
+  return run_compile(path, all, std::move(options));
+}
+
+// Each attack is a module body compiled with elixirc.
+class AttackTest : public LeakCheckedTest {
 protected:
-  void SetUp() override { m_cgroups_before = job_cgroups(); }
-
-  void TearDown() override
-  {
-    // A successful result keeps its temp dir (beam_files point into it); a
-    // failed one must not.
-    if (!m_last_ok) {
-      EXPECT_TRUE(entries_with_prefix(job_root(), "sandbox-job-").empty())
-          << "a failed job left its temp dir";
-    }
-    if (!fs::exists("/sys/fs/cgroup/pids") && !fs::exists("/sys/fs/cgroup/cgroup.controllers")) {
-      std::cout << "[ note ] job cgroup check skipped: no cgroup hierarchy is mounted\n";
-      return;
-    }
-    std::vector<std::string> leaked;
-    for (int i = 0; i < 20; ++i) {
-      leaked = leaked_cgroups(m_cgroups_before);
-      if (leaked.empty()) {
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    for (const auto& name : leaked) {
-      ADD_FAILURE() << "job cgroup left behind: " << name;
-    }
-  }
-
-  static std::string module_source(const std::string& body)
-  {
-    return "defmodule Attack do\n" + body + "  def ok, do: :ok\nend\n";
-  }
+  static std::string module_source(const std::string& body) { return attack_module_source(body); }
 
   RunResult compile_attack(const fs::path& path, const std::vector<std::string>& args = {},
                            RunOptions options = {}) const
   {
     std::vector<std::string> all = {"--compiler", "elixirc"};
     all.insert(all.end(), args.begin(), args.end());
-    options.timeout_ms = 90'000;
-    auto run = compile(path, all, std::move(options));
-    m_last_ok = run.exit_code == 0;
-    return run;
+    return run_compile(path, all, std::move(options));
   }
-
-  RunResult attack(const std::string& body, const std::vector<std::string>& args = {},
-                   RunOptions options = {})
-  {
-    auto path = make_sandbox("attack" + std::to_string(m_count++),
-                             {{"lib/attack.ex", module_source(body)}});
-    return compile_attack(path, args, std::move(options));
-  }
-
-private:
-  std::set<std::string> m_cgroups_before;
-  int m_count = 0;
-  mutable bool m_last_ok = false;
 };
 
 } // namespace sandbox::test::adversarial
