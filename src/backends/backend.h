@@ -6,6 +6,7 @@
 #include "core/diagnostic.h"
 #include "core/error.h"
 #include "core/options.h"
+#include "core/references.h"
 #include "jail/process.h"
 
 #include <expected>
@@ -48,6 +49,7 @@ struct BackendRun {
   std::string output;                  // what the compiler printed (stdout and stderr)
   std::vector<core::Diagnostic> diagnostics;
   std::vector<fs::path> compiled_sources; // relative to the sandbox
+  std::vector<core::FileReferences> references; // per source file, where the backend captures them
   jail::ResourceUsage usage;
   std::vector<std::string> monitor_warnings;
 };

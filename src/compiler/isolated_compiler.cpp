@@ -194,6 +194,7 @@ CompileResult compile_sandbox(const std::string& path, const core::CompileOption
     info.changed_files.push_back(source.string());
   }
   info.original_changed_files = info.changed_files;
+  info.references = std::move(run->references);
   info.compiler = std::string(core::to_string(options.compiler));
   info.resource_usage = run->usage;
   info.isolation = (*runner)->isolation();

@@ -6,6 +6,7 @@
 #include "compiler/artifacts.h"
 #include "core/error.h"
 #include "core/options.h"
+#include "core/references.h"
 #include "jail/process.h"
 
 #include <nlohmann/json.hpp>
@@ -47,6 +48,8 @@ struct CompileInfo {
   std::vector<std::string> monitor_warnings;
   std::vector<ArtifactFinding> suspicious_artifacts;
   std::vector<UnenforcedOption> unenforced_options;
+  // Per source file references, where the backend captured them (in_process).
+  std::vector<core::FileReferences> references;
 };
 
 using CompileResult = std::expected<CompileInfo, core::Error>;
