@@ -2,6 +2,7 @@
 // poll, kill the whole group at the end. The child between fork and exec only
 // makes async-signal-safe calls and reports failure through a pipe.
 
+#include "jail/cancel.h"
 #include "jail/process.h"
 #include "util/fd.h"
 #include "util/time.h"
@@ -159,7 +160,7 @@ ProcessResult GroupRunner::run(const ProcessSpec& spec)
 
   while (true) {
     auto now = util::Clock::now();
-    if (!exited && !timed_out && now >= deadline) {
+    if (!exited && !timed_out && (now >= deadline || cancellation_requested())) {
       timed_out = true;
       kill_group();
     }

@@ -5,6 +5,8 @@
 
 #include "jail/supervisor.h"
 
+#include "jail/cancel.h"
+
 #include "jail/jail_child.h"
 #include "util/time.h"
 
@@ -133,7 +135,7 @@ void supervise(const SupervisedJob& job, const Limits& limits,
 
   while (true) {
     auto now = util::Clock::now();
-    if (!init_status && now >= deadline) {
+    if (!init_status && (now >= deadline || cancellation_requested())) {
       hit(Verdict::wall_timeout);
     }
     if (job.cgroup && !init_status && now >= next_sample) {
@@ -151,7 +153,7 @@ void supervise(const SupervisedJob& job, const Limits& limits,
       until = std::min(until, now + interval);
     }
     auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count();
-    wait_ms = std::clamp<std::int64_t>(wait_ms, 0, 1000);
+    wait_ms = std::clamp<std::int64_t>(wait_ms, 0, kCancelPollMs);
 
     pollfd fds[3];
     nfds_t count = 0;
