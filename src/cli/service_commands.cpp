@@ -1,0 +1,105 @@
+#include "cli/service_commands.h"
+
+#include "cli/commands.h"
+#include "core/options.h"
+#include "service/protocol.h"
+#include "service/server.h"
+#include "util/json.h"
+
+#include <fmt/format.h>
+
+#include <iostream>
+#include <memory>
+#include <string>
+
+namespace sandbox::cli {
+
+namespace {
+
+struct ServeFlags {
+  std::string socket;
+  std::string mode = "0600";
+  std::size_t jobs = 2;
+  std::size_t queue = 16;
+  std::string max_request = "16M";
+  std::size_t max_connections = 64;
+  int grace_ms = 10'000;
+  std::size_t workers = 2;
+  std::size_t prestart = 1;
+};
+
+int serve(const ServeFlags& flags)
+{
+  service::ServerSettings settings;
+  settings.socket_path = flags.socket;
+  std::size_t used = 0;
+  unsigned long mode = 0;
+  try {
+    mode = std::stoul(flags.mode, &used, 8);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != flags.mode.size() || mode > 0777) {
+    std::cerr << fmt::format("sandbox serve: --socket-mode must be octal, e.g. 0600 (got {})\n", flags.mode);
+    return kExitUsage;
+  }
+  auto max_request = core::parse_byte_size(flags.max_request);
+  if (!max_request || *max_request < 1024) {
+    std::cerr << "sandbox serve: --max-request-bytes must be a size of at least 1K\n";
+    return kExitUsage;
+  }
+  if (flags.jobs == 0 || flags.workers == 0 || flags.max_connections == 0 || flags.grace_ms < 0) {
+    std::cerr << "sandbox serve: --jobs, --workers and --max-connections must be at least 1\n";
+    return kExitUsage;
+  }
+  settings.socket_mode = static_cast<mode_t>(mode);
+  settings.max_jobs = flags.jobs;
+  settings.max_queue = flags.queue;
+  settings.max_request_bytes = *max_request;
+  settings.max_connections = flags.max_connections;
+  settings.shutdown_grace_ms = flags.grace_ms;
+  compiler::WorkerPoolSettings pool;
+  pool.size = flags.workers;
+  pool.prestart = std::min(flags.prestart, flags.workers);
+  settings.worker_pool = pool;
+  return service::serve(settings, std::cerr);
+}
+
+int request()
+{
+  std::string line;
+  if (!std::getline(std::cin, line)) {
+    std::cout << util::dump_json(service::protocol_error(service::kind::malformed_request,
+                                                         {{"reason", "no request on stdin"}}))
+              << "\n";
+    return kExitUsage;
+  }
+  auto response = service::answer_line(line);
+  std::cout << util::dump_json(response) << std::endl;
+  return response.value("ok", false) ? kExitOk : kExitFailed;
+}
+
+} // namespace
+
+void register_service_commands(CLI::App& app, std::function<int()>& selected)
+{
+  auto flags = std::make_shared<ServeFlags>();
+  auto* serve_command = app.add_subcommand("serve", "Run the engine on a Unix socket (docs/protocol.md)");
+  serve_command->add_option("--socket", flags->socket, "Socket path")->required();
+  serve_command->add_option("--socket-mode", flags->mode, "Socket file mode, octal (default 0600)");
+  serve_command->add_option("--jobs", flags->jobs, "Jobs running at once (default 2)");
+  serve_command->add_option("--queue", flags->queue, "Jobs waiting beyond those; more are answered busy (default 16)");
+  serve_command->add_option("--max-request-bytes", flags->max_request, "Largest request line (default 16M)");
+  serve_command->add_option("--max-connections", flags->max_connections, "Clients connected at once (default 64)");
+  serve_command->add_option("--shutdown-grace", flags->grace_ms,
+                            "On SIGTERM, ms running jobs may finish before they are cancelled (default 10000)");
+  serve_command->add_option("--workers", flags->workers, "Warm in_process workers at most (default 2)");
+  serve_command->add_option("--prestart", flags->prestart, "Idle warm workers kept ready (default 1)");
+  serve_command->callback([&selected, flags] { selected = [flags] { return serve(*flags); }; });
+
+  auto* request_command =
+    app.add_subcommand("request", "Answer one protocol request read as a JSON line on stdin");
+  request_command->callback([&selected] { selected = [] { return request(); }; });
+}
+
+} // namespace sandbox::cli

@@ -1,0 +1,375 @@
+#include "service/protocol.h"
+
+#include "compiler/in_process_compiler.h"
+#include "compiler/isolated_compiler.h"
+#include "compiler/report.h"
+#include "core/options.h"
+#include "service/doctor.h"
+
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <exception>
+#include <system_error>
+
+namespace sandbox::service {
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// A bad argument of a request: the engine's invalid_option, naming it.
+struct BadArgument {
+  core::InvalidOption error;
+};
+
+const json& argument(const json& request, const char* name)
+{
+  auto it = request.find(name);
+  if (it == request.end()) {
+    throw BadArgument{{name, "required"}};
+  }
+  return *it;
+}
+
+std::string string_argument(const json& request, const char* name)
+{
+  const auto& value = argument(request, name);
+  if (!value.is_string()) {
+    throw BadArgument{{name, "must be a string"}};
+  }
+  return value.get<std::string>();
+}
+
+std::optional<std::string> optional_string(const json& request, const char* name)
+{
+  auto it = request.find(name);
+  if (it == request.end() || it->is_null()) {
+    return std::nullopt;
+  }
+  if (!it->is_string()) {
+    throw BadArgument{{name, "must be a string"}};
+  }
+  return it->get<std::string>();
+}
+
+std::vector<std::string> string_list(const json& request, const char* name, bool required)
+{
+  auto it = request.find(name);
+  if (it == request.end() || it->is_null()) {
+    if (required) {
+      throw BadArgument{{name, "required"}};
+    }
+    return {};
+  }
+  if (!it->is_array()) {
+    throw BadArgument{{name, "must be a list of strings"}};
+  }
+  std::vector<std::string> out;
+  for (const auto& item : *it) {
+    if (!item.is_string()) {
+      throw BadArgument{{name, "must be a list of strings"}};
+    }
+    out.push_back(item.get<std::string>());
+  }
+  return out;
+}
+
+json options_object(const json& request)
+{
+  auto it = request.find("options");
+  if (it == request.end() || it->is_null()) {
+    return json::object();
+  }
+  if (!it->is_object()) {
+    throw BadArgument{{"options", "must be an object"}};
+  }
+  return *it;
+}
+
+core::CompileOptions compile_options(const json& object)
+{
+  auto parsed = core::parse_compile_options(object);
+  if (!parsed) {
+    throw BadArgument{parsed.error()};
+  }
+  return *parsed;
+}
+
+template <class T> std::vector<fs::path> to_paths(const T& strings)
+{
+  return {strings.begin(), strings.end()};
+}
+
+// A private directory for BEAMs the caller wants back as binaries only;
+// removed with everything in it when the request ends.
+class ScratchDir {
+public:
+  ScratchDir()
+  {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/sandbox-serve-XXXXXX";
+    if (::mkdtemp(templ.data()) == nullptr) {
+      throw std::system_error(errno, std::generic_category(), "mkdtemp");
+    }
+    m_path = templ;
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  ~ScratchDir()
+  {
+    std::error_code ec;
+    fs::remove_all(m_path, ec);
+  }
+  [[nodiscard]] const fs::path& path() const { return m_path; }
+
+private:
+  fs::path m_path;
+};
+
+json binaries_json(const std::vector<compiler::LoadedModule>& loaded)
+{
+  json modules = json::array();
+  for (const auto& item : loaded) {
+    modules.push_back({{"module", item.module},
+                       {"beam_file", item.beam_file.string()},
+                       {"binary", base64_encode(item.binary)}});
+  }
+  return modules;
+}
+
+json op_ping(const json&)
+{
+  return {{"ok", true}, {"version", SANDBOX_SERVICE_VERSION}, {"pid", ::getpid()}};
+}
+
+json op_doctor(const json&) { return doctor_json(); }
+
+json op_compile(const json& request)
+{
+  return compiler::to_json(compiler::compile_sandbox(string_argument(request, "path"),
+                                                     compile_options(options_object(request))));
+}
+
+json op_compile_file(const json& request)
+{
+  return compiler::to_json(compiler::compile_file(string_argument(request, "file"),
+                                                  compile_options(options_object(request))));
+}
+
+// Until the facade has incremental_compile this is compile_sandbox with
+// incremental: true; the result's unenforced_options says what that means.
+json op_incremental(const json& request)
+{
+  auto object = options_object(request);
+  object["incremental"] = true;
+  auto changed = string_list(request, "changed_files", false);
+  auto result = compiler::to_json(compiler::compile_sandbox(string_argument(request, "path"),
+                                                            compile_options(object)));
+  if (result.value("ok", false) && !changed.empty()) {
+    result["original_changed_files"] = changed;
+  }
+  return result;
+}
+
+json op_scan(const json& request)
+{
+  (void)string_argument(request, "path");
+  return engine_error(core::SecurityScanFailed{"this build has no security scanner yet"});
+}
+
+json op_cache(const json& request)
+{
+  (void)string_argument(request, "path");
+  return protocol_error(kind::unsupported_operation,
+                        {{"op", request.value("op", "")},
+                         {"reason", "this build has no compile cache yet"}});
+}
+
+json op_validate(const json& request)
+{
+  auto files = string_list(request, "beam_files", true);
+  auto checked = compiler::validate_beam_files(to_paths(files));
+  return checked ? json{{"ok", true}} : engine_error(checked.error());
+}
+
+json op_cleanup(const json& request)
+{
+  auto removed = compiler::cleanup_temp_artifacts(string_argument(request, "temp_dir"));
+  return removed ? json{{"ok", true}} : engine_error(removed.error());
+}
+
+json op_report(const json& request)
+{
+  auto report = compiler::compilation_report(argument(request, "result"));
+  if (!report) {
+    throw BadArgument{{"result", report.error()}};
+  }
+  return {{"ok", true}, {"report", *report}};
+}
+
+json op_compile_string(const json& request)
+{
+  auto code = string_argument(request, "code");
+  auto filename = string_argument(request, "filename");
+  auto output = optional_string(request, "output");
+  bool binaries = request.value("binaries", false);
+  auto limits = compile_options(options_object(request));
+  std::optional<ScratchDir> scratch;
+  if (!output && binaries) {
+    scratch.emplace();
+    output = scratch->path().string();
+  }
+  auto compiled = compiler::compile_string(code, filename,
+                                           output ? std::optional<fs::path>(*output) : std::nullopt, limits);
+  auto result = compiler::to_json(compiled);
+  if (compiled && binaries) {
+    auto loaded = compiler::load_beam_files(compiled->beam_files);
+    if (!loaded) {
+      return engine_error(loaded.error());
+    }
+    result["binaries"] = binaries_json(*loaded);
+    if (scratch) {
+      result.erase("beam_files"); // they are gone with the scratch directory
+    }
+  }
+  return result;
+}
+
+json op_compile_in_process(const json& request)
+{
+  auto object = options_object(request);
+  compiler::InProcessOptions options;
+  for (auto [key, field] : {std::pair{"debug_info", &options.debug_info}, std::pair{"parallel", &options.parallel}}) {
+    if (auto it = object.find(key); it != object.end()) {
+      if (!it->is_boolean()) {
+        throw BadArgument{{key, "must be a boolean"}};
+      }
+      *field = it->get<bool>();
+      object.erase(key);
+    }
+  }
+  options.limits = compile_options(object);
+  options.source_files = options.limits.source_files;
+  return compiler::to_json(compiler::compile_in_process(string_argument(request, "source"),
+                                                        string_argument(request, "output"), options));
+}
+
+json op_load_beam_files(const json& request)
+{
+  auto files = string_list(request, "beam_files", true);
+  auto loaded = compiler::load_beam_files(to_paths(files));
+  if (!loaded) {
+    return engine_error(loaded.error());
+  }
+  return {{"ok", true}, {"modules", binaries_json(*loaded)}};
+}
+
+} // namespace
+
+const std::vector<Operation>& operations()
+{
+  static const std::vector<Operation> table = {
+    {"ping", false, op_ping},
+    {"doctor", false, op_doctor},
+    {"compile", true, op_compile},
+    {"compile_file", true, op_compile_file},
+    {"incremental", true, op_incremental},
+    {"scan", false, op_scan},
+    {"cache_stats", false, op_cache},
+    {"cache_clear", false, op_cache},
+    {"validate", false, op_validate},
+    {"compile_string", true, op_compile_string},
+    {"compile_in_process", true, op_compile_in_process},
+    {"load_beam_files", false, op_load_beam_files},
+    {"cleanup", false, op_cleanup},
+    {"report", false, op_report},
+  };
+  return table;
+}
+
+const Operation* find_operation(std::string_view name)
+{
+  for (const auto& op : operations()) {
+    if (op.name == name) {
+      return &op;
+    }
+  }
+  return nullptr;
+}
+
+json protocol_error(std::string_view type, json fields)
+{
+  fields["type"] = type;
+  return {{"ok", false}, {"error", std::move(fields)}};
+}
+
+json engine_error(const core::Error& error) { return {{"ok", false}, {"error", core::to_json(error)}}; }
+
+json with_id(json response, const json& id)
+{
+  response["id"] = id;
+  return response;
+}
+
+ParsedRequest parse_request(std::string_view line)
+{
+  ParsedRequest parsed;
+  parsed.request = json::parse(line, nullptr, false);
+  if (parsed.request.is_discarded()) {
+    parsed.error = protocol_error(kind::malformed_request, {{"reason", "not JSON"}});
+    return parsed;
+  }
+  if (!parsed.request.is_object()) {
+    parsed.error = protocol_error(kind::malformed_request, {{"reason", "a request is a JSON object"}});
+    return parsed;
+  }
+  parsed.id = parsed.request.value("id", json(nullptr));
+  auto op = parsed.request.find("op");
+  if (op == parsed.request.end() || !op->is_string()) {
+    parsed.error = protocol_error(kind::malformed_request, {{"reason", "\"op\" must be a string"}});
+  }
+  return parsed;
+}
+
+json dispatch(const Operation& operation, const json& request)
+{
+  try {
+    return operation.run(request);
+  } catch (const BadArgument& bad) {
+    return engine_error(bad.error);
+  } catch (const std::exception& e) {
+    return protocol_error(kind::internal_error, {{"reason", e.what()}});
+  }
+}
+
+json answer_line(std::string_view line, std::size_t max_request_bytes)
+{
+  if (line.size() > max_request_bytes) {
+    return protocol_error(kind::request_too_large, {{"limit", max_request_bytes}});
+  }
+  auto parsed = parse_request(line);
+  if (parsed.error) {
+    return with_id(*parsed.error, parsed.id);
+  }
+  auto name = parsed.request["op"].get<std::string>();
+  const auto* operation = find_operation(name);
+  if (!operation) {
+    return with_id(protocol_error(kind::unknown_operation, {{"op", name}}), parsed.id);
+  }
+  return with_id(dispatch(*operation, parsed.request), parsed.id);
+}
+
+std::string base64_encode(std::string_view bytes)
+{
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(bytes.data()),
+                                static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(written));
+  return out;
+}
+
+} // namespace sandbox::service

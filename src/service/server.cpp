@@ -1,0 +1,428 @@
+#include "service/server.h"
+
+#include "service/job_queue.h"
+#include "util/fd.h"
+#include "util/json.h"
+#include "util/time.h"
+
+#include <fmt/format.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <expected>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+namespace sandbox::service {
+
+namespace {
+
+using nlohmann::json;
+using util::Fd;
+
+class Log {
+public:
+  explicit Log(std::ostream& out) : m_out(out) {}
+  void line(const std::string& text)
+  {
+    std::lock_guard lock(m_mutex);
+    m_out << "sandbox serve: " << text << std::endl;
+  }
+
+private:
+  std::ostream& m_out;
+  std::mutex m_mutex;
+};
+
+// The listening socket's file; removed when the server ends, if it is still
+// the one this server created.
+class SocketFile {
+public:
+  SocketFile() = default;
+  SocketFile(const SocketFile&) = delete;
+  SocketFile& operator=(const SocketFile&) = delete;
+  ~SocketFile() { remove(); }
+
+  void own(std::filesystem::path path, dev_t dev, ino_t ino)
+  {
+    m_path = std::move(path);
+    m_dev = dev;
+    m_ino = ino;
+  }
+  void remove()
+  {
+    struct stat st{};
+    if (!m_path.empty() && ::lstat(m_path.c_str(), &st) == 0 && st.st_dev == m_dev && st.st_ino == m_ino) {
+      ::unlink(m_path.c_str());
+    }
+    m_path.clear();
+  }
+
+private:
+  std::filesystem::path m_path;
+  dev_t m_dev = 0;
+  ino_t m_ino = 0;
+};
+
+std::expected<sockaddr_un, std::string> socket_address(const std::filesystem::path& path)
+{
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  const auto& text = path.native();
+  if (text.empty() || text.size() >= sizeof address.sun_path) {
+    return std::unexpected(fmt::format("socket path must be 1 to {} bytes long", sizeof address.sun_path - 1));
+  }
+  std::memcpy(address.sun_path, text.c_str(), text.size() + 1);
+  return address;
+}
+
+// A socket file left by a server that is gone is replaced; a live server's
+// socket and anything that is not a socket are refused.
+std::expected<void, std::string> clear_stale_socket(const std::filesystem::path& path, const sockaddr_un& address)
+{
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0) {
+    return {};
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    return std::unexpected(fmt::format("{} exists and is not a socket", path.string()));
+  }
+  Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (probe && ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0) {
+    return std::unexpected(fmt::format("a service is already listening on {}", path.string()));
+  }
+  ::unlink(path.c_str());
+  return {};
+}
+
+std::expected<Fd, std::string> listen_on(const ServerSettings& settings, SocketFile& file)
+{
+  auto address = socket_address(settings.socket_path);
+  if (!address) {
+    return std::unexpected(address.error());
+  }
+  if (auto cleared = clear_stale_socket(settings.socket_path, *address); !cleared) {
+    return std::unexpected(cleared.error());
+  }
+  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) {
+    return std::unexpected(fmt::format("socket: {}", std::strerror(errno)));
+  }
+  // The file is created with no access for anyone but the owner, then given
+  // the requested mode: no moment exists at which others may connect.
+  mode_t old_mask = ::umask(0177);
+  int bound = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&*address), sizeof *address);
+  int bind_errno = errno;
+  ::umask(old_mask);
+  if (bound != 0) {
+    return std::unexpected(fmt::format("bind {}: {}", settings.socket_path.string(), std::strerror(bind_errno)));
+  }
+  struct stat st{};
+  if (::lstat(settings.socket_path.c_str(), &st) != 0) {
+    return std::unexpected(fmt::format("stat {}: {}", settings.socket_path.string(), std::strerror(errno)));
+  }
+  file.own(settings.socket_path, st.st_dev, st.st_ino);
+  if (::chmod(settings.socket_path.c_str(), settings.socket_mode) != 0) {
+    return std::unexpected(fmt::format("chmod {}: {}", settings.socket_path.string(), std::strerror(errno)));
+  }
+  if (::listen(fd.get(), 128) != 0) {
+    return std::unexpected(fmt::format("listen: {}", std::strerror(errno)));
+  }
+  return fd;
+}
+
+bool send_line(int fd, const json& response)
+{
+  std::string text = util::dump_json(response) + "\n";
+  std::size_t sent = 0;
+  while (sent < text.size()) {
+    ssize_t n = ::send(fd, text.data() + sent, text.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      return false;
+    }
+    sent += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+struct Shared {
+  const ServerSettings& settings;
+  JobQueue& jobs;
+  Log& log;
+  int stop_fd; // an eventfd, readable once the server is stopping
+  std::atomic<bool> stopping{false};
+};
+
+class Connection {
+public:
+  Connection(Fd client, Shared& shared) : m_client(std::move(client)), m_shared(shared) {}
+
+  void run()
+  {
+    while (auto line = next_line()) {
+      if (line->empty()) {
+        continue;
+      }
+      auto response = answer(*line);
+      if (!response || !send_line(m_client.get(), *response)) {
+        return;
+      }
+    }
+  }
+
+private:
+  enum class Read { data, closed, stop };
+
+  Read read_some()
+  {
+    char chunk[65536];
+    ssize_t n;
+    do {
+      n = ::read(m_client.get(), chunk, sizeof chunk);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+      return Read::closed;
+    }
+    m_buffer.append(chunk, static_cast<std::size_t>(n));
+    return Read::data;
+  }
+
+  // The next request line; nullopt when the client is gone, the request is
+  // too large (answered first) or the server is stopping.
+  std::optional<std::string> next_line()
+  {
+    const std::size_t limit = m_shared.settings.max_request_bytes;
+    while (true) {
+      auto newline = m_buffer.find('\n');
+      if (newline != std::string::npos) {
+        if (newline > limit) {
+          break;
+        }
+        std::string line = m_buffer.substr(0, newline);
+        m_buffer.erase(0, newline + 1);
+        if (!line.empty() && line.back() == '\r') {
+          line.pop_back();
+        }
+        return line;
+      }
+      if (m_buffer.size() > limit) {
+        break;
+      }
+      pollfd fds[2] = {{m_client.get(), POLLIN, 0}, {m_shared.stop_fd, POLLIN, 0}};
+      if (::poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) {
+          continue;
+        }
+        return std::nullopt;
+      }
+      if (fds[1].revents & POLLIN) {
+        return std::nullopt;
+      }
+      if (read_some() != Read::data) {
+        return std::nullopt;
+      }
+    }
+    // No way to find where an oversized request ends: answer and hang up.
+    send_line(m_client.get(), protocol_error(kind::request_too_large, {{"limit", limit}}));
+    return std::nullopt;
+  }
+
+  std::optional<json> answer(const std::string& line)
+  {
+    auto parsed = parse_request(line);
+    if (parsed.error) {
+      return with_id(*parsed.error, parsed.id);
+    }
+    auto name = parsed.request["op"].get<std::string>();
+    const auto* operation = find_operation(name);
+    if (!operation) {
+      return with_id(protocol_error(kind::unknown_operation, {{"op", name}}), parsed.id);
+    }
+    if (!operation->is_job) {
+      return with_id(dispatch(*operation, parsed.request), parsed.id);
+    }
+    util::Stopwatch clock;
+    auto job = m_shared.jobs.submit([operation, request = std::move(parsed.request)] {
+      return dispatch(*operation, request);
+    });
+    if (!job) {
+      if (m_shared.stopping) {
+        return with_id(protocol_error(kind::cancelled, {{"reason", "the service is stopping"}}), parsed.id);
+      }
+      auto counts = m_shared.jobs.counts();
+      return with_id(protocol_error(kind::busy, {{"running", counts.running},
+                                                 {"queued", counts.queued},
+                                                 {"max_jobs", m_shared.settings.max_jobs},
+                                                 {"max_queue", m_shared.settings.max_queue}}),
+                     parsed.id);
+    }
+    if (!wait_for(*job)) {
+      job->cancel("the client disconnected");
+      job->take_response(); // the job's processes are gone when it returns
+      m_shared.log.line(fmt::format("{}: client disconnected, job cancelled after {} ms", name, clock.elapsed_ms()));
+      return std::nullopt;
+    }
+    auto response = job->take_response();
+    m_shared.log.line(fmt::format("{}: {} in {} ms", name,
+                                  response.value("ok", false) ? "ok"
+                                                              : response["error"].value("type", "error"),
+                                  clock.elapsed_ms()));
+    return with_id(std::move(response), parsed.id);
+  }
+
+  // Waits for the job while watching the client; false when the client hung up.
+  bool wait_for(const Job& job)
+  {
+    bool reading = true;
+    while (true) {
+      pollfd fds[2] = {{job.done_fd(), POLLIN, 0},
+                       {m_client.get(), static_cast<short>(POLLRDHUP | (reading ? POLLIN : 0)), 0}};
+      if (::poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) {
+          continue;
+        }
+        return false;
+      }
+      if (fds[0].revents & POLLIN) {
+        return true;
+      }
+      if (fds[1].revents & (POLLHUP | POLLERR | POLLRDHUP)) {
+        return false;
+      }
+      if (fds[1].revents & POLLIN) {
+        // A pipelined request: keep it for later, up to the size limit.
+        if (read_some() != Read::data) {
+          return false;
+        }
+        reading = m_buffer.size() <= m_shared.settings.max_request_bytes;
+      }
+    }
+  }
+
+  Fd m_client;
+  Shared& m_shared;
+  std::string m_buffer;
+};
+
+struct Worker {
+  std::thread thread;
+  std::shared_ptr<std::atomic<bool>> finished = std::make_shared<std::atomic<bool>>(false);
+};
+
+void reap(std::list<Worker>& workers, bool all)
+{
+  for (auto it = workers.begin(); it != workers.end();) {
+    if (all || it->finished->load()) {
+      it->thread.join();
+      it = workers.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+} // namespace
+
+int serve(const ServerSettings& settings, std::ostream& log_stream)
+{
+  Log log(log_stream);
+  // Signals are read from a signalfd by the accept loop; every thread the
+  // server starts inherits this mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigset_t previous;
+  pthread_sigmask(SIG_BLOCK, &signals, &previous);
+  struct RestoreMask {
+    sigset_t mask;
+    ~RestoreMask() { pthread_sigmask(SIG_SETMASK, &mask, nullptr); }
+  } restore{previous};
+  Fd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC));
+  Fd stop_fd(::eventfd(0, EFD_CLOEXEC));
+  if (!signal_fd || !stop_fd) {
+    log.line(fmt::format("cannot set up signal handling: {}", std::strerror(errno)));
+    return 1;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+
+  SocketFile socket_file;
+  auto listener = listen_on(settings, socket_file);
+  if (!listener) {
+    log.line(listener.error());
+    return 1;
+  }
+  if (settings.worker_pool) {
+    compiler::configure_worker_pool(*settings.worker_pool);
+  }
+  JobQueue jobs(settings.max_jobs, settings.max_queue);
+  Shared shared{settings, jobs, log, stop_fd.get()};
+  std::list<Worker> connections;
+  log.line(fmt::format("listening on {} (jobs {}, queue {}, max request {} bytes)", settings.socket_path.string(),
+                       settings.max_jobs, settings.max_queue, settings.max_request_bytes));
+
+  while (true) {
+    pollfd fds[2] = {{listener->get(), POLLIN, 0}, {signal_fd.get(), POLLIN, 0}};
+    if (::poll(fds, 2, 1000) < 0 && errno != EINTR) {
+      log.line(fmt::format("poll: {}", std::strerror(errno)));
+      break;
+    }
+    reap(connections, false);
+    if (fds[1].revents & POLLIN) {
+      signalfd_siginfo info{};
+      [[maybe_unused]] auto n = ::read(signal_fd.get(), &info, sizeof info);
+      log.line(fmt::format("signal {}: stopping", info.ssi_signo));
+      break;
+    }
+    if (!(fds[0].revents & POLLIN)) {
+      continue;
+    }
+    Fd client(::accept4(listener->get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!client) {
+      continue;
+    }
+    if (connections.size() >= settings.max_connections) {
+      send_line(client.get(), protocol_error(kind::busy, {{"reason", "too many connections"},
+                                                          {"max_connections", settings.max_connections}}));
+      continue;
+    }
+    // A client that stops reading cannot hold a connection thread forever.
+    timeval send_timeout{60, 0};
+    ::setsockopt(client.get(), SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
+    Worker worker;
+    worker.thread = std::thread([&shared, fd = client.release(), finished = worker.finished] {
+      Connection(Fd(fd), shared).run();
+      finished->store(true);
+    });
+    connections.push_back(std::move(worker));
+  }
+
+  // No new clients; idle connections close; running jobs get the grace period.
+  listener->reset();
+  socket_file.remove();
+  shared.stopping = true;
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(stop_fd.get(), &one, sizeof one);
+  jobs.shutdown(settings.shutdown_grace_ms, "the service is stopping");
+  reap(connections, true);
+  compiler::shutdown_worker_pool();
+  log.line("stopped");
+  return 0;
+}
+
+} // namespace sandbox::service
