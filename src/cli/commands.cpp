@@ -1,17 +1,21 @@
 #include "cli/commands.h"
 
 #include "beam/beam.h"
+#include "cli/batch.h"
+#include "cli/service_commands.h"
 #include "compiler/isolated_compiler.h"
 #include "compiler/report.h"
 #include "core/options.h"
 #include "util/json.h"
 #include "backends/toolchain.h"
 #include "jail/probe.h"
+#include "service/doctor.h"
 
 #include <fmt/format.h>
 
 #include <iostream>
 #include <iterator>
+#include <unistd.h>
 
 namespace sandbox::cli {
 
@@ -165,8 +169,11 @@ void Commands::register_all(CLI::App& app)
   auto add_compile = [this, &app](const char* name, const char* help, const char* what,
                                   bool single_file) {
     auto* command = app.add_subcommand(name, help);
-    command->add_option(what, m_paths, what)->required()->expected(1);
+    command->add_option(what, m_paths, what)->required()->expected(1, single_file ? 1 : -1);
     m_flags.add_to(*command);
+    if (!single_file) {
+      command->add_option("--jobs", m_batch_jobs, "Sandboxes compiled at once when several are given (default 2)");
+    }
     command->add_flag("--json", m_json, "Print one JSON object");
     command->callback([this, single_file] {
       m_selected = [this, single_file] {
@@ -178,6 +185,11 @@ void Commands::register_all(CLI::App& app)
         auto options = core::parse_compile_options(*object);
         if (!options) {
           return usage_error(m_json, options.error().option, options.error().reason);
+        }
+        if (!single_file && m_paths.size() > 1) {
+          return run_batch(m_paths, *options,
+                           {.jobs = m_batch_jobs, .json = m_json, .terminal = ::isatty(STDOUT_FILENO) == 1},
+                           std::cout);
         }
         return finish_compile(single_file ? compiler::compile_file(m_paths.front(), *options)
                                           : compiler::compile_sandbox(m_paths.front(), *options),
@@ -253,24 +265,15 @@ void Commands::register_all(CLI::App& app)
   doctor->add_flag("--json", m_json, "Print one JSON object");
   doctor->callback([this] {
     m_selected = [this] {
+      if (m_json) {
+        auto report = service::doctor_json();
+        std::cout << util::dump_json(report) << "\n";
+        return report["ok"].get<bool>() ? kExitOk : kExitFailed;
+      }
       auto probes = jail::probe_isolation();
       bool supported = jail::jail_supported();
       const auto& tools = backends::toolchain();
-      if (m_json) {
-        json layers = json::array();
-        for (const auto& p : probes) {
-          layers.push_back({{"name", p.name}, {"works", p.works}, {"detail", p.detail}});
-        }
-        json toolchain = tools ? json{{"elixir", tools->elixir.string()}, {"elixirc", tools->elixirc.string()},
-                                      {"mix", tools->mix.string()}, {"erl", tools->erl.string()},
-                                      {"erlc", tools->erlc.string()}}
-                               : json{{"error", tools.error()}};
-        std::cout << util::dump_json(json{{"ok", supported && tools.has_value()},
-                                          {"jail_supported", supported},
-                                          {"layers", layers},
-                                          {"toolchain", toolchain}})
-                  << "\n";
-      } else {
+      {
         for (const auto& p : probes) {
           std::cout << fmt::format("{:<4} {:<16} {}\n", p.works ? "ok" : "NO", p.name, p.detail);
         }
@@ -299,6 +302,7 @@ void Commands::register_all(CLI::App& app)
       return removed ? kExitOk : kExitFailed;
     };
   });
+  register_service_commands(app, m_selected);
 }
 
 int Commands::run()

@@ -45,6 +45,7 @@ private:
   std::vector<std::string> m_paths;
   std::string m_filename;
   std::string m_out;
+  std::size_t m_batch_jobs = 2;
 };
 
 } // namespace sandbox::cli
