@@ -285,13 +285,15 @@ private:
     return with_id(std::move(response), parsed.id);
   }
 
-  // Waits for the job while watching the client; false when the client hung up.
+  // Waits for the job while watching the client; false when the client hung
+  // up. A client that only shut down its writing side still gets its answer.
   bool wait_for(const Job& job)
   {
     bool reading = true;
+    bool half_closed = false;
     while (true) {
-      pollfd fds[2] = {{job.done_fd(), POLLIN, 0},
-                       {m_client.get(), static_cast<short>(POLLRDHUP | (reading ? POLLIN : 0)), 0}};
+      short events = half_closed ? 0 : static_cast<short>(POLLRDHUP | (reading ? POLLIN : 0));
+      pollfd fds[2] = {{job.done_fd(), POLLIN, 0}, {m_client.get(), events, 0}};
       if (::poll(fds, 2, -1) < 0) {
         if (errno == EINTR) {
           continue;
@@ -301,15 +303,15 @@ private:
       if (fds[0].revents & POLLIN) {
         return true;
       }
-      if (fds[1].revents & (POLLHUP | POLLERR | POLLRDHUP)) {
+      if (fds[1].revents & (POLLHUP | POLLERR)) {
         return false;
       }
-      if (fds[1].revents & POLLIN) {
+      if (reading && (fds[1].revents & POLLIN)) {
         // A pipelined request: keep it for later, up to the size limit.
-        if (read_some() != Read::data) {
-          return false;
-        }
+        half_closed = read_some() == Read::closed;
         reading = m_buffer.size() <= m_shared.settings.max_request_bytes;
+      } else if (fds[1].revents & POLLRDHUP) {
+        half_closed = true;
       }
     }
   }
