@@ -56,7 +56,7 @@ std::string status_line(std::size_t done, std::size_t total, const std::set<std:
   for (auto index : running) {
     current += (current.empty() ? "" : ", ") + names[index];
   }
-  return fmt::format("[{}/{}] {}{} {:.1f}s", done, total, current.empty() ? "" : "compiling ", current, seconds);
+  return fmt::format("[{}/{}] {}{:.1f}s", done, total, current.empty() ? "" : "compiling " + current + " ", seconds);
 }
 
 } // namespace

@@ -330,6 +330,11 @@ ParsedRequest parse_request(std::string_view line)
   auto op = parsed.request.find("op");
   if (op == parsed.request.end() || !op->is_string()) {
     parsed.error = protocol_error(kind::malformed_request, {{"reason", "\"op\" must be a string"}});
+    return parsed;
+  }
+  parsed.operation = find_operation(op->get<std::string>());
+  if (!parsed.operation) {
+    parsed.error = protocol_error(kind::unknown_operation, {{"op", *op}});
   }
   return parsed;
 }
@@ -354,12 +359,7 @@ json answer_line(std::string_view line, std::size_t max_request_bytes)
   if (parsed.error) {
     return with_id(*parsed.error, parsed.id);
   }
-  auto name = parsed.request["op"].get<std::string>();
-  const auto* operation = find_operation(name);
-  if (!operation) {
-    return with_id(protocol_error(kind::unknown_operation, {{"op", name}}), parsed.id);
-  }
-  return with_id(dispatch(*operation, parsed.request), parsed.id);
+  return with_id(dispatch(*parsed.operation, parsed.request), parsed.id);
 }
 
 std::string base64_encode(std::string_view bytes)

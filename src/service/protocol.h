@@ -47,12 +47,14 @@ const Operation* find_operation(std::string_view name);
 nlohmann::json protocol_error(std::string_view type, nlohmann::json fields = nlohmann::json::object());
 nlohmann::json engine_error(const core::Error& error);
 
-// Parses one request line. Returns the request object, or the error response
-// for a line that is not a JSON object with a string "op".
+// Parses one request line: the request object and its operation, or the
+// error response for a line that is not a JSON object whose "op" names an
+// operation.
 struct ParsedRequest {
-  nlohmann::json request;             // valid when error is empty
-  std::optional<nlohmann::json> error; // the response to send instead
-  nlohmann::json id;                  // the request's id, or null
+  nlohmann::json request;               // valid when error is empty
+  const Operation* operation = nullptr; // valid when error is empty
+  std::optional<nlohmann::json> error;  // the response to send instead
+  nlohmann::json id;                    // the request's id, or null
 };
 ParsedRequest parse_request(std::string_view line);
 

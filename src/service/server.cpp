@@ -248,11 +248,8 @@ private:
     if (parsed.error) {
       return with_id(*parsed.error, parsed.id);
     }
-    auto name = parsed.request["op"].get<std::string>();
-    const auto* operation = find_operation(name);
-    if (!operation) {
-      return with_id(protocol_error(kind::unknown_operation, {{"op", name}}), parsed.id);
-    }
+    const auto* operation = parsed.operation;
+    const std::string name(operation->name);
     if (!operation->is_job) {
       return with_id(dispatch(*operation, parsed.request), parsed.id);
     }

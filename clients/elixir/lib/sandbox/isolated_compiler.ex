@@ -36,7 +36,7 @@ defmodule Sandbox.IsolatedCompiler do
   @spec compile_sandbox(String.t(), keyword()) :: {:ok, map()} | {:error, compile_error()}
   def compile_sandbox(sandbox_path, opts \\ []) do
     %{"op" => "compile", "path" => Path.expand(sandbox_path), "options" => Result.options_json(opts)}
-    |> call(opts, fn r -> Result.compile_info(r) end)
+    |> call(opts, &Result.compile_info/1)
   end
 
   @doc """
@@ -51,14 +51,14 @@ defmodule Sandbox.IsolatedCompiler do
       "changed_files" => changed_files,
       "options" => Result.options_json(opts)
     }
-    |> call(opts, fn r -> Result.compile_info(r) end)
+    |> call(opts, &Result.compile_info/1)
   end
 
   @doc "Compiles one `.ex` (elixirc) or `.erl` (erlc) file."
   @spec compile_file(String.t(), keyword()) :: {:ok, map()} | {:error, compile_error()}
   def compile_file(file_path, opts \\ []) do
     %{"op" => "compile_file", "file" => Path.expand(file_path), "options" => Result.options_json(opts)}
-    |> call(opts, fn r -> Result.compile_info(r) end)
+    |> call(opts, &Result.compile_info/1)
   end
 
   @doc """
@@ -93,14 +93,14 @@ defmodule Sandbox.IsolatedCompiler do
   @spec validate_beam_files([String.t()]) :: :ok | {:error, compile_error()}
   def validate_beam_files(beam_files) do
     %{"op" => "validate", "beam_files" => Enum.map(beam_files, &Path.expand/1)}
-    |> call([], fn r -> Result.ok(r) end)
+    |> call([], &Result.ok/1)
   end
 
   @doc "Removes a temp dir a compile returned; the engine refuses anything it did not create."
   @spec cleanup_temp_artifacts(String.t()) :: :ok | {:error, term()}
   def cleanup_temp_artifacts(temp_dir) do
     %{"op" => "cleanup", "temp_dir" => Path.expand(temp_dir)}
-    |> call([], fn r -> Result.ok(r) end)
+    |> call([], &Result.ok/1)
   end
 
   @doc "Compile cache statistics of a sandbox."
@@ -117,7 +117,7 @@ defmodule Sandbox.IsolatedCompiler do
   @spec clear_compilation_cache(String.t()) :: :ok | {:error, term()}
   def clear_compilation_cache(sandbox_path) do
     %{"op" => "cache_clear", "path" => Path.expand(sandbox_path)}
-    |> call([], fn r -> Result.ok(r) end)
+    |> call([], &Result.ok/1)
   end
 
   @doc """
