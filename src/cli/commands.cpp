@@ -266,9 +266,9 @@ void Commands::register_all(CLI::App& app)
   doctor->callback([this] {
     m_selected = [this] {
       if (m_json) {
-        auto report = service::doctor_json();
-        std::cout << util::dump_json(report) << "\n";
-        return report["ok"].get<bool>() ? kExitOk : kExitFailed;
+        auto doctor_report = service::doctor_json();
+        std::cout << util::dump_json(doctor_report) << "\n";
+        return doctor_report["ok"].get<bool>() ? kExitOk : kExitFailed;
       }
       auto probes = jail::probe_isolation();
       bool supported = jail::jail_supported();

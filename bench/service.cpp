@@ -1,0 +1,200 @@
+// `sandbox serve` against the raw compiler: N small compiles through the
+// service (compile_file: a jailed elixirc per job; compile_string: the warm
+// worker pool, when this build has it) against N `elixirc` runs, in jobs per
+// second; then the latency (p50, p99) of the same requests from several
+// concurrent clients. BENCH_N (default 20), BENCH_CLIENTS (default 4),
+// BENCH_JOBS (the service's --jobs, default 2).
+
+#include "bench_support.h"
+
+#include <nlohmann/json.hpp>
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+int env_int(const char* name, int fallback)
+{
+  const char* value = std::getenv(name);
+  return value && *value ? std::atoi(value) : fallback;
+}
+
+double seconds_since(Clock::time_point start)
+{
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// One request per connection, as the Elixir client does.
+json call(const bench::fs::path& socket, const json& request)
+{
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, socket.c_str(), sizeof address.sun_path - 1);
+  json response = json::value_t::discarded;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
+    std::string line = request.dump() + "\n", buffer;
+    if (::send(fd, line.data(), line.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(line.size())) {
+      char chunk[65536];
+      ssize_t n;
+      while (buffer.find('\n') == std::string::npos && (n = ::read(fd, chunk, sizeof chunk)) > 0) {
+        buffer.append(chunk, static_cast<std::size_t>(n));
+      }
+      response = json::parse(buffer.substr(0, buffer.find('\n')), nullptr, false);
+    }
+  }
+  ::close(fd);
+  return response;
+}
+
+std::string module_source(int i)
+{
+  return "defmodule Bench" + std::to_string(i) + " do\n  def value, do: " + std::to_string(i) +
+         "\n  def double(x), do: x * 2\nend\n";
+}
+
+// Runs the request, removes what it left, and says whether it compiled.
+bool run_one(const bench::fs::path& socket, const json& request)
+{
+  auto response = call(socket, request);
+  if (response.is_discarded() || !response.value("ok", false)) {
+    std::fprintf(stderr, "request failed: %s\n", response.is_discarded() ? "no answer" : response.dump().c_str());
+    return false;
+  }
+  if (response.contains("temp_dir")) {
+    call(socket, {{"op", "cleanup"}, {"temp_dir", response["temp_dir"]}});
+  }
+  return true;
+}
+
+double percentile(std::vector<double> values, double p)
+{
+  std::sort(values.begin(), values.end());
+  if (values.empty()) {
+    return 0;
+  }
+  auto index = static_cast<std::size_t>(p * static_cast<double>(values.size() - 1) + 0.5);
+  return values[std::min(index, values.size() - 1)];
+}
+
+} // namespace
+
+int main()
+{
+  const int n = env_int("BENCH_N", 20);
+  const int clients = std::max(1, env_int("BENCH_CLIENTS", 4));
+  const int jobs = std::max(1, env_int("BENCH_JOBS", 2));
+  auto scratch = bench::make_temp("sandbox-bench-service-");
+  for (int i = 0; i < n; ++i) {
+    auto dir = scratch / ("src" + std::to_string(i));
+    bench::fs::create_directories(dir);
+    std::FILE* f = std::fopen((dir / "bench.ex").c_str(), "w");
+    std::fputs(module_source(i).c_str(), f);
+    std::fclose(f);
+  }
+  bench::fs::create_directories(scratch / "tmp");
+  auto socket = scratch / "serve.sock";
+
+  pid_t service = ::fork();
+  if (service == 0) {
+    ::setenv("TMPDIR", (scratch / "tmp").c_str(), 1);
+    ::setenv("SANDBOX_STATE_DIR", (scratch / "state").c_str(), 1);
+    int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 2);
+    auto jobs_text = std::to_string(jobs);
+    ::execl(SANDBOX_BINARY, SANDBOX_BINARY, "serve", "--socket", socket.c_str(), "--jobs", jobs_text.c_str(),
+            "--queue", "64", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  for (int i = 0; i < 200 && !bench::fs::exists(socket); ++i) {
+    ::usleep(25'000);
+  }
+
+  // Raw: one elixirc per module, sequentially.
+  auto start = Clock::now();
+  for (int i = 0; i < n; ++i) {
+    auto out = scratch / ("raw" + std::to_string(i));
+    bench::fs::create_directories(out);
+    bench::run({"elixirc", "-o", out.string(), "bench.ex"}, scratch / ("src" + std::to_string(i)));
+  }
+  double raw_rate = n / seconds_since(start);
+
+  auto file_request = [&](int i) {
+    return json{{"op", "compile_file"},
+                {"file", (scratch / ("src" + std::to_string(i)) / "bench.ex").string()},
+                {"options", {{"validate_beams", true}}}};
+  };
+  auto string_request = [&](int i) {
+    return json{{"op", "compile_string"}, {"code", module_source(i)}, {"filename", "bench.ex"}, {"binaries", true}};
+  };
+  bool have_pool = call(socket, string_request(0)).value("ok", false);
+
+  auto sequential = [&](auto make) {
+    auto t = Clock::now();
+    int ok = 0;
+    for (int i = 0; i < n; ++i) {
+      ok += run_one(socket, make(i)) ? 1 : 0;
+    }
+    return ok == n ? n / seconds_since(t) : 0.0;
+  };
+  double file_rate = sequential(file_request);
+  double string_rate = have_pool ? sequential(string_request) : 0.0;
+
+  // Latency with concurrent clients, each sending its share of N requests.
+  std::vector<double> latencies;
+  std::mutex mutex;
+  auto concurrent_start = Clock::now();
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      for (int i = c; i < n; i += clients) {
+        auto t = Clock::now();
+        bool ok = have_pool ? run_one(socket, string_request(i)) : run_one(socket, file_request(i));
+        double ms = seconds_since(t) * 1000;
+        std::lock_guard lock(mutex);
+        latencies.push_back(ok ? ms : -1);
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  double concurrent_rate = n / seconds_since(concurrent_start);
+  bool all_ok = std::none_of(latencies.begin(), latencies.end(), [](double v) { return v < 0; });
+
+  ::kill(service, SIGTERM);
+  int status = 0;
+  ::waitpid(service, &status, 0);
+  bench::fs::remove_all(scratch);
+
+  const char* via = have_pool ? "compile_string" : "compile_file";
+  std::printf("N=%d, %d concurrent clients, service --jobs %d, latency op %s\n", n, clients, jobs, via);
+  std::printf("BENCH service_raw_elixirc %.2f jobs/s\n", raw_rate);
+  std::printf("BENCH service_compile_file %.2f jobs/s\n", file_rate);
+  std::printf("BENCH service_compile_file_vs_elixirc %.2f x\n", file_rate / raw_rate);
+  if (have_pool) {
+    std::printf("BENCH service_compile_string %.2f jobs/s\n", string_rate);
+    std::printf("BENCH service_compile_string_vs_elixirc %.2f x\n", string_rate / raw_rate);
+  } else {
+    std::printf("compile_string: the warm worker pool is not in this build; not measured\n");
+  }
+  std::printf("BENCH service_concurrent_%s %.2f jobs/s\n", via, concurrent_rate);
+  std::printf("BENCH service_concurrent_%s_p50 %.1f ms\n", via, percentile(latencies, 0.50));
+  std::printf("BENCH service_concurrent_%s_p99 %.1f ms\n", via, percentile(latencies, 0.99));
+  bool stopped = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  if (!stopped || !all_ok || file_rate == 0) {
+    std::fprintf(stderr, "service benchmark: %s\n", !stopped ? "the service did not stop cleanly" : "requests failed");
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,413 @@
+// `sandbox serve` driven over its socket: the protocol (good, malformed,
+// oversized, unknown requests), concurrency and the busy answer, a client
+// that disconnects mid-job, and SIGTERM with jobs running.
+
+#include "adversarial.h"
+#include "support.h"
+
+#include "util/fd.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+extern char** environ;
+
+namespace sandbox::test {
+namespace {
+
+using nlohmann::json;
+using adversarial::random_token;
+using Clock = std::chrono::steady_clock;
+
+// processes_with_argument, retried when a process ends while its cmdline is
+// read (the read then fails).
+std::vector<pid_t> processes_now(const std::string& marker)
+{
+  for (int attempt = 0;; ++attempt) {
+    try {
+      return processes_with_argument(marker);
+    } catch (const std::exception&) {
+      if (attempt == 20) {
+        throw;
+      }
+    }
+  }
+}
+
+// Waits up to `timeout_ms` for every process with `marker` in its argv to end.
+bool wait_until_gone(const std::string& marker, int timeout_ms = 5000)
+{
+  auto start = Clock::now();
+  while (!processes_now(marker).empty()) {
+    if (std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count() > timeout_ms) {
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
+std::int64_t ms_since(Clock::time_point start)
+{
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+}
+
+// One connection to the service.
+class Client {
+public:
+  explicit Client(const fs::path& socket)
+  {
+    m_fd.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, socket.c_str(), sizeof address.sun_path - 1);
+    connected = ::connect(m_fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  }
+
+  bool send_raw(const std::string& bytes)
+  {
+    std::size_t sent = 0;
+    while (sent < bytes.size()) {
+      auto n = ::send(m_fd.get(), bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) {
+        return false;
+      }
+      sent += static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+  bool send(const json& request) { return send_raw(request.dump() + "\n"); }
+
+  // The next response line; a discarded value on timeout or EOF.
+  json receive(int timeout_ms = 120'000)
+  {
+    auto start = Clock::now();
+    while (true) {
+      auto newline = m_buffer.find('\n');
+      if (newline != std::string::npos) {
+        auto line = m_buffer.substr(0, newline);
+        m_buffer.erase(0, newline + 1);
+        return json::parse(line, nullptr, false);
+      }
+      auto left = timeout_ms - ms_since(start);
+      pollfd pfd{m_fd.get(), POLLIN, 0};
+      if (left <= 0 || ::poll(&pfd, 1, static_cast<int>(left)) <= 0) {
+        return json::value_t::discarded;
+      }
+      char chunk[65536];
+      auto n = ::read(m_fd.get(), chunk, sizeof chunk);
+      if (n <= 0) {
+        eof = true;
+        return json::value_t::discarded;
+      }
+      m_buffer.append(chunk, static_cast<std::size_t>(n));
+    }
+  }
+
+  json call(const json& request, int timeout_ms = 120'000)
+  {
+    return send(request) ? receive(timeout_ms) : json(json::value_t::discarded);
+  }
+
+  void close() { m_fd.reset(); }
+
+  bool connected = false;
+  bool eof = false;
+
+private:
+  util::Fd m_fd;
+  std::string m_buffer;
+};
+
+class ServiceTest : public SandboxTest {
+protected:
+  void SetUp() override { m_cgroups_before = adversarial::job_cgroups(); }
+
+  void TearDown() override
+  {
+    stop();
+    EXPECT_EQ(adversarial::leaked_cgroups(m_cgroups_before), std::vector<std::string>{});
+  }
+
+  fs::path socket_path() const { return scratch() / "serve.sock"; }
+
+  void start(const std::vector<std::string>& extra = {})
+  {
+    std::vector<std::string> args = {sandbox_binary().string(), "serve", "--socket", socket_path().string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e; ++e) {
+      std::string item = *e;
+      if (!item.starts_with("SANDBOX_STATE_DIR=") && !item.starts_with("TMPDIR=")) {
+        env_strings.push_back(item);
+      }
+    }
+    fs::create_directories(job_root());
+    env_strings.push_back("SANDBOX_STATE_DIR=" + state_dir().string());
+    env_strings.push_back("TMPDIR=" + job_root().string());
+    std::vector<char*> argv, envp;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    for (auto& e : env_strings) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    auto log = (scratch() / "serve.log").string();
+    posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    ASSERT_EQ(posix_spawn(&m_pid, argv[0], &actions, nullptr, argv.data(), envp.data()), 0);
+    posix_spawn_file_actions_destroy(&actions);
+    for (int i = 0; i < 200; ++i) {
+      if (Client(socket_path()).connected) {
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    FAIL() << "the service did not listen: " << read_text(scratch() / "serve.log");
+  }
+
+  // SIGTERM and wait; returns the exit status (-1 when it did not stop in time).
+  int stop(int timeout_ms = 30'000)
+  {
+    if (m_pid <= 0) {
+      return m_status;
+    }
+    ::kill(m_pid, SIGTERM);
+    auto start = Clock::now();
+    int status = 0;
+    while (::waitpid(m_pid, &status, WNOHANG) == 0) {
+      if (ms_since(start) > timeout_ms) {
+        ::kill(m_pid, SIGKILL);
+        ::waitpid(m_pid, &status, 0);
+        m_pid = -1;
+        return m_status = -1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    m_pid = -1;
+    return m_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+  fs::path small_sandbox(const std::string& name)
+  {
+    return make_sandbox(name, {{"lib/" + name + ".ex", "defmodule " + std::string(1, char(std::toupper(name[0]))) +
+                                                        name.substr(1) + " do\n  def hi, do: :hi\nend\n"}});
+  }
+
+  // A module body that starts `sh -c "read x" MARKER` (blocked on its stdin, a
+  // pipe nobody writes) and waits for it.
+  fs::path slow_sandbox(const std::string& marker)
+  {
+    return make_sandbox("slow", {{"lib/slow.ex", "defmodule Slow do\n  System.cmd(\"sh\", [\"-c\", \"read x\", \"" +
+                                                  marker + "\"])\nend\n"}});
+  }
+
+  json compile_request(const fs::path& path, int timeout_ms = 120'000)
+  {
+    return {{"op", "compile"}, {"path", path.string()}, {"options", {{"compiler", "elixirc"}, {"timeout", timeout_ms}}}};
+  }
+
+  static bool wait_for_process(const std::string& marker)
+  {
+    for (int i = 0; i < 1200 && processes_now(marker).empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return !processes_now(marker).empty();
+  }
+
+  std::vector<fs::path> job_temp_dirs() const { return entries_with_prefix(job_root(), "sandbox-"); }
+
+private:
+  pid_t m_pid = -1;
+  int m_status = 0;
+  std::set<std::string> m_cgroups_before;
+};
+
+TEST_F(ServiceTest, SocketIsPrivateAndPingAnswers)
+{
+  start();
+  struct stat st{};
+  ASSERT_EQ(::lstat(socket_path().c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  Client client(socket_path());
+  auto pong = client.call({{"op", "ping"}, {"id", 7}});
+  EXPECT_EQ(pong["ok"], true) << pong;
+  EXPECT_EQ(pong["id"], 7);
+  EXPECT_EQ(stop(), 0);
+  EXPECT_FALSE(fs::exists(socket_path()));
+}
+
+TEST_F(ServiceTest, CompilesValidatesAndCleansUpOverOneConnection)
+{
+  start();
+  Client client(socket_path());
+  auto result = client.call(compile_request(small_sandbox("alpha")));
+  ASSERT_EQ(result["ok"], true) << result;
+  expect_success_contract(result);
+  EXPECT_EQ(result["modules"], json::array({"Elixir.Alpha"}));
+  auto valid = client.call({{"op", "validate"}, {"beam_files", result["beam_files"]}});
+  EXPECT_EQ(valid["ok"], true) << valid;
+  auto cleaned = client.call({{"op", "cleanup"}, {"temp_dir", result["temp_dir"]}});
+  EXPECT_EQ(cleaned["ok"], true) << cleaned;
+  EXPECT_FALSE(fs::exists(result["temp_dir"].get<std::string>()));
+  // Engine errors come back typed, and the connection stays usable.
+  auto bad_path = client.call({{"op", "compile"}, {"path", "/nonexistent/x"}});
+  EXPECT_EQ(bad_path["error"]["type"], "invalid_sandbox_path") << bad_path;
+  auto bad_option = client.call({{"op", "compile"}, {"path", "/tmp"}, {"options", {{"timeout", "soon"}}}});
+  EXPECT_EQ(bad_option["error"]["type"], "invalid_option") << bad_option;
+  EXPECT_EQ(bad_option["error"]["option"], "timeout");
+  auto missing = client.call({{"op", "compile_file"}});
+  EXPECT_EQ(missing["error"]["type"], "invalid_option") << missing;
+  EXPECT_EQ(missing["error"]["option"], "file");
+}
+
+TEST_F(ServiceTest, MalformedAndUnknownRequestsAreTypedErrorsAndTheConnectionGoesOn)
+{
+  start();
+  Client client(socket_path());
+  ASSERT_TRUE(client.send_raw("this is not json\n"));
+  EXPECT_EQ(client.receive()["error"]["type"], "malformed_request");
+  EXPECT_EQ(client.call(json::array({1, 2}))["error"]["type"], "malformed_request");
+  EXPECT_EQ(client.call({{"id", "x"}})["error"]["type"], "malformed_request");
+  auto unknown = client.call({{"op", "format_disk"}, {"id", "u1"}});
+  EXPECT_EQ(unknown["error"]["type"], "unknown_operation") << unknown;
+  EXPECT_EQ(unknown["error"]["op"], "format_disk");
+  EXPECT_EQ(unknown["id"], "u1");
+  EXPECT_EQ(client.call({{"op", "ping"}})["ok"], true);
+}
+
+TEST_F(ServiceTest, OversizedRequestIsRefusedAndOtherClientsAreUnaffected)
+{
+  start({"--max-request-bytes", "4K"});
+  Client other(socket_path());
+  Client big(socket_path());
+  ASSERT_TRUE(big.send_raw("{\"op\": \"ping\", \"pad\": \"" + std::string(64 * 1024, 'x')));
+  auto refused = big.receive();
+  EXPECT_EQ(refused["error"]["type"], "request_too_large") << refused;
+  EXPECT_EQ(refused["error"]["limit"], 4096);
+  big.receive(2000);
+  EXPECT_TRUE(big.eof) << "the connection of an oversized request is closed";
+  EXPECT_EQ(other.call({{"op", "ping"}})["ok"], true);
+}
+
+TEST_F(ServiceTest, ConcurrentClientsAllGetTheirOwnResults)
+{
+  start({"--jobs", "2", "--queue", "8"});
+  std::vector<std::string> names = {"one", "two", "three", "four"};
+  std::vector<fs::path> paths;
+  for (const auto& name : names) {
+    paths.push_back(small_sandbox(name));
+  }
+  std::vector<json> results(names.size());
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    threads.emplace_back([&, i] { results[i] = Client(socket_path()).call(compile_request(paths[i])); });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    ASSERT_EQ(results[i]["ok"], true) << results[i];
+    std::string module = "Elixir." + std::string(1, char(std::toupper(names[i][0]))) + names[i].substr(1);
+    EXPECT_EQ(results[i]["modules"], json::array({module}));
+  }
+}
+
+TEST_F(ServiceTest, FullQueueAnswersBusyAtOnce)
+{
+  start({"--jobs", "1", "--queue", "0"});
+  auto marker = random_token("SERVEBUSY");
+  Client first(socket_path());
+  ASSERT_TRUE(first.send(compile_request(slow_sandbox(marker), 60'000)));
+  ASSERT_TRUE(wait_for_process(marker)) << read_text(scratch() / "serve.log");
+  Client second(socket_path());
+  auto start_time = Clock::now();
+  auto busy = second.call(compile_request(small_sandbox("beta")));
+  EXPECT_LT(ms_since(start_time), 2000);
+  EXPECT_EQ(busy["error"]["type"], "busy") << busy;
+  EXPECT_EQ(busy["error"]["running"], 1);
+  // Quick operations are not jobs and are still answered.
+  EXPECT_EQ(second.call({{"op", "ping"}})["ok"], true);
+  first.close();
+  EXPECT_TRUE(wait_until_gone(marker));
+}
+
+TEST_F(ServiceTest, ClientDisconnectCancelsItsJobAndKillsItsProcesses)
+{
+  start();
+  auto marker = random_token("SERVEDISC");
+  {
+    Client client(socket_path());
+    ASSERT_TRUE(client.send(compile_request(slow_sandbox(marker), 120'000)));
+    ASSERT_TRUE(wait_for_process(marker)) << read_text(scratch() / "serve.log");
+  }
+  EXPECT_TRUE(wait_until_gone(marker)) << "the job's processes outlived its client";
+  // The service is still there, and the cancelled job left no temp dir.
+  EXPECT_EQ(Client(socket_path()).call({{"op", "ping"}})["ok"], true);
+  for (int i = 0; i < 100 && !job_temp_dirs().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(job_temp_dirs().empty());
+  EXPECT_NE(read_text(scratch() / "serve.log").find("client disconnected, job cancelled"), std::string::npos);
+}
+
+TEST_F(ServiceTest, SigtermCancelsRunningJobsRemovesTheSocketAndLeavesNothing)
+{
+  start({"--shutdown-grace", "300"});
+  auto marker = random_token("SERVETERM");
+  Client client(socket_path());
+  ASSERT_TRUE(client.send(compile_request(slow_sandbox(marker), 120'000)));
+  ASSERT_TRUE(wait_for_process(marker));
+  auto start_time = Clock::now();
+  EXPECT_EQ(stop(), 0);
+  EXPECT_LT(ms_since(start_time), 10'000);
+  auto answer = client.receive(5000);
+  EXPECT_EQ(answer["error"]["type"], "cancelled") << answer;
+  EXPECT_FALSE(fs::exists(socket_path()));
+  EXPECT_TRUE(wait_until_gone(marker, 2000));
+  EXPECT_TRUE(job_temp_dirs().empty());
+}
+
+TEST_F(ServiceTest, SecondServiceOnALiveSocketIsRefusedAndAStaleSocketIsReplaced)
+{
+  start();
+  auto again = sandbox({"serve", "--socket", socket_path().string()}, with_timeout(10'000));
+  EXPECT_EQ(again.exit_code, 1) << again.describe();
+  EXPECT_NE(again.err.find("already listening"), std::string::npos) << again.err;
+  EXPECT_EQ(stop(), 0);
+  // A socket file nobody listens on (a killed service) is replaced.
+  util::Fd stale(::socket(AF_UNIX, SOCK_STREAM, 0));
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, socket_path().c_str(), sizeof address.sun_path - 1);
+  ASSERT_EQ(::bind(stale.get(), reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  start();
+  EXPECT_EQ(Client(socket_path()).call({{"op", "ping"}})["ok"], true);
+}
+
+TEST_F(ServiceTest, RequestCommandAnswersOneLineLikeTheService)
+{
+  auto pong = sandbox({"request"}, with_stdin("{\"op\":\"ping\",\"id\":3}\n"));
+  EXPECT_EQ(pong.exit_code, 0) << pong.describe();
+  EXPECT_EQ(pong.json()["id"], 3);
+  auto unknown = sandbox({"request"}, with_stdin("{\"op\":\"nope\"}\n"));
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(unknown.json()["error"]["type"], "unknown_operation");
+  auto compiled = sandbox({"request"}, with_stdin(compile_request(small_sandbox("gamma")).dump() + "\n"));
+  ASSERT_EQ(compiled.exit_code, 0) << compiled.describe();
+  EXPECT_EQ(compiled.json()["modules"], json::array({"Elixir.Gamma"}));
+}
+
+} // namespace
+} // namespace sandbox::test
