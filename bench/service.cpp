@@ -132,7 +132,7 @@ int main()
   auto file_request = [&](int i) {
     return json{{"op", "compile_file"},
                 {"file", (scratch / ("src" + std::to_string(i)) / "bench.ex").string()},
-                {"options", {{"validate_beams", true}}}};
+                {"options", {{"validate_beams", true}, {"timeout", 120'000}}}};
   };
   auto string_request = [&](int i) {
     return json{{"op", "compile_string"}, {"code", module_source(i)}, {"filename", "bench.ex"}, {"binaries", true}};
