@@ -57,7 +57,9 @@ protected:
     fs::remove_all(copy / ".sandbox_cache", ec);
     auto run = compile(copy, {"--compiler", "elixirc"});
     EXPECT_EQ(run.exit_code, 0) << run.describe();
-    return md5s(ebin_of(run.json()));
+    auto digests = md5s(ebin_of(run.json()));
+    EXPECT_FALSE(digests.empty()) << "no BEAM digests read from the clean build";
+    return digests;
   }
 
   static std::set<std::string> strings(const json& array)

@@ -51,11 +51,16 @@ TEST(SourceFacts, CommentsAndWhitespaceDoNotChangeDigests)
 TEST(Graph, CompileConnectedAndExportRules)
 {
   DependencyGraph g;
-  g.files["a.ex"] = {.modules = {"A"}, .compile_refs = {"B"}};
-  g.files["b.ex"] = {.modules = {"B"}, .runtime_refs = {"C"}};
-  g.files["c.ex"] = {.modules = {"C"}};
-  g.files["d.ex"] = {.modules = {"D"}, .runtime_refs = {"C"}};
-  g.files["e.ex"] = {.modules = {"E"}, .export_refs = {"C"}};
+  auto file = [&](const std::string& name, const std::string& module) -> FileDeps& {
+    auto& deps = g.files[name];
+    deps.modules = {module};
+    return deps;
+  };
+  file("a.ex", "A").compile_refs = {"B"};
+  file("b.ex", "B").runtime_refs = {"C"};
+  file("c.ex", "C");
+  file("d.ex", "D").runtime_refs = {"C"};
+  file("e.ex", "E").export_refs = {"C"};
   EXPECT_EQ(affected_files(g, {"C"}, {}, {}, {"c.ex"}), (std::set<std::string>{"a.ex"}));
   EXPECT_EQ(affected_files(g, {"C"}, {"C"}, {}, {"c.ex"}), (std::set<std::string>{"a.ex", "e.ex"}));
   EXPECT_TRUE(affected_files(g, {}, {}, {}).empty());
