@@ -1,8 +1,8 @@
 // Incremental compilation against Mix's own incremental compile, in one run:
 // for each corpus, a whole `sandbox incremental --compiler mix` process with
 // nothing changed against `mix compile` with nothing to do, and a one-leaf-file
-// edit (a function added to a module nothing depends on) against `mix compile`
-// of the same edit. Medians of BENCH_RUNS (default 5).
+// edit (a string literal in a function body of a module whose exports nothing
+// else depends on changes) against `mix compile` of the same edit. Medians of BENCH_RUNS (default 5).
 
 #include "bench_support.h"
 
@@ -14,29 +14,38 @@
 
 namespace {
 
-// Inserts a new function before the file's last `end`.
-void edit(const bench::fs::path& file, int n)
+// Changes a string literal in a function body: inserts `n` after `anchor`.
+void edit(const bench::fs::path& file, const std::string& anchor, int n)
 {
   std::ifstream in(file);
   std::stringstream text;
   text << in.rdbuf();
   auto s = text.str();
-  auto at = s.rfind("end");
-  s.insert(at, "  def bench_edit_" + std::to_string(n) + ", do: " + std::to_string(n) + "\n");
+  auto at = s.find(anchor);
+  if (at == std::string::npos) {
+    std::fprintf(stderr, "%s: anchor not found\n", file.c_str());
+    std::exit(1);
+  }
+  s.insert(at + anchor.size(), std::to_string(n % 10));
   std::ofstream(file, std::ios::trunc) << s;
 }
+
+struct Leaf {
+  std::string file;
+  std::string anchor;
+};
 
 } // namespace
 
 int main(int argc, char** argv)
 {
   int runs = std::getenv("BENCH_RUNS") ? std::atoi(std::getenv("BENCH_RUNS")) : 5;
-  std::map<std::string, std::string> leaves = {
-    {"nimble_options", "lib/nimble_options/validation_error.ex"},
-    {"decimal", "lib/decimal/error.ex"},
+  std::map<std::string, Leaf> leaves = {
+    {"nimble_options", {"lib/nimble_options/validation_error.ex", "\" (in options"}},
+    {"decimal", {"lib/decimal/error.ex", "\"#{signal}"}},
   };
   if (argc > 1) {
-    std::map<std::string, std::string> chosen;
+    std::map<std::string, Leaf> chosen;
     for (int i = 1; i < argc; ++i) chosen[argv[i]] = leaves.at(argv[i]);
     leaves = chosen;
   }
@@ -62,8 +71,8 @@ int main(int argc, char** argv)
       engine_nochange.push_back(bench::run(engine, scratch, engine_env).seconds);
     }
     for (int i = 0; i < runs; ++i) {
-      edit(mix_copy / leaf, i);
-      edit(engine_copy / leaf, i);
+      edit(mix_copy / leaf.file, leaf.anchor, i);
+      edit(engine_copy / leaf.file, leaf.anchor, i);
       auto m = bench::run({"mix", "compile"}, mix_copy, mix_env);
       auto e = bench::run(engine, scratch, engine_env);
       if (m.status != 0 || e.status != 0) {
