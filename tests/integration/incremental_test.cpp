@@ -200,6 +200,30 @@ TEST_F(Incremental, CommentOnlyEditOfAMacroModuleRecompilesFewerFilesThanMix)
   EXPECT_EQ(md5s(ebin_of(run.json())), clean_build(sandbox_path));
 }
 
+TEST_F(Incremental, MixProjectPartialCompileMatchesACleanMixBuild)
+{
+  auto sandbox_path = copy_corpus("nimble_options");
+  auto mix_incremental = [&] {
+    return sandbox({"incremental", sandbox_path.string(), "--compiler", "mix", "--json"});
+  };
+  ASSERT_EQ(mix_incremental().exit_code, 0);
+  replace(sandbox_path / "lib/nimble_options/validation_error.ex", "\" (in options", "\" (in the options");
+  auto run = mix_incremental();
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  auto result = run.json();
+  EXPECT_EQ(result["compilation_strategy"], "incremental") << result["cache_warnings"];
+  EXPECT_EQ(strings(result["changed_files"]), std::set<std::string>{"lib/nimble_options/validation_error.ex"});
+  EXPECT_FALSE(result["app_file"].is_null());
+  auto copy = scratch() / "clean_mix";
+  fs::copy(sandbox_path, copy, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  fs::remove_all(copy / ".sandbox_cache");
+  auto clean = compile(copy, {"--compiler", "mix"});
+  ASSERT_EQ(clean.exit_code, 0) << clean.describe();
+  auto expected = md5s(ebin_of(clean.json()));
+  EXPECT_FALSE(expected.empty());
+  EXPECT_EQ(md5s(ebin_of(result)), expected);
+}
+
 TEST_F(Incremental, FileReadAtCompileTimeIsAnInput)
 {
   auto sandbox_path = make_sandbox("reads", {
