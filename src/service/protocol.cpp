@@ -1,6 +1,7 @@
 #include "service/protocol.h"
 
 #include "compiler/in_process_compiler.h"
+#include "compiler/incremental_compile.h"
 #include "compiler/isolated_compiler.h"
 #include "compiler/report.h"
 #include "core/options.h"
@@ -159,19 +160,11 @@ json op_compile_file(const json& request)
                                                   compile_options(options_object(request))));
 }
 
-// Until the facade has incremental_compile this is compile_sandbox with
-// incremental: true; the result's unenforced_options says what that means.
 json op_incremental(const json& request)
 {
-  auto object = options_object(request);
-  object["incremental"] = true;
-  auto changed = string_list(request, "changed_files", false);
-  auto result = compiler::to_json(compiler::compile_sandbox(string_argument(request, "path"),
-                                                            compile_options(object)));
-  if (result.value("ok", false) && !changed.empty()) {
-    result["original_changed_files"] = changed;
-  }
-  return result;
+  return compiler::to_json(compiler::incremental_compile(string_argument(request, "path"),
+                                                         string_list(request, "changed_files", false),
+                                                         compile_options(options_object(request))));
 }
 
 json op_scan(const json& request)
@@ -180,12 +173,21 @@ json op_scan(const json& request)
   return engine_error(core::SecurityScanFailed{"this build has no security scanner yet"});
 }
 
-json op_cache(const json& request)
+json op_cache_stats(const json& request)
 {
-  (void)string_argument(request, "path");
-  return protocol_error(kind::unsupported_operation,
-                        {{"op", request.value("op", "")},
-                         {"reason", "this build has no compile cache yet"}});
+  auto stats = compiler::get_cache_statistics(string_argument(request, "path"));
+  if (!stats) {
+    return engine_error(stats.error());
+  }
+  auto response = *stats;
+  response["ok"] = true;
+  return response;
+}
+
+json op_cache_clear(const json& request)
+{
+  auto cleared = compiler::clear_compilation_cache(string_argument(request, "path"));
+  return cleared ? json{{"ok", true}} : engine_error(cleared.error());
 }
 
 json op_validate(const json& request)
@@ -278,8 +280,8 @@ const std::vector<Operation>& operations()
     {"compile_file", true, op_compile_file},
     {"incremental", true, op_incremental},
     {"scan", false, op_scan},
-    {"cache_stats", false, op_cache},
-    {"cache_clear", false, op_cache},
+    {"cache_stats", false, op_cache_stats},
+    {"cache_clear", false, op_cache_clear},
     {"validate", false, op_validate},
     {"compile_string", true, op_compile_string},
     {"compile_in_process", true, op_compile_in_process},
