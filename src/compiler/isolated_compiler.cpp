@@ -3,6 +3,7 @@
 #include "backends/backend.h"
 #include "beam/beam.h"
 #include "compiler/engine_state.h"
+#include "compiler/in_process_compiler.h"
 #include "compiler/runner.h"
 #include "compiler/sandbox_path.h"
 #include "compiler/source_snapshot.h"
@@ -103,8 +104,12 @@ CompileResult compile_sandbox(const std::string& path, const core::CompileOption
     return std::unexpected(sources.error());
   }
   if (options.compiler == core::Backend::in_process) {
-    return std::unexpected(core::InvalidOption{
-      "compiler", "the in_process backend (warm worker pool) is not available in this build"});
+    auto info = compile_sandbox_in_process(*sandbox, *sources, options);
+    if (info) {
+      info->unenforced_options = unenforced_options(options, info->isolation);
+      info->compilation_time_ms = clock.elapsed_ms();
+    }
+    return info;
   }
   auto runner = make_runner(options.isolation);
   if (!runner) {
