@@ -237,14 +237,16 @@ std::expected<std::vector<LoadedModule>, core::Error> load_beam_files(const std:
 {
   std::vector<LoadedModule> out;
   out.reserve(files.size());
+  beam::Limits limits;
   for (const auto& file : files) {
-    auto checked = beam::validate_beam_file(file);
-    if (!checked) {
-      return std::unexpected(core::BeamValidationFailed{file.string(), checked.error().reason});
-    }
-    auto binary = util::read_file(file, 64ull << 20);
+    // The name comes from the BEAM itself, whatever the file is called.
+    auto binary = util::read_file(file, limits.max_file_bytes);
     if (!binary) {
       return std::unexpected(core::BeamValidationFailed{file.string(), binary.error()});
+    }
+    auto checked = beam::parse_beam(*binary, limits);
+    if (!checked) {
+      return std::unexpected(core::BeamValidationFailed{file.string(), checked.error().reason});
     }
     out.push_back({checked->module, file, std::move(*binary)});
   }

@@ -168,13 +168,17 @@ void jail_init_main(const ChildConfig& config)
   if (!open_bind_sources(config.mounts->ops())) {
     fail(config, kMountStageBase + static_cast<int>(MountStage::bind));
   }
-  if (config.drop_groups && ::setgroups(0, nullptr) != 0) {
+  // Raw system calls: glibc's wrappers apply credential changes to every
+  // thread it knows of (the setxid broadcast), and after a raw clone from a
+  // multi-threaded engine it would wait forever for threads that do not
+  // exist in this process.
+  if (config.drop_groups && ::syscall(SYS_setgroups, 0, nullptr) != 0) {
     fail(config, ChildStage::setgroups);
   }
-  if (::setresgid(config.gid, config.gid, config.gid) != 0) {
+  if (::syscall(SYS_setresgid, config.gid, config.gid, config.gid) != 0) {
     fail(config, ChildStage::setgid);
   }
-  if (::setresuid(config.uid, config.uid, config.uid) != 0) {
+  if (::syscall(SYS_setresuid, config.uid, config.uid, config.uid) != 0) {
     fail(config, ChildStage::setuid);
   }
   // Changing credentials cleared the parent-death signal: set it again, then

@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 
 namespace sandbox::worker {
 
@@ -166,6 +168,11 @@ core::Error Worker::kill_and_explain(jail::Verdict reason, std::int64_t timeout_
   m_alive = false;
   m_job->stop(reason);
   const auto& result = m_job->wait();
+  if (std::getenv("SANDBOX_WORKER_DEBUG") != nullptr) {
+    std::fprintf(stderr, "worker %llu ended (%s, verdict %s): %s\n", static_cast<unsigned long long>(m_id),
+                 what.c_str(), std::string(jail::to_string(result.verdict)).c_str(),
+                 result.output.substr(0, 2000).c_str());
+  }
   auto limits = m_profile.limits;
   limits.wall_timeout_ms = timeout_ms;
   if (result.verdict == jail::Verdict::exited) {
