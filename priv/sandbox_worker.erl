@@ -51,12 +51,22 @@ warm_up() ->
                'elixir_lexical', 'elixir_tokenizer', 'elixir_parser', 'compile',
                'beam_asm', 'v3_core', 'sys_core_fold', 'beam_ssa_opt', 'beam_validator'],
     [code:ensure_loaded(M) || M <- Modules],
+    %% One compile down the same path a request takes (ParallelCompiler,
+    %% the tracer, writing a BEAM), so its code is loaded before the first job.
     try
-        [{Mod, _}] = 'Elixir.Code':compile_string(
-            <<"defmodule SandboxWorkerWarmUp do\n  defstruct [:a]\n"
-              "  def run(x), do: Enum.map(x, &(&1 + 1))\nend\n">>, <<"warm_up.ex">>),
-        code:purge(Mod),
-        code:delete(Mod)
+        Dir = filename:join(os:getenv("TMPDIR", "/tmp"), "sandbox-worker-warm-up"),
+        ok = filelib:ensure_path(Dir),
+        File = filename:join(Dir, "warm_up.ex"),
+        ok = file:write_file(File, <<"defmodule SandboxWorkerWarmUp do\n  defstruct [:a]\n"
+                                     "  def run(x), do: Enum.map(x, &(&1 + 1))\n"
+                                     "  def new, do: %__MODULE__{a: 1}\nend\n">>),
+        'Elixir.Code':put_compiler_option(tracers, [?MODULE]),
+        {ok, Mods, _} = 'Elixir.Kernel.ParallelCompiler':compile_to_path([File], Dir, []),
+        'Elixir.Code':put_compiler_option(tracers, []),
+        _ = references(Dir),
+        ets:delete_all_objects(?REFS),
+        [begin code:purge(M), code:delete(M), code:purge(M) end || M <- Mods],
+        _ = file:del_dir_r(Dir)
     catch
         _:_ -> ok
     end,
