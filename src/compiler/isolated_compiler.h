@@ -50,6 +50,9 @@ struct CompileInfo {
   std::vector<UnenforcedOption> unenforced_options;
   // Per source file references, where the backend captured them (in_process).
   std::vector<core::FileReferences> references;
+  // Why the compile cache was not used as it was (unverifiable cache files,
+  // a read-only sandbox, a fallback to a full compile), for the caller to see.
+  std::vector<std::string> cache_warnings;
 };
 
 using CompileResult = std::expected<CompileInfo, core::Error>;
