@@ -195,44 +195,48 @@ std::expected<BackendRun, core::Error> run_job(const BackendRequest& request,
                                   : parse_elixir_output(run.output, paths);
   run.usage = result.usage;
   run.monitor_warnings = std::move(result.warnings);
-  const auto& limits = spec.limits;
+  if (result.succeeded()) {
+    return run;
+  }
+  return std::unexpected(
+    verdict_error(result, spec.limits, std::move(run.output), std::move(run.diagnostics)));
+}
+
+core::Error verdict_error(const jail::ProcessResult& result, const jail::Limits& limits,
+                          std::string output, std::vector<core::Diagnostic> diagnostics)
+{
   switch (result.verdict) {
   case jail::Verdict::exited:
-    if (result.exit_code == 0) {
-      return run;
-    }
-    return std::unexpected(
-      core::CompilationFailed{result.exit_code, std::move(run.output), std::move(run.diagnostics)});
+    return core::CompilationFailed{result.exit_code, std::move(output), std::move(diagnostics)};
   case jail::Verdict::signaled:
-    return std::unexpected(core::CompilerCrash{
-      "signal", fmt::format("compiler killed by {}", signal_name(result.signal)),
-      {{"signal", result.signal}, {"output", run.output}}});
+    return core::CompilerCrash{"signal",
+                               fmt::format("compiler killed by {}", signal_name(result.signal)),
+                               {{"signal", result.signal}, {"output", output}}};
   case jail::Verdict::seccomp_violation:
-    return std::unexpected(core::CompilerCrash{
-      "seccomp_violation", "the compiler made a forbidden system call and was killed",
-      {{"signal", result.signal}, {"output", run.output}}});
+    return core::CompilerCrash{"seccomp_violation",
+                               "the compiler made a forbidden system call and was killed",
+                               {{"signal", result.signal}, {"output", output}}};
   case jail::Verdict::wall_timeout:
-    return std::unexpected(core::CompilationTimeout{limits.wall_timeout_ms});
+    return core::CompilationTimeout{limits.wall_timeout_ms};
   case jail::Verdict::cpu_time_limit:
-    return std::unexpected(core::ResourceLimitExceeded{
-      core::LimitType::cpu_limit, static_cast<double>(result.usage.cpu_time_ms),
-      static_cast<double>(limits.cpu_time_ms)});
+    return core::ResourceLimitExceeded{core::LimitType::cpu_limit,
+                                       static_cast<double>(result.usage.cpu_time_ms),
+                                       static_cast<double>(limits.cpu_time_ms)};
   case jail::Verdict::memory_limit:
-    return std::unexpected(core::ResourceLimitExceeded{
+    return core::ResourceLimitExceeded{
       core::LimitType::memory_limit,
       result.limit_reading > 0 ? result.limit_reading
                                : static_cast<double>(result.usage.peak_memory_bytes),
-      static_cast<double>(limits.memory_bytes)});
+      static_cast<double>(limits.memory_bytes)};
   case jail::Verdict::process_limit:
-    return std::unexpected(core::ResourceLimitExceeded{core::LimitType::max_processes,
-                                                       result.limit_reading,
-                                                       static_cast<double>(limits.max_processes)});
+    return core::ResourceLimitExceeded{core::LimitType::max_processes, result.limit_reading,
+                                       static_cast<double>(limits.max_processes)};
   case jail::Verdict::output_limit:
-    return std::unexpected(core::OutputLimitExceeded{limits.output_cap_bytes});
+    return core::OutputLimitExceeded{limits.output_cap_bytes};
   case jail::Verdict::setup_failure:
-    return std::unexpected(core::JailSetupFailed{result.setup_stage, result.setup_error});
+    return core::JailSetupFailed{result.setup_stage, result.setup_error};
   }
-  return std::unexpected(core::JailSetupFailed{"verdict", "unknown verdict"});
+  return core::JailSetupFailed{"verdict", "unknown verdict"};
 }
 
 } // namespace sandbox::backends

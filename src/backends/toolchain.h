@@ -46,6 +46,12 @@ std::expected<BackendRun, core::Error> run_job(const BackendRequest& request,
                                                jail::ProcessRunner& runner,
                                                const jail::ProcessSpec& spec, bool erlang_output);
 
+// The specification's error for a job that did not exit 0: a compilation
+// failure carrying `output` and `diagnostics`, or the limit, crash or setup
+// failure that ended it.
+core::Error verdict_error(const jail::ProcessResult& result, const jail::Limits& limits,
+                          std::string output, std::vector<core::Diagnostic> diagnostics);
+
 // Runs a compiler that writes into <work>/ebin: `argv` then each source as an
 // argument; on success the run lists that directory and the sources.
 std::expected<BackendRun, core::Error> run_source_compiler(const BackendRequest& request,

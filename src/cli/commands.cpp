@@ -4,6 +4,7 @@
 #include "cli/batch.h"
 #include "cli/service_commands.h"
 #include "compiler/incremental_compile.h"
+#include "compiler/in_process_compiler.h"
 #include "compiler/isolated_compiler.h"
 #include "compiler/report.h"
 #include "core/options.h"
@@ -14,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <iostream>
 #include <iterator>
 #include <unistd.h>
@@ -283,6 +285,44 @@ void Commands::register_all(CLI::App& app)
                                 : "jail: NOT supported here; compiles refuse to run unless --isolation process_group is given\n");
       }
       return supported && tools ? kExitOk : kExitFailed;
+    };
+  });
+
+  auto* compile_string = app.add_subcommand(
+    "compile-string", "Compile Elixir source read on stdin through a warm worker (in_process)");
+  compile_string->add_option("--filename", m_filename, "The file name diagnostics report (NAME.ex)")
+    ->required();
+  compile_string->add_option("--out", m_out, "Directory for the BEAM files")->required();
+  compile_string->add_option("--timeout", m_flags.timeout, "Wall-clock deadline in ms");
+  compile_string->add_flag("--json", m_json, "Print one JSON object");
+  compile_string->callback([this] {
+    m_selected = [this] {
+      core::CompileOptions limits;
+      if (m_flags.timeout) {
+        auto parsed = core::parse_compile_options(json{{"timeout", *m_flags.timeout}});
+        if (!parsed) {
+          return usage_error(m_json, parsed.error().option, parsed.error().reason);
+        }
+        limits = *parsed;
+      }
+      std::string code(std::istreambuf_iterator<char>(std::cin), {});
+      auto result = compiler::compile_string(code, m_filename, std::filesystem::path(m_out), limits);
+      if (m_json) {
+        std::cout << util::dump_json(compiler::to_json(result)) << "\n";
+      } else if (result) {
+        for (const auto& module : result->modules) {
+          std::cout << module << "\n";
+        }
+        for (const auto& warning : result->warnings) {
+          std::cerr << fmt::format("warning: {}:{}: {}\n", warning.file, warning.line, warning.message);
+        }
+      } else {
+        std::cerr << "sandbox compile-string: " << core::describe(result.error()) << "\n";
+      }
+      if (!result && std::holds_alternative<core::InvalidOption>(result.error())) {
+        return kExitUsage;
+      }
+      return result ? kExitOk : kExitFailed;
     };
   });
 

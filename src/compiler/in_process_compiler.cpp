@@ -1,41 +1,349 @@
-// Placeholder until the worker pool lands: every entry point reports that the
-// in_process backend is unavailable in this build.
+// The in_process backend on the worker pool. A job gets a worker (prestarted,
+// already jailed), a fresh src-N directory in the worker's job directory is
+// filled with a snapshot of the sandbox (or the string being compiled), the
+// worker compiles it into out-N, and the BEAMs are copied out without
+// following links (collect_outputs), validated and named from their contents.
+
 #include "compiler/in_process_compiler.h"
+
+#include "backends/backend.h"
+#include "backends/toolchain.h"
+#include "beam/beam.h"
+#include "compiler/artifacts.h"
+#include "compiler/engine_state.h"
+#include "compiler/source_snapshot.h"
+#include "util/fs.h"
+#include "util/time.h"
+#include "worker/pool.h"
+
+#include <functional>
 
 namespace sandbox::compiler {
 
 namespace {
-core::Error unavailable()
+
+using Clock = std::chrono::steady_clock;
+
+worker::WorkerProfile profile_for(const core::CompileOptions& limits)
 {
-  return core::InvalidOption{"compiler", "the in_process backend (warm worker pool) is not available in this build"};
+  std::map<std::string, std::string> env;
+  for (const auto& [key, value] : limits.env) {
+    if (!core::is_reserved_env_name(key)) {
+      env[key] = value;
+    }
+  }
+  return {backends::job_limits(limits), worker::default_worker_env(env)};
 }
+
+struct WorkerJob {
+  std::string sandbox_key; // the resolved sandbox ("" for strings: never reused)
+  std::function<std::expected<void, std::string>(const fs::path& src_host)> populate;
+  std::vector<std::string> files;
+  bool debug_info = true;
+  bool parallel = true;
+};
+
+// Removes what earlier requests left in a reused worker's job directory.
+void clear_previous_requests(const fs::path& job_dir)
+{
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(job_dir, ec)) {
+    auto name = entry.path().filename().string();
+    if (name.starts_with("src-") || name.starts_with("out-")) {
+      (void)util::remove_tree(entry.path());
+    }
+  }
+}
+
+InProcessResult run_in_worker(const WorkerJob& job, const fs::path& output,
+                              const core::CompileOptions& limits)
+{
+  util::Stopwatch clock;
+  auto timeout = std::chrono::milliseconds(std::max<std::int64_t>(limits.timeout_ms, 1));
+  auto deadline = Clock::now() + timeout;
+  auto lease = worker::Pool::global().acquire(profile_for(limits), job.sandbox_key, deadline);
+  if (!lease) {
+    return std::unexpected(lease.error());
+  }
+  auto& w = lease->worker();
+  clear_previous_requests(w.job_dir());
+  auto id = w.next_request_id();
+  auto src_host = w.job_dir() / ("src-" + id);
+  auto out_host = w.job_dir() / ("out-" + id);
+  if (auto filled = job.populate(src_host); !filled) {
+    return std::unexpected(core::InvalidSandboxPath{job.sandbox_key, filled.error()});
+  }
+
+  worker::CompileRequest request;
+  request.source_dir = std::string(worker::kJobDirInside) + "/src-" + id;
+  request.out_dir = std::string(worker::kJobDirInside) + "/out-" + id;
+  request.files = job.files;
+  request.debug_info = job.debug_info;
+  request.parallel = job.parallel;
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  auto reply = w.compile(request, std::max(left, std::chrono::milliseconds(1)));
+  if (!reply) {
+    return std::unexpected(reply.error());
+  }
+  if (reply->status == worker::CompileReply::Status::error) {
+    std::string text;
+    auto diagnostics = reply->errors;
+    for (const auto& d : reply->errors) {
+      text += d.file + ":" + std::to_string(d.line) + ": error: " + d.message + "\n";
+    }
+    for (const auto& d : reply->warnings) {
+      diagnostics.push_back(d);
+    }
+    // A compile error is the job's, not the worker's: a reused worker may go on.
+    lease->keep();
+    return std::unexpected(core::CompilationFailed{1, std::move(text), std::move(diagnostics)});
+  }
+
+  std::error_code ec;
+  Collected none;
+  std::expected<Collected, std::string> collected = none;
+  if (fs::is_directory(fs::symlink_status(out_host, ec))) {
+    collected = collect_outputs(out_host, {out_host}, output);
+  } else {
+    fs::create_directories(output, ec); // nothing compiled: an empty output
+  }
+  if (!collected) {
+    return std::unexpected(core::CompilerCrash{"output", collected.error(), {}});
+  }
+  InProcessInfo info;
+  for (const auto& beam_file : collected->beam_files) {
+    auto checked = beam::validate_beam_file(beam_file);
+    if (!checked) {
+      return std::unexpected(
+        core::BeamValidationFailed{beam_file.filename().string(), checked.error().reason});
+    }
+    info.modules.push_back(checked->module);
+  }
+  info.suspicious_artifacts = std::move(collected->findings);
+  info.beam_files = std::move(collected->beam_files);
+  info.warnings = std::move(reply->warnings);
+  info.references = std::move(reply->references);
+  info.compiled_sources = job.files;
+  info.reused_worker = lease->reused();
+  info.worker_id = w.id();
+  lease->keep();
+  clear_previous_requests(w.job_dir());
+  info.compilation_time_ms = clock.elapsed_ms();
+  info.resource_usage.wall_time_ms = info.compilation_time_ms;
+  return info;
+}
+
+// A file name for compile_string: one plain component ending in .ex or .exs.
+bool plain_source_name(std::string_view name)
+{
+  if (name.empty() || name.size() > 255 || name == "." || name == ".." ||
+      name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos) {
+    return false;
+  }
+  return name.ends_with(".ex") || name.ends_with(".exs");
+}
+
 } // namespace
 
-InProcessResult compile_in_process(const fs::path&, const fs::path&, const InProcessOptions&)
+InProcessResult compile_in_process(const fs::path& source, const fs::path& output,
+                                   const InProcessOptions& options)
 {
-  return std::unexpected(unavailable());
+  std::error_code ec;
+  auto sandbox = fs::canonical(fs::absolute(source, ec), ec);
+  if (ec || !fs::is_directory(sandbox, ec)) {
+    return std::unexpected(core::InvalidSandboxPath{source.string(), "is not an existing directory"});
+  }
+  std::vector<fs::path> files;
+  if (options.source_files.empty()) {
+    auto found = backends::find_sources(sandbox, "lib", ".ex", true);
+    if (!found) {
+      return std::unexpected(core::InvalidSandboxPath{sandbox.string(), found.error()});
+    }
+    files = std::move(*found);
+  } else {
+    for (const auto& file : options.source_files) {
+      auto resolved = fs::weakly_canonical(sandbox / file, ec);
+      if (ec || !util::is_within(sandbox, resolved) || resolved == sandbox ||
+          !fs::is_regular_file(fs::symlink_status(sandbox / file, ec))) {
+        return std::unexpected(core::InvalidSandboxPath{file, "not a regular file inside the sandbox"});
+      }
+      files.push_back(resolved.lexically_relative(sandbox));
+    }
+  }
+  if (files.empty()) {
+    return std::unexpected(core::InvalidSandboxPath{sandbox.string(), "no Elixir sources to compile (lib/**/*.ex)"});
+  }
+  WorkerJob job;
+  job.sandbox_key = sandbox.string();
+  job.populate = [&](const fs::path& src_host) { return snapshot_tree(sandbox, src_host); };
+  for (const auto& file : files) {
+    job.files.push_back(file.string());
+  }
+  job.debug_info = options.debug_info;
+  job.parallel = options.parallel;
+  return run_in_worker(job, output, options.limits);
 }
 
-InProcessResult compile_string(std::string_view, std::string_view, const std::optional<fs::path>&,
-                               const core::CompileOptions&)
+InProcessResult compile_string(std::string_view code, std::string_view filename,
+                               const std::optional<fs::path>& output,
+                               const core::CompileOptions& limits)
 {
-  return std::unexpected(unavailable());
+  if (!plain_source_name(filename)) {
+    return std::unexpected(core::InvalidOption{
+      "filename", "must be a plain file name ending in .ex or .exs, without directories"});
+  }
+  fs::path out_dir;
+  std::optional<fs::path> temp;
+  if (output) {
+    out_dir = *output;
+  } else {
+    if (auto key = engine_key(); !key) {
+      return std::unexpected(core::JailSetupFailed{"engine_state", key.error()});
+    }
+    auto made = create_marked_temp_dir(limits.temp_dir.value_or(util::default_temp_root()));
+    if (!made) {
+      return std::unexpected(core::JailSetupFailed{"temp_dir", made.error()});
+    }
+    temp = *made;
+    out_dir = *made / "ebin";
+  }
+  WorkerJob job;
+  std::string text(code);
+  std::string name(filename);
+  job.populate = [&](const fs::path& src_host) -> std::expected<void, std::string> {
+    std::error_code ec;
+    fs::create_directories(src_host, ec);
+    if (ec) {
+      return std::unexpected("cannot create " + src_host.string() + ": " + ec.message());
+    }
+    return util::write_file_atomic(src_host / name, text);
+  };
+  job.files = {name};
+  auto result = run_in_worker(job, out_dir, limits);
+  if (result && result->modules.empty()) {
+    result = std::unexpected(core::NoBytecodeGenerated{"the code defines no module"});
+  }
+  if (temp) {
+    if (result) {
+      result->temp_dir = *temp;
+    } else {
+      (void)util::remove_tree(*temp);
+    }
+  }
+  return result;
 }
 
-std::expected<std::vector<LoadedModule>, core::Error> load_beam_files(const std::vector<fs::path>&)
+std::expected<std::vector<LoadedModule>, core::Error> load_beam_files(const std::vector<fs::path>& files)
 {
-  return std::unexpected(unavailable());
+  std::vector<LoadedModule> out;
+  out.reserve(files.size());
+  beam::Limits limits;
+  for (const auto& file : files) {
+    // The name comes from the BEAM itself, whatever the file is called.
+    auto binary = util::read_file(file, limits.max_file_bytes);
+    if (!binary) {
+      return std::unexpected(core::BeamValidationFailed{file.string(), binary.error()});
+    }
+    auto checked = beam::parse_beam(*binary, limits);
+    if (!checked) {
+      return std::unexpected(core::BeamValidationFailed{file.string(), checked.error().reason});
+    }
+    out.push_back({checked->module, file, std::move(*binary)});
+  }
+  return out;
 }
 
-void configure_worker_pool(const WorkerPoolSettings&) {}
-void shutdown_worker_pool() {}
+CompileResult compile_sandbox_in_process(const fs::path& sandbox, const std::vector<fs::path>& sources,
+                                         const core::CompileOptions& options)
+{
+  if (auto key = engine_key(); !key) {
+    return std::unexpected(core::JailSetupFailed{"engine_state", key.error()});
+  }
+  auto parent = options.temp_dir.value_or(util::default_temp_root());
+  auto temp = create_marked_temp_dir(parent);
+  if (!temp) {
+    if (options.temp_dir) {
+      return std::unexpected(core::InvalidOption{"temp_dir", temp.error()});
+    }
+    return std::unexpected(core::JailSetupFailed{"temp_dir", temp.error()});
+  }
+  InProcessOptions in_process;
+  for (const auto& source : sources) {
+    in_process.source_files.push_back(source.string());
+  }
+  in_process.limits = options;
+  auto compiled = compile_in_process(sandbox, *temp / "ebin", in_process);
+  if (!compiled) {
+    (void)util::remove_tree(*temp);
+    return std::unexpected(compiled.error());
+  }
+  CompileInfo info;
+  info.beam_files = std::move(compiled->beam_files);
+  info.modules = std::move(compiled->modules);
+  info.temp_dir = *temp;
+  info.warnings = std::move(compiled->warnings);
+  info.changed_files = compiled->compiled_sources;
+  info.original_changed_files = std::move(compiled->compiled_sources);
+  info.references = std::move(compiled->references);
+  info.compiler = "in_process";
+  info.resource_usage = compiled->resource_usage;
+  info.isolation = worker::Pool::global().isolation();
+  info.isolation.mode = "jail (warm worker)";
+  info.suspicious_artifacts = std::move(compiled->suspicious_artifacts);
+  return info;
+}
+
+void configure_worker_pool(const WorkerPoolSettings& settings)
+{
+  worker::PoolSettings pool;
+  pool.size = settings.size;
+  pool.prestart = settings.prestart;
+  pool.idle_timeout = settings.idle_timeout;
+  pool.reuse_per_sandbox = settings.reuse_per_sandbox;
+  worker::Pool::global().configure(pool);
+}
+
+void shutdown_worker_pool() { worker::Pool::global().shutdown(); }
 
 nlohmann::json to_json(const InProcessResult& result)
 {
+  using nlohmann::json;
   if (!result) {
     return {{"ok", false}, {"error", core::to_json(result.error())}};
   }
-  return {{"ok", true}};
+  const auto& info = *result;
+  json out;
+  out["ok"] = true;
+  out["modules"] = info.modules;
+  out["beam_files"] = json::array();
+  for (const auto& file : info.beam_files) {
+    out["beam_files"].push_back(file.string());
+  }
+  out["warnings"] = json::array();
+  for (const auto& warning : info.warnings) {
+    out["warnings"].push_back(core::to_json(warning));
+  }
+  out["references"] = json::array();
+  for (const auto& refs : info.references) {
+    out["references"].push_back({{"file", refs.file},
+                                 {"modules", refs.modules},
+                                 {"compile", refs.compile_refs},
+                                 {"export", refs.export_refs},
+                                 {"runtime", refs.runtime_refs},
+                                 {"external_resources", refs.external_resources}});
+  }
+  out["compiled_sources"] = info.compiled_sources;
+  out["compilation_time"] = info.compilation_time_ms;
+  out["resource_usage"] = jail::to_json(info.resource_usage);
+  out["temp_dir"] = info.temp_dir.empty() ? json(nullptr) : json(info.temp_dir.string());
+  out["suspicious_artifacts"] = json::array();
+  for (const auto& finding : info.suspicious_artifacts) {
+    out["suspicious_artifacts"].push_back(to_json(finding));
+  }
+  out["reused_worker"] = info.reused_worker;
+  out["worker_id"] = info.worker_id;
+  out["compiler"] = "in_process";
+  return out;
 }
 
 } // namespace sandbox::compiler

@@ -8,6 +8,8 @@
 #include "core/diagnostic.h"
 #include "core/error.h"
 #include "core/options.h"
+#include "compiler/artifacts.h"
+#include "compiler/isolated_compiler.h"
 #include "core/references.h"
 #include "jail/process.h"
 
@@ -34,12 +36,17 @@ struct InProcessOptions {
 };
 
 struct InProcessInfo {
-  std::vector<std::string> modules;     // read from each produced BEAM
+  std::vector<std::string> modules;     // read from each produced BEAM (the atom: "Elixir.Foo")
   std::vector<fs::path> beam_files;     // under the output directory
   std::vector<core::Diagnostic> warnings;
   std::vector<core::FileReferences> references;
+  std::vector<std::string> compiled_sources; // relative to the source directory
   std::int64_t compilation_time_ms = 0;
-  jail::ResourceUsage resource_usage;
+  jail::ResourceUsage resource_usage;    // wall time of the request (the worker's VM is shared across its life)
+  fs::path temp_dir;                     // compile_string without an output: the engine temp dir holding the BEAMs
+  std::vector<ArtifactFinding> suspicious_artifacts; // what the worker left in its output besides BEAMs
+  bool reused_worker = false;            // served by a worker that compiled this sandbox before
+  std::uint64_t worker_id = 0;           // which worker served it (unique in this process)
 };
 
 using InProcessResult = std::expected<InProcessInfo, core::Error>;
@@ -73,10 +80,18 @@ struct WorkerPoolSettings {
 };
 
 // Call before the first compile (later calls apply to workers started after).
+// Prestarting begins with this call: a pool that was never configured starts
+// workers on demand only (what a one-shot command wants).
 void configure_worker_pool(const WorkerPoolSettings& settings);
 // Stops every worker; the next compile starts the pool again.
 void shutdown_worker_pool();
 
 nlohmann::json to_json(const InProcessResult& result);
+
+// compile_sandbox with compiler: in_process: `sources` (relative, already
+// checked; empty for lib/**/*.ex) compiled through the pool into a marked
+// engine temp dir, reported as a CompileInfo.
+CompileResult compile_sandbox_in_process(const fs::path& sandbox, const std::vector<fs::path>& sources,
+                                         const core::CompileOptions& options);
 
 } // namespace sandbox::compiler

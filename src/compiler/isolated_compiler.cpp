@@ -5,6 +5,7 @@
 #include "compiler/compile_job.h"
 #include "compiler/engine_state.h"
 #include "compiler/incremental_compile.h"
+#include "compiler/in_process_compiler.h"
 #include "compiler/runner.h"
 #include "compiler/sandbox_path.h"
 #include "compiler/source_snapshot.h"
@@ -131,8 +132,12 @@ CompileResult compile_job(const std::string& path, const core::CompileOptions& o
     return std::unexpected(sources.error());
   }
   if (options.compiler == core::Backend::in_process) {
-    return std::unexpected(core::InvalidOption{
-      "compiler", "the in_process backend (warm worker pool) is not available in this build"});
+    auto info = compile_sandbox_in_process(*sandbox, *sources, options);
+    if (info) {
+      info->unenforced_options = unenforced_options(options, info->isolation);
+      info->compilation_time_ms = clock.elapsed_ms();
+    }
+    return info;
   }
   auto runner = make_runner(options.isolation);
   if (!runner) {

@@ -10,6 +10,10 @@
 
 namespace sandbox::core {
 
+// Module names are written as Elixir's inspect prints the atom: "MyApp.Foo"
+// for Elixir modules (the "Elixir." prefix dropped), ":lists" for Erlang ones.
+// A file's own modules are never listed among its references, and a module
+// that is a compile reference is not repeated as a runtime one.
 struct FileReferences {
   std::string file;                         // relative to the sandbox
   std::vector<std::string> modules;         // modules the file defines, e.g. "MyApp.Foo"

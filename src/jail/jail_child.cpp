@@ -39,12 +39,13 @@ void report(int fd, ReportKind kind, int stage, int error, int status)
   fail(config, static_cast<int>(stage));
 }
 
-void close_all_but(int keep)
+// Closes every descriptor from `low` up, except `keep`.
+void close_all_but(int keep, int low = 3)
 {
-  if (keep > 3) {
-    ::close_range(3, static_cast<unsigned>(keep - 1), 0);
+  if (keep > low) {
+    ::close_range(static_cast<unsigned>(low), static_cast<unsigned>(keep - 1), 0);
   }
-  ::close_range(static_cast<unsigned>(keep < 3 ? 3 : keep + 1), ~0u, 0);
+  ::close_range(static_cast<unsigned>(keep < low ? low : keep + 1), ~0u, 0);
 }
 
 bool set_limit(int resource, rlim_t value)
@@ -78,19 +79,34 @@ void reset_signals()
   }
 }
 
-[[noreturn]] void exec_job(const ChildConfig& config)
+[[noreturn]] void exec_job(const ChildConfig& given)
 {
-  // The job: stdin /dev/null, stdout and stderr the engine's pipe, nothing else.
+  ChildConfig config = given;
+  // The job: stdin /dev/null, stdout and stderr the engine's pipe, the
+  // inherited descriptors at 3, 4, ..., nothing else.
   if (::dup2(config.null_fd, 0) < 0 || ::dup2(config.output_fd, 1) < 0 ||
       ::dup2(config.output_fd, 2) < 0) {
     fail(config, ChildStage::dup2);
+  }
+  const int first_free = 3 + config.inherit_count;
+  if (config.inherit_count > 0 && config.report_fd < first_free) {
+    int moved = ::fcntl(config.report_fd, F_DUPFD_CLOEXEC, first_free);
+    if (moved < 0) {
+      fail(config, ChildStage::dup2);
+    }
+    config.report_fd = moved;
+  }
+  for (int i = 0; i < config.inherit_count; ++i) {
+    if (::dup2(config.inherit_fds[i], 3 + i) < 0) { // dup2 clears close-on-exec
+      fail(config, ChildStage::dup2);
+    }
   }
   if (config.cwd != nullptr && config.cwd[0] != '\0' && ::chdir(config.cwd) != 0) {
     fail(config, ChildStage::chdir);
   }
   // The report pipe is close-on-exec: it is the only descriptor besides 0-2
-  // that reaches execve, and only to report its failure.
-  close_all_but(config.report_fd);
+  // and the inherited ones that reaches execve, and only to report its failure.
+  close_all_but(config.report_fd, first_free);
   ::execve(config.argv[0], config.argv, config.envp);
   fail(config, ChildStage::execve);
 }
@@ -152,13 +168,17 @@ void jail_init_main(const ChildConfig& config)
   if (!open_bind_sources(config.mounts->ops())) {
     fail(config, kMountStageBase + static_cast<int>(MountStage::bind));
   }
-  if (config.drop_groups && ::setgroups(0, nullptr) != 0) {
+  // Raw system calls: glibc's wrappers apply credential changes to every
+  // thread it knows of (the setxid broadcast), and after a raw clone from a
+  // multi-threaded engine it would wait forever for threads that do not
+  // exist in this process.
+  if (config.drop_groups && ::syscall(SYS_setgroups, 0, nullptr) != 0) {
     fail(config, ChildStage::setgroups);
   }
-  if (::setresgid(config.gid, config.gid, config.gid) != 0) {
+  if (::syscall(SYS_setresgid, config.gid, config.gid, config.gid) != 0) {
     fail(config, ChildStage::setgid);
   }
-  if (::setresuid(config.uid, config.uid, config.uid) != 0) {
+  if (::syscall(SYS_setresuid, config.uid, config.uid, config.uid) != 0) {
     fail(config, ChildStage::setuid);
   }
   // Changing credentials cleared the parent-death signal: set it again, then

@@ -73,7 +73,14 @@ struct ChildConfig {
   int report_fd = -1; // write end, close-on-exec
   int output_fd = -1; // write end of the output pipe: the job's stdout and stderr
   int null_fd = -1;   // /dev/null for stdin, opened by the engine
+  // Extra descriptors the job gets as fds 3, 4, ... (a worker's port pipes);
+  // each must be >= kInheritFdMin so moving them cannot clobber another.
+  const int* inherit_fds = nullptr;
+  int inherit_count = 0;
 };
+
+inline constexpr int kInheritFdMin = 10;
+inline constexpr int kMaxInheritFds = 4;
 
 // The entry point of the cloned child. Does not return.
 [[noreturn]] void jail_init_main(const ChildConfig& config);

@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 namespace sandbox::jail {
@@ -191,15 +192,41 @@ Isolation NamespaceRunner::isolation() const
   return isolation;
 }
 
-ProcessResult NamespaceRunner::run(const ProcessSpec& spec)
+// A jail whose init has been released: the handles the supervisor needs.
+struct LaunchedJail {
+  std::unique_ptr<InitProcess> init;
+  std::unique_ptr<ChildRegistration> registration;
+  std::optional<JobCgroup> cgroup;
+  Fd out_read;
+  Fd report_read;
+  Fd sync_write; // open until the job ends: its hang-up tells the child the engine died
+  MonitorSettings monitor;
+  std::vector<std::string> warnings;
+
+  [[nodiscard]] SupervisedJob job(int stop_fd) const
+  {
+    return {init->pid(), init->pidfd(), out_read.get(), report_read.get(),
+            cgroup ? const_cast<JobCgroup*>(&*cgroup) : nullptr, stop_fd};
+  }
+};
+
+std::expected<LaunchedJail, ProcessResult> NamespaceRunner::launch(const ProcessSpec& spec,
+                                                                   std::span<const int> inherit)
 {
-  util::Stopwatch clock;
   if (spec.argv.empty() || !fs::path(spec.argv[0]).is_absolute()) {
-    return setup_failure("spec", "argv[0] must be an absolute path inside the jail");
+    return std::unexpected(setup_failure("spec", "argv[0] must be an absolute path inside the jail"));
+  }
+  if (inherit.size() > static_cast<std::size_t>(kMaxInheritFds)) {
+    return std::unexpected(setup_failure("spec", "too many inherited descriptors"));
+  }
+  for (int fd : inherit) {
+    if (fd < kInheritFdMin) {
+      return std::unexpected(setup_failure("spec", "inherited descriptors must be >= 10"));
+    }
   }
   auto plan = build_mount_plan(spec, m_options.mounts);
   if (!plan) {
-    return setup_failure("mount_plan", plan.error());
+    return std::unexpected(setup_failure("mount_plan", plan.error()));
   }
   PreparedMounts mounts(*plan);
 
@@ -210,7 +237,7 @@ ProcessResult NamespaceRunner::run(const ProcessSpec& spec)
     for (const auto& bind : spec.binds) {
       if (bind.writable) {
         if (auto ok = chown_tree(bind.host, host_uid, host_gid); !ok) {
-          return setup_failure("chown_bind", ok.error());
+          return std::unexpected(setup_failure("chown_bind", ok.error()));
         }
       }
     }
@@ -221,38 +248,37 @@ ProcessResult NamespaceRunner::run(const ProcessSpec& spec)
   auto envp = exec_array(spec.env);
   std::string cwd = spec.cwd.string();
 
-  ProcessResult result;
-  std::optional<JobCgroup> cgroup;
+  LaunchedJail jail;
   CgroupValues values = cgroup_values(spec.limits, m_options.cgroup, m_ncpus);
   if (m_layout) {
     auto name = job_cgroup_name(::getpid(), m_counter.fetch_add(1));
     if (auto group = JobCgroup::create(*m_layout, name, values)) {
-      cgroup.emplace(std::move(*group));
+      jail.cgroup.emplace(std::move(*group));
     } else if (m_options.require_cgroups) {
-      return setup_failure("cgroup", group.error());
+      return std::unexpected(setup_failure("cgroup", group.error()));
     } else {
-      result.warnings.push_back("running without a job cgroup: " + group.error());
+      jail.warnings.push_back("running without a job cgroup: " + group.error());
     }
   } else if (m_options.require_cgroups) {
-    return setup_failure("cgroup", "no usable cgroup hierarchy");
+    return std::unexpected(setup_failure("cgroup", "no usable cgroup hierarchy"));
   }
 
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
-    return setup_failure("pipe", std::strerror(errno));
+    return std::unexpected(setup_failure("pipe", std::strerror(errno)));
   }
   Fd out_read(pipe_fds[0]), out_write(pipe_fds[1]);
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
-    return setup_failure("pipe", std::strerror(errno));
+    return std::unexpected(setup_failure("pipe", std::strerror(errno)));
   }
   Fd report_read(pipe_fds[0]), report_write(pipe_fds[1]);
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
-    return setup_failure("pipe", std::strerror(errno));
+    return std::unexpected(setup_failure("pipe", std::strerror(errno)));
   }
   Fd sync_read(pipe_fds[0]), sync_write(pipe_fds[1]);
   Fd dev_null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!dev_null) {
-    return setup_failure("open_dev_null", std::strerror(errno));
+    return std::unexpected(setup_failure("open_dev_null", std::strerror(errno)));
   }
 
   ChildConfig config;
@@ -274,68 +300,178 @@ ProcessResult NamespaceRunner::run(const ProcessSpec& spec)
   config.report_fd = report_write.get();
   config.output_fd = out_write.get();
   config.null_fd = dev_null.get();
+  config.inherit_fds = inherit.data();
+  config.inherit_count = static_cast<int>(inherit.size());
 
   int pidfd = -1;
   bool into_cgroup = false;
-  pid_t pid = clone_jail(cgroup ? cgroup->unified_fd() : -1, &pidfd, &into_cgroup);
+  pid_t pid = clone_jail(jail.cgroup ? jail.cgroup->unified_fd() : -1, &pidfd, &into_cgroup);
   if (pid == 0) {
     jail_init_main(config);
   }
   if (pid < 0) {
-    return setup_failure(
+    return std::unexpected(setup_failure(
         "clone",
         std::string(std::strerror(errno)) +
-            (errno == EPERM || errno == ENOSPC ? " (user namespaces disabled or exhausted?)" : ""));
+            (errno == EPERM || errno == ENOSPC ? " (user namespaces disabled or exhausted?)" : "")));
   }
   if (pidfd < 0) {
     pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   }
-  InitProcess init(pid, pidfd);
-  ChildRegistration registration(pid);
+  jail.init = std::make_unique<InitProcess>(pid, pidfd);
+  jail.registration = std::make_unique<ChildRegistration>(pid);
   out_write.reset();
   report_write.reset();
   sync_read.reset();
   dev_null.reset();
-  if (init.pidfd() < 0) {
-    return setup_failure("pidfd_open", std::strerror(errno));
+  if (jail.init->pidfd() < 0) {
+    return std::unexpected(setup_failure("pidfd_open", std::strerror(errno)));
   }
 
   // The child waits for these: identity maps, then cgroup membership.
   if (!privileged && !write_proc_file(pid, "setgroups", "deny")) {
-    return setup_failure("setgroups_deny", std::strerror(errno));
+    return std::unexpected(setup_failure("setgroups_deny", std::strerror(errno)));
   }
   if (!write_proc_file(pid, "uid_map",
                        std::to_string(config.uid) + " " + std::to_string(host_uid) + " 1\n")) {
-    return setup_failure("uid_map", std::strerror(errno));
+    return std::unexpected(setup_failure("uid_map", std::strerror(errno)));
   }
   if (!write_proc_file(pid, "gid_map",
                        std::to_string(config.gid) + " " + std::to_string(host_gid) + " 1\n")) {
-    return setup_failure("gid_map", std::strerror(errno));
+    return std::unexpected(setup_failure("gid_map", std::strerror(errno)));
   }
-  if (cgroup) {
-    if (auto attached = cgroup->attach(pid, into_cgroup); !attached) {
-      return setup_failure("cgroup_attach", attached.error());
+  if (jail.cgroup) {
+    if (auto attached = jail.cgroup->attach(pid, into_cgroup); !attached) {
+      return std::unexpected(setup_failure("cgroup_attach", attached.error()));
     }
   }
   char go = 1;
   if (::write(sync_write.get(), &go, 1) != 1) {
-    return setup_failure("sync", std::strerror(errno));
+    return std::unexpected(setup_failure("sync", std::strerror(errno)));
   }
   // sync_write stays open until the job ends: the child checks for its
   // hang-up to learn whether the engine died during setup.
+  jail.out_read = std::move(out_read);
+  jail.report_read = std::move(report_read);
+  jail.sync_write = std::move(sync_write);
+  jail.monitor = MonitorSettings{m_options.monitor_interval_ms, m_options.warn_fraction,
+                                 m_options.violation_after, m_options.max_warnings,
+                                 values.pids_max};
+  return jail;
+}
 
-  SupervisedJob job{pid, init.pidfd(), out_read.get(), report_read.get(),
-                    cgroup ? &*cgroup : nullptr};
-  MonitorSettings monitor{m_options.monitor_interval_ms, m_options.warn_fraction,
-                          m_options.violation_after, m_options.max_warnings, values.pids_max};
-  supervise(job, spec.limits, monitor, result);
-  init.mark_reaped();
+namespace {
+
+void finish_result(LaunchedJail& jail, const ProcessSpec& spec, ProcessResult& result)
+{
+  jail.init->mark_reaped();
   if (result.verdict == Verdict::setup_failure && result.setup_stage == "execve") {
     result.setup_error += " (" + spec.argv[0] + ")";
   }
-  cgroup.reset(); // kills stragglers, removes the job cgroups
+  jail.cgroup.reset(); // kills stragglers, removes the job cgroups
+}
+
+} // namespace
+
+ProcessResult NamespaceRunner::run(const ProcessSpec& spec)
+{
+  util::Stopwatch clock;
+  auto jail = launch(spec, {});
+  if (!jail) {
+    return std::move(jail.error());
+  }
+  ProcessResult result;
+  result.warnings = std::move(jail->warnings);
+  supervise(jail->job(-1), spec.limits, jail->monitor, result);
+  finish_result(*jail, spec, result);
   result.usage.wall_time_ms = clock.elapsed_ms();
   return result;
 }
+
+struct RunningJob::State {
+  LaunchedJail jail;
+  ProcessSpec spec;
+  Fd stop_read;
+  Fd stop_write;
+  ProcessResult result;
+  std::atomic<bool> done{false};
+  std::mutex stop_mutex;
+  std::thread supervisor;
+};
+
+std::expected<std::unique_ptr<RunningJob>, ProcessResult>
+NamespaceRunner::start(const ProcessSpec& spec, std::vector<util::Fd> inherit)
+{
+  // Moved to kInheritFdMin or above so placing them at 3, 4, ... in the child
+  // cannot overwrite one another.
+  std::vector<Fd> high;
+  std::vector<int> raw;
+  for (auto& fd : inherit) {
+    Fd moved(::fcntl(fd.get(), F_DUPFD_CLOEXEC, kInheritFdMin));
+    if (!moved) {
+      return std::unexpected(setup_failure("inherit_fd", std::strerror(errno)));
+    }
+    raw.push_back(moved.get());
+    high.push_back(std::move(moved));
+  }
+  inherit.clear();
+  int stop_fds[2];
+  if (::pipe2(stop_fds, O_CLOEXEC) != 0) {
+    return std::unexpected(setup_failure("pipe", std::strerror(errno)));
+  }
+  auto state = std::make_unique<RunningJob::State>();
+  state->stop_read.reset(stop_fds[0]);
+  state->stop_write.reset(stop_fds[1]);
+  auto jail = launch(spec, raw);
+  high.clear(); // the job has its copies; the engine keeps none
+  if (!jail) {
+    return std::unexpected(std::move(jail.error()));
+  }
+  state->jail = std::move(*jail);
+  state->spec = spec;
+  state->result.warnings = std::move(state->jail.warnings);
+  auto* raw_state = state.get();
+  state->supervisor = std::thread([raw_state] {
+    util::Stopwatch clock;
+    supervise(raw_state->jail.job(raw_state->stop_read.get()), raw_state->spec.limits,
+              raw_state->jail.monitor, raw_state->result);
+    finish_result(raw_state->jail, raw_state->spec, raw_state->result);
+    raw_state->result.usage.wall_time_ms = clock.elapsed_ms();
+    raw_state->done = true;
+  });
+  return std::make_unique<RunningJob>(std::move(state));
+}
+
+RunningJob::RunningJob(std::unique_ptr<State> state) : m_state(std::move(state)) {}
+
+RunningJob::~RunningJob()
+{
+  if (m_state->supervisor.joinable()) {
+    stop(Verdict::signaled);
+    m_state->supervisor.join();
+  }
+}
+
+void RunningJob::stop(Verdict reason)
+{
+  std::lock_guard lock(m_state->stop_mutex);
+  if (m_state->stop_write) {
+    auto byte = static_cast<unsigned char>(reason);
+    (void)!::write(m_state->stop_write.get(), &byte, 1);
+    m_state->stop_write.reset();
+  }
+}
+
+const ProcessResult& RunningJob::wait()
+{
+  if (m_state->supervisor.joinable()) {
+    m_state->supervisor.join();
+  }
+  return m_state->result;
+}
+
+bool RunningJob::finished() const { return m_state->done; }
+
+pid_t RunningJob::pid() const { return m_state->jail.init ? m_state->jail.init->pid() : -1; }
 
 } // namespace sandbox::jail

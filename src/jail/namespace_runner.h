@@ -9,13 +9,18 @@
 #include "jail/mounts.h"
 #include "jail/process.h"
 #include "jail/seccomp_policy.h"
+#include "util/fd.h"
 
 #include <sys/types.h>
 
 #include <atomic>
 #include <cstdint>
+#include <expected>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <vector>
 
 namespace sandbox::jail {
 
@@ -45,11 +50,42 @@ struct NamespaceRunnerOptions {
   std::size_t max_warnings = 64;
 };
 
+struct LaunchedJail;
+
+// A jailed job that runs alongside the engine (a warm compile worker), started
+// by NamespaceRunner::start and supervised on its own thread under the same
+// limits, verdicts and output cap as run(). Destroying it kills the whole jail
+// (every process of its pid namespace and cgroup) and reaps it.
+class RunningJob {
+public:
+  struct State;
+  explicit RunningJob(std::unique_ptr<State> state);
+  RunningJob(const RunningJob&) = delete;
+  RunningJob& operator=(const RunningJob&) = delete;
+  ~RunningJob();
+
+  // Kills the job; unless it had ended already, its result carries `reason`
+  // as the verdict (wall_timeout when the engine's deadline passed, ...).
+  void stop(Verdict reason);
+  // Blocks until the jail has ended and been reaped; the result of the run.
+  const ProcessResult& wait();
+  [[nodiscard]] bool finished() const;
+  [[nodiscard]] pid_t pid() const;
+
+private:
+  std::unique_ptr<State> m_state;
+};
+
 class NamespaceRunner final : public ProcessRunner {
 public:
   explicit NamespaceRunner(NamespaceRunnerOptions options = {});
 
   ProcessResult run(const ProcessSpec& spec) override;
+  // Starts the job and returns while it runs. `inherit` become the job's fds
+  // 3, 4, ... in order (the engine keeps no copy). A job that could not be
+  // started is a setup_failure result.
+  std::expected<std::unique_ptr<RunningJob>, ProcessResult> start(const ProcessSpec& spec,
+                                                                  std::vector<util::Fd> inherit);
   [[nodiscard]] Isolation isolation() const override;
   [[nodiscard]] bool remaps_paths() const override { return true; }
 
@@ -59,6 +95,9 @@ public:
   [[nodiscard]] const std::vector<std::string>& notes() const { return m_notes; }
 
 private:
+  std::expected<LaunchedJail, ProcessResult> launch(const ProcessSpec& spec,
+                                                    std::span<const int> inherit);
+
   NamespaceRunnerOptions m_options;
   std::optional<SeccompProgram> m_seccomp;
   std::optional<CgroupLayout> m_layout;

@@ -115,6 +115,7 @@ void supervise(const SupervisedJob& job, const Limits& limits,
   std::optional<int> init_status;
   bool output_open = true;
   bool report_open = true;
+  bool stop_open = job.stop_fd >= 0;
   char report_buffer[sizeof(ChildReport) * 8];
   std::size_t report_used = 0;
   static thread_local char buffer[65536];
@@ -155,9 +156,9 @@ void supervise(const SupervisedJob& job, const Limits& limits,
     auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count();
     wait_ms = std::clamp<std::int64_t>(wait_ms, 0, kCancelPollMs);
 
-    pollfd fds[3];
+    pollfd fds[4];
     nfds_t count = 0;
-    int out_index = -1, report_index = -1, pid_index = -1;
+    int out_index = -1, report_index = -1, pid_index = -1, stop_index = -1;
     if (output_open) {
       out_index = static_cast<int>(count);
       fds[count++] = {job.output_fd, POLLIN, 0};
@@ -169,6 +170,10 @@ void supervise(const SupervisedJob& job, const Limits& limits,
     if (!init_status) {
       pid_index = static_cast<int>(count);
       fds[count++] = {job.pidfd, POLLIN, 0};
+    }
+    if (stop_open && !init_status) {
+      stop_index = static_cast<int>(count);
+      fds[count++] = {job.stop_fd, POLLIN, 0};
     }
     int ready = ::poll(fds, count, static_cast<int>(wait_ms));
     if (ready < 0 && errno != EINTR) {
@@ -212,6 +217,15 @@ void supervise(const SupervisedJob& job, const Limits& limits,
       } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
         report_open = false;
       }
+    }
+    if (stop_index >= 0 && (fds[stop_index].revents & (POLLIN | POLLHUP | POLLERR))) {
+      unsigned char reason = 0;
+      if (::read(job.stop_fd, &reason, 1) == 1) {
+        hit(static_cast<Verdict>(reason));
+      } else {
+        hit(Verdict::signaled);
+      }
+      stop_open = false;
     }
     if (pid_index >= 0 && (fds[pid_index].revents & POLLIN)) {
       int status = 0;

@@ -26,6 +26,9 @@ struct SupervisedJob {
   int output_fd = -1;
   int report_fd = -1;
   JobCgroup* cgroup = nullptr; // null when the job runs without cgroups
+  // Optional read end: one byte (a Verdict) written there makes the
+  // supervisor kill the job and report that verdict (an engine-side deadline).
+  int stop_fd = -1;
 };
 
 // Runs to the end: the init has exited and been reaped, the cgroup (if any)

@@ -1,0 +1,239 @@
+#include "worker/worker.h"
+
+#include "backends/toolchain.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+
+namespace sandbox::worker {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Elixir's applications (elixir, logger, ...) as `-pa` directories, found
+// from where the `elixir` script really lives (…/lib/elixir/bin/elixir).
+std::vector<std::string> elixir_code_path(const fs::path& elixir_script)
+{
+  std::error_code ec;
+  auto real = fs::canonical(elixir_script, ec);
+  std::vector<std::string> dirs;
+  if (ec) {
+    return dirs;
+  }
+  auto lib = real.parent_path().parent_path() / "lib";
+  for (const char* app : {"elixir", "logger", "eex"}) {
+    auto ebin = lib / app / "ebin";
+    if (fs::is_directory(ebin, ec)) {
+      dirs.push_back(ebin.string());
+    }
+  }
+  return dirs;
+}
+
+std::expected<std::pair<util::Fd, util::Fd>, std::string> make_pipe()
+{
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    return std::unexpected(util::errno_message("pipe"));
+  }
+  return std::pair{util::Fd(fds[0]), util::Fd(fds[1])};
+}
+
+} // namespace
+
+fs::path worker_ebin()
+{
+  return fs::path(SANDBOX_WORKER_EBIN);
+}
+
+std::vector<std::string> default_worker_env(const std::map<std::string, std::string>& extra)
+{
+  backends::BackendRequest request;
+  request.paths.work_job = kJobDirInside;
+  auto env = backends::job_environment(request, extra);
+  // A crashing VM must not spend its deadline writing erl_crash.dump.
+  env.push_back("ERL_CRASH_DUMP_SECONDS=0");
+  return env;
+}
+
+std::expected<std::unique_ptr<Worker>, core::Error>
+Worker::start(jail::NamespaceRunner& runner, const WorkerProfile& profile,
+              std::chrono::milliseconds boot_timeout)
+{
+  auto tools = backends::require_toolchain();
+  if (!tools) {
+    return std::unexpected(tools.error());
+  }
+  std::error_code ec;
+  if (!fs::is_regular_file(worker_ebin() / "sandbox_worker.beam", ec)) {
+    return std::unexpected(core::JailSetupFailed{
+      "worker", "the worker program is missing: " + (worker_ebin() / "sandbox_worker.beam").string()});
+  }
+  static std::atomic<std::uint64_t> serial{0};
+  std::unique_ptr<Worker> worker(new Worker());
+  worker->m_id = ++serial;
+  worker->m_profile = profile;
+  auto temp = util::TempDir::create(util::default_temp_root(), "sandbox-worker-");
+  if (!temp) {
+    return std::unexpected(core::JailSetupFailed{"temp_dir", temp.error()});
+  }
+  worker->m_temp.emplace(std::move(*temp));
+  worker->m_job_dir = worker->m_temp->path() / "job";
+  for (const char* sub : {"", "home", "tmp"}) {
+    fs::create_directories(worker->m_job_dir / sub, ec);
+    if (ec) {
+      return std::unexpected(core::JailSetupFailed{"temp_dir", ec.message()});
+    }
+  }
+
+  jail::ProcessSpec spec;
+  spec.argv = {(*tools)->erl.string(), "-noinput", "-start_epmd", "false",
+               // Idle workers must not spin on the cores jobs need.
+               "+sbwt", "none", "+sbwtdcpu", "none", "+sbwtdio", "none", "+SDio", "1", "+A", "1"};
+  for (auto& dir : elixir_code_path((*tools)->elixir)) {
+    spec.argv.push_back("-pa");
+    spec.argv.push_back(std::move(dir));
+  }
+  for (const char* arg : {"-pa", kWorkerEbinInside, "-s", "sandbox_worker", "main"}) {
+    spec.argv.emplace_back(arg);
+  }
+  spec.env = profile.env;
+  spec.cwd = kJobDirInside;
+  spec.binds.push_back({worker->m_job_dir, kJobDirInside, true});
+  spec.binds.push_back({worker_ebin(), kWorkerEbinInside, false});
+  spec.limits = profile.limits;
+  // The jail lives as long as the worker; requests carry their own deadlines.
+  spec.limits.wall_timeout_ms = std::int64_t{7} * 24 * 3600 * 1000;
+
+  auto to_worker = make_pipe();
+  auto from_worker = make_pipe();
+  if (!to_worker || !from_worker) {
+    return std::unexpected(core::JailSetupFailed{"pipe", to_worker ? from_worker.error() : to_worker.error()});
+  }
+  std::vector<util::Fd> inherit;
+  inherit.push_back(std::move(to_worker->first));    // fd 3: the worker reads requests
+  inherit.push_back(std::move(from_worker->second)); // fd 4: the worker writes replies
+  worker->m_to_worker = std::move(to_worker->second);
+  worker->m_from_worker = std::move(from_worker->first);
+  ::fcntl(worker->m_to_worker.get(), F_SETFL, O_NONBLOCK);
+
+  auto job = runner.start(spec, std::move(inherit));
+  if (!job) {
+    return std::unexpected(
+      backends::verdict_error(job.error(), spec.limits, job.error().output, {}));
+  }
+  worker->m_job = std::move(*job);
+  worker->m_alive = true;
+
+  auto deadline = Clock::now() + boot_timeout;
+  auto sent = write_frame(worker->m_to_worker.get(), encode_hello(), deadline);
+  auto reply = sent ? read_frame(worker->m_from_worker.get(), deadline)
+                    : std::expected<std::string, FrameFailure>(std::unexpected(sent.error()));
+  if (!reply) {
+    auto reason = reply.error().kind == FrameError::timeout ? jail::Verdict::wall_timeout
+                                                            : jail::Verdict::signaled;
+    return std::unexpected(worker->kill_and_explain(reason, boot_timeout.count(),
+                                                    "worker start: " + reply.error().detail));
+  }
+  auto hello = decode_hello(*reply);
+  if (!hello || hello->version != kProtocolVersion) {
+    return std::unexpected(worker->kill_and_explain(
+      jail::Verdict::signaled, boot_timeout.count(),
+      hello ? fmt::format("worker speaks protocol {}, the engine {}", hello->version, kProtocolVersion)
+            : "worker handshake: " + hello.error()));
+  }
+  worker->m_hello = std::move(*hello);
+  return worker;
+}
+
+Worker::~Worker()
+{
+  m_to_worker.reset(); // the worker halts on end of file...
+  if (m_job) {
+    m_job->stop(jail::Verdict::signaled); // ...but it is not asked twice
+    m_job->wait();
+  }
+  // m_temp removes the job directory.
+}
+
+core::Error Worker::kill_and_explain(jail::Verdict reason, std::int64_t timeout_ms, std::string what)
+{
+  m_alive = false;
+  m_job->stop(reason);
+  const auto& result = m_job->wait();
+  if (std::getenv("SANDBOX_WORKER_DEBUG") != nullptr) {
+    std::fprintf(stderr, "worker %llu ended (%s, verdict %s): %s\n", static_cast<unsigned long long>(m_id),
+                 what.c_str(), std::string(jail::to_string(result.verdict)).c_str(),
+                 result.output.substr(0, 2000).c_str());
+  }
+  auto limits = m_profile.limits;
+  limits.wall_timeout_ms = timeout_ms;
+  if (result.verdict == jail::Verdict::exited) {
+    return core::CompilerCrash{"worker_exit",
+                               fmt::format("the compile worker exited with status {} ({})",
+                                           result.exit_code, what),
+                               {{"output", result.output}}};
+  }
+  if (result.verdict == jail::Verdict::signaled && reason == jail::Verdict::signaled &&
+      result.signal == 0) {
+    // Killed by the engine for a protocol violation.
+    return core::CompilerCrash{"protocol", what, {{"output", result.output}}};
+  }
+  return backends::verdict_error(result, limits, result.output, {});
+}
+
+std::expected<CompileReply, core::Error> Worker::compile(const CompileRequest& request,
+                                                         std::chrono::milliseconds timeout)
+{
+  m_last_used = Clock::now();
+  if (!alive()) {
+    return std::unexpected(kill_and_explain(jail::Verdict::signaled, timeout.count(),
+                                            "the worker had already ended"));
+  }
+  auto deadline = Clock::now() + timeout;
+  if (auto sent = write_frame(m_to_worker.get(), encode_compile(request), deadline); !sent) {
+    auto reason = sent.error().kind == FrameError::timeout ? jail::Verdict::wall_timeout
+                                                           : jail::Verdict::signaled;
+    return std::unexpected(kill_and_explain(reason, timeout.count(), sent.error().detail));
+  }
+  auto frame = read_frame(m_from_worker.get(), deadline);
+  if (!frame) {
+    switch (frame.error().kind) {
+    case FrameError::timeout:
+      return std::unexpected(kill_and_explain(jail::Verdict::wall_timeout, timeout.count(), "deadline"));
+    case FrameError::too_large:
+      m_alive = false;
+      m_job->stop(jail::Verdict::signaled);
+      m_job->wait();
+      return std::unexpected(core::OutputLimitExceeded{kMaxFrameBytes});
+    default:
+      // The worker closed its port: it died (crash, limit) or exited. Let
+      // the supervisor see why before the engine adds a verdict of its own.
+      for (int i = 0; i < 300 && !m_job->finished(); ++i) {
+        ::usleep(10'000);
+      }
+      return std::unexpected(kill_and_explain(jail::Verdict::signaled, timeout.count(),
+                                              "the worker closed its port: " + frame.error().detail));
+    }
+  }
+  auto reply = decode_compile_reply(*frame);
+  if (!reply) {
+    return std::unexpected(
+      kill_and_explain(jail::Verdict::signaled, timeout.count(), "malformed reply: " + reply.error()));
+  }
+  if (reply->status == CompileReply::Status::failed) {
+    return std::unexpected(
+      kill_and_explain(jail::Verdict::signaled, timeout.count(), "worker failure: " + reply->failure));
+  }
+  m_last_used = Clock::now();
+  return std::move(*reply);
+}
+
+} // namespace sandbox::worker

@@ -1,0 +1,104 @@
+#pragma once
+// One warm compile worker: an `erl` running priv/sandbox_worker.erl inside its
+// own jail (NamespaceRunner::start: own cgroup and limits, seccomp, pid
+// namespace), reached over pipes mapped to its fds 3/4. Its only writable
+// place is a per-worker job directory, seen as /job inside; the engine puts a
+// job's sources there (src-N) and the worker writes BEAMs next to them (out-N).
+// Any failure on the port (a crash, a deadline, an oversized or malformed
+// frame, a limit) kills the whole jail and comes back as a typed error; the
+// worker is then dead and only fit to be destroyed.
+
+#include "core/error.h"
+#include "jail/namespace_runner.h"
+#include "util/fs.h"
+#include "worker/protocol.h"
+
+#include <chrono>
+#include <expected>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sandbox::worker {
+
+namespace fs = std::filesystem;
+
+// What a worker is started with: jobs whose profile differs need another worker.
+struct WorkerProfile {
+  jail::Limits limits;          // wall_timeout_ms is ignored: deadlines are per request
+  std::vector<std::string> env; // the complete environment, "KEY=VALUE"
+
+  friend bool operator==(const WorkerProfile& a, const WorkerProfile& b)
+  {
+    return a.limits.cpu_time_ms == b.limits.cpu_time_ms &&
+           a.limits.memory_bytes == b.limits.memory_bytes &&
+           a.limits.cpu_percent == b.limits.cpu_percent &&
+           a.limits.max_processes == b.limits.max_processes &&
+           a.limits.output_cap_bytes == b.limits.output_cap_bytes && a.env == b.env;
+  }
+};
+
+inline constexpr const char* kJobDirInside = "/job";
+inline constexpr const char* kWorkerEbinInside = "/sandbox-worker/ebin";
+
+// Where the built worker program (sandbox_worker.beam) is.
+fs::path worker_ebin();
+
+// The default environment of a worker (PATH, HOME and TMPDIR under /job, LANG).
+std::vector<std::string> default_worker_env(const std::map<std::string, std::string>& extra = {});
+
+class Worker {
+public:
+  // Starts the jail and waits for the worker's handshake.
+  static std::expected<std::unique_ptr<Worker>, core::Error>
+  start(jail::NamespaceRunner& runner, const WorkerProfile& profile,
+        std::chrono::milliseconds boot_timeout = std::chrono::milliseconds(30'000));
+
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  ~Worker(); // kills the jail, removes the job directory
+
+  // Sends one request and waits for its reply until `timeout`. On any failure
+  // the worker is killed (alive() turns false) and the error says why.
+  std::expected<CompileReply, core::Error> compile(const CompileRequest& request,
+                                                   std::chrono::milliseconds timeout);
+
+  [[nodiscard]] bool alive() const { return m_alive && !m_job->finished(); }
+  [[nodiscard]] const fs::path& job_dir() const { return m_job_dir; } // on the host, seen as /job
+  [[nodiscard]] const WorkerProfile& profile() const { return m_profile; }
+  [[nodiscard]] const Hello& hello() const { return m_hello; }
+  [[nodiscard]] pid_t pid() const { return m_job->pid(); }
+  [[nodiscard]] std::chrono::steady_clock::time_point last_used() const { return m_last_used; }
+  // A fresh, empty name under job_dir() for the next request (src-N, out-N).
+  std::string next_request_id() { return std::to_string(++m_requests); }
+  [[nodiscard]] std::size_t requests() const { return m_requests; }
+  // A serial number, unique among the workers of this process.
+  [[nodiscard]] std::uint64_t id() const { return m_id; }
+
+  // Sandbox binding for reuse: empty when unbound.
+  std::string bound_sandbox;
+
+private:
+  Worker() = default;
+  // Kills the jail (reporting `reason` unless it ended by itself) and maps
+  // its result onto an error; `timeout_ms` is the deadline that applied.
+  core::Error kill_and_explain(jail::Verdict reason, std::int64_t timeout_ms,
+                               std::string what);
+
+  WorkerProfile m_profile;
+  std::optional<util::TempDir> m_temp;
+  fs::path m_job_dir;
+  std::unique_ptr<jail::RunningJob> m_job;
+  util::Fd m_to_worker;   // the worker's fd 3
+  util::Fd m_from_worker; // the worker's fd 4
+  Hello m_hello;
+  bool m_alive = false;
+  std::size_t m_requests = 0;
+  std::uint64_t m_id = 0;
+  std::chrono::steady_clock::time_point m_last_used = std::chrono::steady_clock::now();
+};
+
+} // namespace sandbox::worker
