@@ -5,6 +5,7 @@
 #include "compiler/engine_state.h"
 #include "compiler/runner.h"
 #include "compiler/sandbox_path.h"
+#include "compiler/security_gate.h"
 #include "compiler/source_snapshot.h"
 #include "util/fs.h"
 #include "util/time.h"
@@ -66,14 +67,6 @@ std::vector<UnenforcedOption> unenforced_options(const core::CompileOptions& opt
       out.push_back({name, "has no effect until incremental compilation is available"});
     }
   }
-  if (options.security_scan) {
-    out.push_back({"security_scan", "the security scanner is not available yet: no scan ran"});
-  }
-  for (const char* name : {"restricted_modules", "allowed_operations"}) {
-    if (given(options, name)) {
-      out.push_back({name, "has no effect until the security scanner is available"});
-    }
-  }
   return out;
 }
 
@@ -101,6 +94,10 @@ CompileResult compile_sandbox(const std::string& path, const core::CompileOption
   auto sources = resolve_source_files(*sandbox, options.source_files);
   if (!sources) {
     return std::unexpected(sources.error());
+  }
+  auto scanned = security_gate_before(*sandbox, *sources, options);
+  if (!scanned) {
+    return std::unexpected(scanned.error());
   }
   if (options.compiler == core::Backend::in_process) {
     return std::unexpected(core::InvalidOption{
@@ -168,6 +165,10 @@ CompileResult compile_sandbox(const std::string& path, const core::CompileOption
       info.modules.push_back(beam_file.stem().string());
     }
   }
+  auto audited = security_gate_after(collected->beam_files, options);
+  if (!audited) {
+    return std::unexpected(audited.error());
+  }
   if (run->app_name) {
     auto app = out_dir / (*run->app_name + ".app");
     if (std::find(collected->app_files.begin(), collected->app_files.end(), app) !=
@@ -201,6 +202,8 @@ CompileResult compile_sandbox(const std::string& path, const core::CompileOption
   info.monitor_warnings = std::move(run->monitor_warnings);
   info.suspicious_artifacts = std::move(collected->findings);
   info.unenforced_options = unenforced_options(options, info.isolation);
+  info.security_warnings = std::move(*scanned);
+  info.security_warnings.insert(info.security_warnings.end(), audited->begin(), audited->end());
   info.compilation_time_ms = clock.elapsed_ms();
   guard.release();
   return info;
@@ -307,6 +310,7 @@ nlohmann::json to_json(const CompileResult& result)
   for (const auto& finding : info.suspicious_artifacts) {
     out["suspicious_artifacts"].push_back(to_json(finding));
   }
+  out["security_warnings"] = scan::to_json(info.security_warnings);
   out["unenforced_options"] = json::array();
   for (const auto& item : info.unenforced_options) {
     out["unenforced_options"].push_back({{"option", item.option}, {"reason", item.reason}});
