@@ -41,7 +41,9 @@ security_gate_before(const fs::path& sandbox, const std::vector<fs::path>& sourc
                      const core::CompileOptions& options)
 {
   if (!options.security_scan) return std::vector<scan::Finding>{};
-  auto result = scan::scan_code_security(sandbox, config_of(options), source_files);
+  // Mix compiles the whole project whatever source_files says.
+  auto only = options.compiler == core::Backend::mix ? std::vector<fs::path>{} : source_files;
+  auto result = scan::scan_code_security(sandbox, config_of(options), only);
   if (!result) return std::unexpected(result.error());
   return gate(std::move(*result));
 }

@@ -31,8 +31,8 @@ std::expected<scan::ScanResult, core::Error> scan_code_security(const std::strin
                                                                 const ScanOptions& options = {});
 
 // Before compiling: threats stop the compile; returns the warnings. Does
-// nothing when options.security_scan is false. With source_files given, those
-// files (and the BEAMs shipped anywhere in the sandbox) are scanned.
+// nothing when options.security_scan is false. With source_files given, only
+// those files are scanned.
 std::expected<std::vector<scan::Finding>, core::Error>
 security_gate_before(const fs::path& sandbox, const std::vector<fs::path>& source_files,
                      const core::CompileOptions& options);

@@ -70,7 +70,21 @@ std::expected<ScanResult, core::SecurityScanFailed>
 scan_code_security(const fs::path& root, const ScanConfig& config, const std::vector<fs::path>& only,
                    const ScanLimits& limits)
 {
-  auto entries = util::list_tree(root);
+  // With source files named, only they are read: compile_file's sandbox is
+  // the file's directory, which may be any large directory.
+  std::expected<std::vector<util::TreeEntry>, std::string> entries;
+  if (only.empty()) {
+    entries = util::list_tree(root);
+  } else {
+    entries.emplace();
+    for (const auto& relative : only) {
+      std::error_code ec;
+      auto status = fs::symlink_status(root / relative, ec);
+      if (ec) return std::unexpected(core::SecurityScanFailed{relative.string() + ": " + ec.message()});
+      auto size = status.type() == fs::file_type::regular ? fs::file_size(root / relative, ec) : 0;
+      entries->push_back({relative, status.type(), ec ? 0 : size, 0});
+    }
+  }
   if (!entries) {
     return std::unexpected(core::SecurityScanFailed{"cannot list the sandbox: " + entries.error()});
   }
@@ -81,10 +95,6 @@ scan_code_security(const fs::path& root, const ScanConfig& config, const std::ve
     if (entry.type != fs::file_type::regular || skipped_directory(entry.relative)) continue;
     auto language = language_of(entry.relative);
     if (language == Language::other) continue;
-    if (!only.empty() && language != Language::beam &&
-        std::find(only.begin(), only.end(), entry.relative) == only.end()) {
-      continue;
-    }
     auto name = entry.relative.string();
     if (++files > limits.max_files) {
       return std::unexpected(core::SecurityScanFailed{

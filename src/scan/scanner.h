@@ -32,7 +32,7 @@ Language language_of(const fs::path& path);
 bool is_compile_input(const fs::path& relative);
 
 // Scans the sandbox `root` (already resolved). With `only` non-empty, only
-// those files (relative to root) and the BEAMs in the tree are read.
+// those files (relative to root) are read.
 // A file that cannot be read or parsed fails the scan (security_scan_failed):
 // what cannot be read cannot be vetted.
 std::expected<ScanResult, core::SecurityScanFailed>
