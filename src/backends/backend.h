@@ -41,6 +41,9 @@ struct BackendRequest {
   // Relative to the sandbox, already checked to resolve inside it; empty means
   // the backend's default discovery.
   std::vector<fs::path> source_files;
+  // Where a partial compile finds the previous build's BEAMs, as the job sees
+  // it; put on the code path by the source compilers.
+  std::optional<fs::path> prior_code_path;
 };
 
 struct BackendRun {

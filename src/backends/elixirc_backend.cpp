@@ -31,8 +31,11 @@ public:
         request.paths.sandbox_host.string(), "no Elixir sources to compile (lib/**/*.ex)"});
     }
     auto ebin = request.paths.work_in_job(request.paths.work_host / "ebin");
-    return run_source_compiler(request, runner, {(*tools)->elixirc.string(), "-o", ebin.string()},
-                               std::move(sources), false);
+    std::vector<std::string> argv = {(*tools)->elixirc.string(), "-o", ebin.string()};
+    if (request.prior_code_path) {
+      argv.insert(argv.end(), {"-pa", request.prior_code_path->string()});
+    }
+    return run_source_compiler(request, runner, std::move(argv), std::move(sources), false);
   }
 };
 

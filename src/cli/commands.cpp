@@ -1,6 +1,7 @@
 #include "cli/commands.h"
 
 #include "beam/beam.h"
+#include "compiler/incremental_compile.h"
 #include "compiler/isolated_compiler.h"
 #include "compiler/report.h"
 #include "core/options.h"
@@ -281,6 +282,72 @@ void Commands::register_all(CLI::App& app)
                                 : "jail: NOT supported here; compiles refuse to run unless --isolation process_group is given\n");
       }
       return supported && tools ? kExitOk : kExitFailed;
+    };
+  });
+
+  auto* incremental = app.add_subcommand("incremental", "Compile only what changed since the last compile");
+  incremental->add_option("path", m_paths, "Sandbox directory")->required()->expected(1);
+  incremental->add_option("changed", m_changed, "Files known to have changed (detection still runs)");
+  m_flags.add_to(*incremental);
+  incremental->add_flag("--json", m_json, "Print one JSON object");
+  incremental->callback([this] {
+    m_selected = [this] {
+      std::string error;
+      auto object = m_flags.to_options(error);
+      if (!object) {
+        return usage_error(m_json, "env", error);
+      }
+      auto options = core::parse_compile_options(*object);
+      if (!options) {
+        return usage_error(m_json, options.error().option, options.error().reason);
+      }
+      return finish_compile(compiler::incremental_compile(m_paths.front(), m_changed, *options), m_json);
+    };
+  });
+
+  auto* cache = app.add_subcommand("cache", "Compile cache of a sandbox: stats or clear");
+  cache->require_subcommand(1);
+  auto* stats = cache->add_subcommand("stats", "Cache statistics");
+  stats->add_option("path", m_paths, "Sandbox directory")->required()->expected(1);
+  stats->add_flag("--json", m_json, "Print one JSON object");
+  stats->callback([this] {
+    m_selected = [this] {
+      auto result = compiler::get_cache_statistics(m_paths.front());
+      if (!result) {
+        if (m_json) {
+          std::cout << util::dump_json(json{{"ok", false}, {"error", core::to_json(result.error())}}) << "\n";
+        } else {
+          std::cerr << "sandbox cache stats: " << core::describe(result.error()) << "\n";
+        }
+        return kExitFailed;
+      }
+      if (m_json) {
+        auto out = *result;
+        out["ok"] = true;
+        std::cout << util::dump_json(out) << "\n";
+      } else {
+        for (const auto& [key, value] : result->items()) {
+          std::cout << fmt::format("{}: {}\n", key, value.dump());
+        }
+      }
+      return kExitOk;
+    };
+  });
+  auto* clear = cache->add_subcommand("clear", "Remove the sandbox's cache files");
+  clear->add_option("path", m_paths, "Sandbox directory")->required()->expected(1);
+  clear->add_flag("--json", m_json, "Print one JSON object");
+  clear->callback([this] {
+    m_selected = [this] {
+      auto cleared = compiler::clear_compilation_cache(m_paths.front());
+      if (m_json) {
+        std::cout << util::dump_json(cleared ? json{{"ok", true}}
+                                              : json{{"ok", false},
+                                                     {"error", core::to_json(cleared.error())}})
+                  << "\n";
+      } else if (!cleared) {
+        std::cerr << "sandbox cache clear: " << core::describe(cleared.error()) << "\n";
+      }
+      return cleared ? kExitOk : kExitFailed;
     };
   });
 

@@ -46,6 +46,7 @@ private:
   bool m_json = false;
   CompileFlags m_flags;
   std::vector<std::string> m_paths;
+  std::vector<std::string> m_changed;
   std::string m_filename;
   std::string m_out;
 };

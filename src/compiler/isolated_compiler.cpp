@@ -2,7 +2,9 @@
 
 #include "backends/backend.h"
 #include "beam/beam.h"
+#include "compiler/compile_job.h"
 #include "compiler/engine_state.h"
+#include "compiler/incremental_compile.h"
 #include "compiler/runner.h"
 #include "compiler/sandbox_path.h"
 #include "compiler/security_gate.h"
@@ -56,15 +58,11 @@ std::vector<UnenforcedOption> unenforced_options(const core::CompileOptions& opt
       out.push_back({limit, fmt::format("not enforced by the {} runner", isolation.mode)});
     }
   }
-  if (options.incremental) {
-    out.push_back({"incremental", "incremental compilation is not available yet: the compile was full"});
-  }
-  if (options.cache_enabled) {
-    out.push_back({"cache_enabled", "the compile cache is not available yet: nothing was cached"});
-  }
-  for (const char* name : {"force_recompile", "skip_cache", "dependency_analysis"}) {
-    if (given(options, name)) {
-      out.push_back({name, "has no effect until incremental compilation is available"});
+  if (!options.incremental) {
+    for (const char* name : {"force_recompile", "skip_cache", "dependency_analysis"}) {
+      if (given(options, name)) {
+        out.push_back({name, "applies to incremental compiles only (incremental: true)"});
+      }
     }
   }
   return out;
@@ -82,9 +80,39 @@ std::expected<void, std::string> make_work_dirs(const fs::path& work)
   return {};
 }
 
+// The previous build's BEAMs, for a partial compile's code path. Copies, so
+// the job cannot write through to the engine's object store.
+std::expected<void, std::string> place_prior_beams(const fs::path& dir,
+                                                   const std::vector<PriorBeam>& beams)
+{
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    return std::unexpected("cannot create " + dir.string() + ": " + ec.message());
+  }
+  for (const auto& beam : beams) {
+    if (beam.file_name.find('/') != std::string::npos || !beam.file_name.ends_with(".beam")) {
+      return std::unexpected("bad BEAM name " + beam.file_name);
+    }
+    if (auto written = util::write_file_atomic(dir / beam.file_name, beam.bytes, 0644); !written) {
+      return std::unexpected(written.error());
+    }
+  }
+  return {};
+}
+
 } // namespace
 
 CompileResult compile_sandbox(const std::string& path, const core::CompileOptions& options)
+{
+  if (options.incremental && options.cache_enabled) {
+    return incremental_compile_sandbox(path, {}, options);
+  }
+  return compile_job(path, options, {});
+}
+
+CompileResult compile_job(const std::string& path, const core::CompileOptions& options,
+                          const JobHooks& hooks)
 {
   util::Stopwatch clock;
   auto sandbox = resolve_sandbox(path);
@@ -138,6 +166,12 @@ CompileResult compile_sandbox(const std::string& path, const core::CompileOption
 
   backends::BackendRequest request;
   request.paths = backends::make_job_paths(job_source, work, **runner);
+  if (!hooks.prior_beams.empty()) {
+    if (auto placed = place_prior_beams(work / "prior", hooks.prior_beams); !placed) {
+      return std::unexpected(core::JailSetupFailed{"temp_dir", placed.error()});
+    }
+    request.prior_code_path = request.paths.work_in_job(work / "prior");
+  }
   request.options = &options;
   request.source_files = std::move(*sources);
   auto backend = backends::make_backend(options.compiler);
@@ -302,6 +336,7 @@ nlohmann::json to_json(const CompileResult& result)
   out["changed_files"] = info.changed_files;
   out["original_changed_files"] = info.original_changed_files;
   out["compilation_strategy"] = info.compilation_strategy;
+  out["cache_warnings"] = info.cache_warnings;
   out["compiler"] = info.compiler;
   out["resource_usage"] = jail::to_json(info.resource_usage);
   out["isolation"] = jail::to_json(info.isolation);

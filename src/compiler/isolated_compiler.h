@@ -53,6 +53,9 @@ struct CompileInfo {
   std::vector<scan::Finding> security_warnings;
   // Per source file references, where the backend captured them (in_process).
   std::vector<core::FileReferences> references;
+  // Why the compile cache was not used as it was (unverifiable cache files,
+  // a read-only sandbox, a fallback to a full compile), for the caller to see.
+  std::vector<std::string> cache_warnings;
 };
 
 using CompileResult = std::expected<CompileInfo, core::Error>;

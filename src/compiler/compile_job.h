@@ -1,0 +1,27 @@
+#pragma once
+// One compile job: resolve the path -> (scan) -> backend in a runner -> collect
+// and validate outputs. compile_sandbox runs one directly or, in incremental
+// mode, through the planner in incremental_compile.cpp, which may run several
+// partial jobs with the previous build's BEAMs on the code path.
+
+#include "compiler/isolated_compiler.h"
+
+#include <string>
+#include <vector>
+
+namespace sandbox::compiler {
+
+struct PriorBeam {
+  std::string file_name; // Elixir.Foo.beam
+  std::string bytes;
+};
+
+struct JobHooks {
+  // BEAMs of modules not being recompiled, placed on the job's code path.
+  std::vector<PriorBeam> prior_beams;
+};
+
+CompileResult compile_job(const std::string& path, const core::CompileOptions& options,
+                          const JobHooks& hooks);
+
+} // namespace sandbox::compiler

@@ -1,0 +1,34 @@
+#pragma once
+// Incremental compilation and the compile cache (the specification's
+// "Incremental Compilation and Caching"). See docs/incremental.md.
+
+#include "compiler/isolated_compiler.h"
+
+#include <nlohmann/json.hpp>
+
+#include <expected>
+#include <string>
+#include <vector>
+
+namespace sandbox::compiler {
+
+// compile_sandbox with incremental: true. `changed_files` (relative to the
+// sandbox) are added to what change detection finds; detection always runs.
+CompileResult incremental_compile_sandbox(const std::string& path,
+                                          const std::vector<std::string>& changed_files,
+                                          const core::CompileOptions& options);
+
+// The specification's incremental_compile(path, changed_files, opts):
+// incremental regardless of options.incremental.
+CompileResult incremental_compile(const std::string& path,
+                                  const std::vector<std::string>& changed_files = {},
+                                  const core::CompileOptions& options = {});
+
+// {total_compilations, incremental_compilations, cache_hits, full_compilations,
+//  failed_compilations, cache_hit_rate, incremental_rate, average_compilation_time}
+std::expected<nlohmann::json, core::Error> get_cache_statistics(const std::string& path);
+
+// Removes the sandbox's cache files (in .sandbox_cache or the engine's copy).
+std::expected<void, core::Error> clear_compilation_cache(const std::string& path);
+
+} // namespace sandbox::compiler

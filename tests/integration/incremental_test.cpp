@@ -1,0 +1,395 @@
+// Incremental compilation and the compile cache, end to end through
+// build/sandbox: scripted edits on a real library checked against a clean
+// build (same modules, same beam_lib:md5) and against what `mix compile`
+// recompiles for the same edit; tampered cache files; concurrent compiles;
+// a randomized sequence of edits.
+
+#include "support.h"
+
+#include <fstream>
+#include <random>
+#include <regex>
+#include <set>
+#include <thread>
+
+namespace sandbox::test {
+
+namespace {
+
+using nlohmann::json;
+
+class Incremental : public SandboxTest {
+protected:
+  RunResult incremental(const fs::path& path, std::vector<std::string> args = {}) const
+  {
+    std::vector<std::string> argv = {"incremental", path.string(), "--compiler", "elixirc"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.emplace_back("--json");
+    return sandbox(argv);
+  }
+
+  // module -> beam_lib:md5 of every BEAM in `dir`.
+  static std::map<std::string, std::string> md5s(const fs::path& dir)
+  {
+    auto run = run_erl(dir, "{ok, Fs} = file:list_dir(\"" + dir.string() +
+                                "\"), [begin {ok, {M, D}} = beam_lib:md5(filename:join(\"" + dir.string() +
+                                "\", F)), io:format(\"~s ~s~n\", [M, binary:encode_hex(D)]) end"
+                                " || F <- Fs, filename:extension(F) == \".beam\"], halt().");
+    std::map<std::string, std::string> out;
+    std::istringstream lines(run.out);
+    std::string module;
+    std::string digest;
+    while (lines >> module >> digest) {
+      out[module] = digest;
+    }
+    return out;
+  }
+
+  static fs::path ebin_of(const json& result) { return fs::path(result["temp_dir"].get<std::string>()) / "ebin"; }
+
+  // A clean full compile of a copy of `sandbox` at a fixed path.
+  std::map<std::string, std::string> clean_build(const fs::path& sandbox_path) const
+  {
+    auto copy = scratch() / "clean";
+    std::error_code ec;
+    fs::remove_all(copy, ec);
+    fs::copy(sandbox_path, copy, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+    fs::remove_all(copy / ".sandbox_cache", ec);
+    auto run = compile(copy, {"--compiler", "elixirc"});
+    EXPECT_EQ(run.exit_code, 0) << run.describe();
+    auto digests = md5s(ebin_of(run.json()));
+    EXPECT_FALSE(digests.empty()) << "no BEAM digests read from the clean build";
+    return digests;
+  }
+
+  static std::set<std::string> strings(const json& array)
+  {
+    std::set<std::string> out;
+    for (const auto& item : array) out.insert(item.get<std::string>());
+    return out;
+  }
+
+  static void append(const fs::path& file, const std::string& text)
+  {
+    std::ofstream(file, std::ios::app) << text;
+  }
+
+  static void replace(const fs::path& file, const std::string& from, const std::string& to)
+  {
+    auto text = read_text(file);
+    auto at = text.find(from);
+    ASSERT_NE(at, std::string::npos) << from << " not in " << file;
+    text.replace(at, from.size(), to);
+    std::ofstream(file, std::ios::trunc) << text;
+  }
+};
+
+// `mix compile --verbose` on a copy, as the oracle of what Mix recompiles.
+class MixOracle {
+public:
+  MixOracle(const fs::path& source, const fs::path& where) : m_dir(where / "mix_copy"), m_build(where / "mix_build")
+  {
+    fs::copy(source, m_dir, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+    (void)compile();
+  }
+  [[nodiscard]] const fs::path& dir() const { return m_dir; }
+  std::set<std::string> compile() const
+  {
+    RunOptions options;
+    options.cwd = m_dir;
+    options.env = {{"MIX_BUILD_PATH", m_build.string()}, {"MIX_ENV", "dev"}};
+    auto run = run_process({"mix", "compile", "--verbose"}, options);
+    std::set<std::string> out;
+    std::regex line("Compiled (\\S+\\.ex)");
+    auto text = run.out + run.err;
+    for (std::sregex_iterator it(text.begin(), text.end(), line), end; it != end; ++it) {
+      out.insert((*it)[1]);
+    }
+    return out;
+  }
+
+private:
+  fs::path m_dir;
+  fs::path m_build;
+};
+
+struct Edit {
+  std::string name;
+  std::function<void(const fs::path&)> apply;
+};
+
+TEST_F(Incremental, EditScriptsOnNimbleOptionsMatchCleanBuildAndNeverExceedMix)
+{
+  auto sandbox_path = copy_corpus("nimble_options");
+  MixOracle mix(sandbox_path, scratch());
+  auto first = incremental(sandbox_path);
+  ASSERT_EQ(first.exit_code, 0) << first.describe();
+  EXPECT_EQ(first.json()["compilation_strategy"], "full");
+  auto hit = incremental(sandbox_path);
+  ASSERT_EQ(hit.exit_code, 0) << hit.describe();
+  EXPECT_EQ(hit.json()["compilation_strategy"], "cache_hit");
+  EXPECT_TRUE(hit.json()["cache_hit"].get<bool>());
+  EXPECT_EQ(md5s(ebin_of(hit.json())), md5s(ebin_of(first.json())));
+
+  std::vector<Edit> edits = {
+    {"leaf edit", [](const fs::path& d) {
+       replace(d / "lib/nimble_options/validation_error.ex", "defexception", "defexception");
+       append(d / "lib/nimble_options/validation_error.ex", "\ndefmodule NimbleOptions.Extra do\n  def x, do: 1\nend\n");
+     }},
+    {"comment-only edit of a core module", [](const fs::path& d) {
+       append(d / "lib/nimble_options.ex", "\n# a comment\n");
+     }},
+    {"API change", [](const fs::path& d) {
+       append(d / "lib/nimble_options/validation_error.ex", "\ndefmodule NimbleOptions.Extra2 do\n  def y(a), do: a\nend\n");
+     }},
+    {"add a file", [](const fs::path& d) {
+       std::ofstream(d / "lib/nimble_options/added.ex") << "defmodule NimbleOptions.Added do\n  def z, do: NimbleOptions.Extra.x()\nend\n";
+     }},
+    {"rename a file", [](const fs::path& d) {
+       fs::rename(d / "lib/nimble_options/added.ex", d / "lib/nimble_options/renamed.ex");
+     }},
+    {"delete a file", [](const fs::path& d) { fs::remove(d / "lib/nimble_options/renamed.ex"); }},
+  };
+  for (const auto& edit : edits) {
+    SCOPED_TRACE(edit.name);
+    edit.apply(sandbox_path);
+    edit.apply(mix.dir());
+    auto mix_compiled = mix.compile();
+    auto run = incremental(sandbox_path);
+    ASSERT_EQ(run.exit_code, 0) << run.describe();
+    auto result = run.json();
+    EXPECT_EQ(result["compilation_strategy"], "incremental") << result["cache_warnings"];
+    auto ours = strings(result["changed_files"]);
+    for (const auto& file : ours) {
+      EXPECT_TRUE(mix_compiled.contains(file)) << file << " recompiled, Mix did not";
+    }
+    EXPECT_EQ(md5s(ebin_of(result)), clean_build(sandbox_path));
+  }
+}
+
+TEST_F(Incremental, CommentOnlyEditOfAMacroModuleRecompilesFewerFilesThanMix)
+{
+  auto sandbox_path = make_sandbox("macros", {
+    {"mix.exs", "defmodule M.MixProject do\n  use Mix.Project\n  def project, do: [app: :m, version: \"0.1.0\"]\nend\n"},
+    {"lib/m/macros.ex", "defmodule M.Macros do\n  defmacro double(x), do: quote(do: unquote(x) * 2)\nend\n"},
+    {"lib/m/a.ex", "defmodule M.A do\n  require M.Macros\n  def a, do: M.Macros.double(1)\nend\n"},
+    {"lib/m/b.ex", "defmodule M.B do\n  import M.Macros\n  def b, do: double(2)\nend\n"},
+    {"lib/m/c.ex", "defmodule M.C do\n  def c, do: M.A.a()\nend\n"},
+  });
+  MixOracle mix(sandbox_path, scratch());
+  ASSERT_EQ(incremental(sandbox_path).exit_code, 0);
+  for (const auto& dir : {sandbox_path, mix.dir()}) {
+    replace(dir / "lib/m/macros.ex", "defmacro", "# doubles\n  defmacro");
+  }
+  auto mix_compiled = mix.compile();
+  auto run = incremental(sandbox_path);
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  auto ours = strings(run.json()["changed_files"]);
+  EXPECT_EQ(ours, std::set<std::string>{"lib/m/macros.ex"});
+  EXPECT_EQ(mix_compiled, (std::set<std::string>{"lib/m/macros.ex", "lib/m/a.ex", "lib/m/b.ex"}));
+  EXPECT_EQ(md5s(ebin_of(run.json())), clean_build(sandbox_path));
+  // A real change of the macro does reach its users.
+  for (const auto& dir : {sandbox_path, mix.dir()}) {
+    replace(dir / "lib/m/macros.ex", "* 2", "* 3");
+  }
+  mix_compiled = mix.compile();
+  run = incremental(sandbox_path);
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  ours = strings(run.json()["changed_files"]);
+  EXPECT_EQ(ours, mix_compiled);
+  EXPECT_EQ(md5s(ebin_of(run.json())), clean_build(sandbox_path));
+}
+
+TEST_F(Incremental, MixProjectPartialCompileMatchesACleanMixBuild)
+{
+  auto sandbox_path = copy_corpus("nimble_options");
+  auto mix_incremental = [&] {
+    return sandbox({"incremental", sandbox_path.string(), "--compiler", "mix", "--json"});
+  };
+  ASSERT_EQ(mix_incremental().exit_code, 0);
+  replace(sandbox_path / "lib/nimble_options/validation_error.ex", "\" (in options", "\" (in the options");
+  auto run = mix_incremental();
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  auto result = run.json();
+  EXPECT_EQ(result["compilation_strategy"], "incremental") << result["cache_warnings"];
+  EXPECT_EQ(strings(result["changed_files"]), std::set<std::string>{"lib/nimble_options/validation_error.ex"});
+  EXPECT_FALSE(result["app_file"].is_null());
+  auto copy = scratch() / "clean_mix";
+  fs::copy(sandbox_path, copy, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  fs::remove_all(copy / ".sandbox_cache");
+  auto clean = compile(copy, {"--compiler", "mix"});
+  ASSERT_EQ(clean.exit_code, 0) << clean.describe();
+  auto expected = md5s(ebin_of(clean.json()));
+  EXPECT_FALSE(expected.empty());
+  EXPECT_EQ(md5s(ebin_of(result)), expected);
+}
+
+TEST_F(Incremental, FileReadAtCompileTimeIsAnInput)
+{
+  auto sandbox_path = make_sandbox("reads", {
+    {"lib/a.ex", "defmodule A do\n  @external_resource \"data.txt\"\n  @data File.read!(\"data.txt\")\n  def data, do: @data\nend\n"},
+    {"lib/b.ex", "defmodule B do\n  def b, do: 1\nend\n"},
+    {"data.txt", "one"},
+  });
+  ASSERT_EQ(incremental(sandbox_path).exit_code, 0);
+  std::ofstream(sandbox_path / "data.txt", std::ios::trunc) << "two";
+  auto run = incremental(sandbox_path);
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  EXPECT_EQ(strings(run.json()["changed_files"]), std::set<std::string>{"lib/a.ex"});
+  EXPECT_EQ(md5s(ebin_of(run.json())), clean_build(sandbox_path));
+}
+
+TEST_F(Incremental, CompileConnectedDependentIsRecompiled)
+{
+  // A's body calls B at compile time; B calls C at run time: editing C
+  // changes what A's compile computes.
+  auto sandbox_path = make_sandbox("connected", {
+    {"lib/a.ex", "defmodule A do\n  @v B.value()\n  def v, do: @v\nend\n"},
+    {"lib/b.ex", "defmodule B do\n  def value, do: C.value() + 1\nend\n"},
+    {"lib/c.ex", "defmodule C do\n  def value, do: 1\nend\n"},
+    {"lib/d.ex", "defmodule D do\n  def d, do: C.value()\nend\n"},
+  });
+  ASSERT_EQ(incremental(sandbox_path).exit_code, 0);
+  replace(sandbox_path / "lib/c.ex", "do: 1", "do: 41");
+  auto run = incremental(sandbox_path);
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  auto compiled = strings(run.json()["changed_files"]);
+  EXPECT_TRUE(compiled.contains("lib/a.ex"));
+  EXPECT_TRUE(compiled.contains("lib/c.ex"));
+  EXPECT_FALSE(compiled.contains("lib/d.ex")); // runtime only
+  EXPECT_EQ(strings(run.json()["original_changed_files"]), std::set<std::string>{"lib/c.ex"});
+  EXPECT_EQ(md5s(ebin_of(run.json())), clean_build(sandbox_path));
+}
+
+TEST_F(Incremental, TamperedCacheFilesAreMissesWithAWarning)
+{
+  auto sandbox_path = make_sandbox("tamper", {{"lib/a.ex", "defmodule A do\n  def a, do: 1\nend\n"}});
+  ASSERT_EQ(incremental(sandbox_path).exit_code, 0);
+  auto cache = sandbox_path / ".sandbox_cache";
+  ASSERT_TRUE(fs::exists(cache / "last_compilation.json"));
+  auto original = read_text(cache / "last_compilation.json");
+  auto victim = scratch() / "victim";
+  fs::create_directories(victim);
+  std::ofstream(victim / "keep") << "x";
+  std::vector<std::pair<std::string, std::function<void()>>> attacks = {
+    {"edited", [&] {
+       auto text = original;
+       text.replace(text.find("\"status\""), 8, "\"STATUS\"");
+       std::ofstream(cache / "last_compilation.json", std::ios::trunc) << text;
+     }},
+    {"truncated", [&] { std::ofstream(cache / "last_compilation.json", std::ios::trunc) << original.substr(0, 40); }},
+    {"garbage", [&] { std::ofstream(cache / "last_compilation.json", std::ios::trunc) << "\x01\x02garbage"; }},
+    {"planted", [&] {
+       std::ofstream(cache / "last_compilation.json", std::ios::trunc)
+         << json{{"status", "ok"}, {"timestamp", 99999999999}, {"beam_files", {"/etc/passwd"}},
+                 {"temp_dir", victim.string()}, {"hmac", std::string(64, '0')}, {"format", "sandbox-cache-v1"}}.dump();
+     }},
+    {"symlink", [&] {
+       fs::remove(cache / "last_compilation.json");
+       fs::create_symlink("/etc/passwd", cache / "last_compilation.json");
+     }},
+  };
+  for (const auto& [name, attack] : attacks) {
+    SCOPED_TRACE(name);
+    attack();
+    auto run = incremental(sandbox_path);
+    ASSERT_EQ(run.exit_code, 0) << run.describe();
+    auto result = run.json();
+    EXPECT_FALSE(result["cache_hit"].get<bool>());
+    EXPECT_EQ(result["compilation_strategy"], "full");
+    EXPECT_FALSE(result["cache_warnings"].empty());
+    for (const auto& beam : result["beam_files"]) {
+      EXPECT_TRUE(beam.get<std::string>().starts_with(result["temp_dir"].get<std::string>()));
+    }
+    EXPECT_TRUE(fs::exists(victim / "keep"));
+    // The next compile is a genuine hit again.
+    auto again = incremental(sandbox_path);
+    ASSERT_EQ(again.exit_code, 0);
+    EXPECT_TRUE(again.json()["cache_hit"].get<bool>());
+  }
+  // A whole .sandbox_cache planted as a symlink is neither followed nor used.
+  fs::remove_all(cache);
+  fs::create_symlink(victim, cache);
+  auto run = incremental(sandbox_path);
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  EXPECT_EQ(fs::directory_iterator(victim)->path().filename(), "keep");
+  EXPECT_FALSE(fs::exists(victim / "last_compilation.json"));
+}
+
+TEST_F(Incremental, FailedCompileIsNeverALaterCacheHit)
+{
+  auto sandbox_path = make_sandbox("fail", {{"lib/a.ex", "defmodule A do\n  def a, do: 1\nend\n"},
+                                            {"lib/b.ex", "defmodule B do\n  def b, do: 2\nend\n"}});
+  ASSERT_EQ(incremental(sandbox_path).exit_code, 0);
+  std::ofstream(sandbox_path / "lib/b.ex", std::ios::trunc) << "defmodule B do\n  def b, do: \nend\n";
+  EXPECT_EQ(incremental(sandbox_path).exit_code, 1);
+  EXPECT_EQ(incremental(sandbox_path).exit_code, 1);
+  std::ofstream(sandbox_path / "lib/b.ex", std::ios::trunc) << "defmodule B do\n  def b, do: 3\nend\n";
+  auto run = incremental(sandbox_path);
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  EXPECT_EQ(run.json()["compilation_strategy"], "incremental");
+  EXPECT_EQ(md5s(ebin_of(run.json())), clean_build(sandbox_path));
+  auto stats = sandbox({"cache", "stats", sandbox_path.string(), "--json"});
+  ASSERT_EQ(stats.exit_code, 0) << stats.describe();
+  EXPECT_EQ(stats.json()["failed_compilations"], 2);
+  EXPECT_EQ(stats.json()["total_compilations"], 2);
+  EXPECT_EQ(sandbox({"cache", "clear", sandbox_path.string()}).exit_code, 0);
+  EXPECT_FALSE(fs::exists(sandbox_path / ".sandbox_cache"));
+}
+
+TEST_F(Incremental, ConcurrentCompilesOfOneSandboxAreSerialised)
+{
+  auto sandbox_path = make_sandbox("concurrent", {{"lib/a.ex", "defmodule A do\n  def a, do: 1\nend\n"},
+                                                  {"lib/b.ex", "defmodule B do\n  def b, do: A.a()\nend\n"}});
+  std::vector<RunResult> results(3);
+  std::vector<std::thread> threads;
+  for (auto& r : results) {
+    threads.emplace_back([&] { r = incremental(sandbox_path); });
+  }
+  for (auto& t : threads) t.join();
+  int full = 0;
+  for (auto& r : results) {
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    full += r.json()["compilation_strategy"] == "full" ? 1 : 0;
+  }
+  EXPECT_EQ(full, 1); // the others waited and found the first one's result
+  auto run = incremental(sandbox_path);
+  EXPECT_TRUE(run.json()["cache_hit"].get<bool>());
+}
+
+TEST_F(Incremental, RandomEditSequencesMatchACleanBuild)
+{
+  std::map<std::string, std::string> files = {
+    {"lib/macros.ex", "defmodule P.Macros do\n  defmacro twice(x), do: quote(do: unquote(x) * P.Const.k())\nend\n"},
+    {"lib/const.ex", "defmodule P.Const do\n  def k, do: 2\nend\n"},
+    {"lib/shape.ex", "defmodule P.Shape do\n  defstruct [w: 1, h: 1]\nend\n"},
+    {"lib/user.ex", "defmodule P.User do\n  require P.Macros\n  @t P.Macros.twice(3)\n  def t, do: @t\n  def s, do: %P.Shape{}\nend\n"},
+    {"lib/leaf.ex", "defmodule P.Leaf do\n  def l, do: P.User.t() + 1\nend\n"},
+  };
+  auto sandbox_path = make_sandbox("random", files);
+  ASSERT_EQ(incremental(sandbox_path).exit_code, 0);
+  std::mt19937 rng(20261126);
+  std::vector<std::function<void()>> mutations = {
+    [&] { append(sandbox_path / "lib/macros.ex", "# c\n"); },
+    [&] { auto t = read_text(sandbox_path / "lib/const.ex"); auto at = t.find("do: ") + 4;
+          t.insert(at, "1 + "); std::ofstream(sandbox_path / "lib/const.ex", std::ios::trunc) << t; },
+    [&] { auto t = read_text(sandbox_path / "lib/shape.ex"); auto at = t.find("h: 1");
+          if (at != std::string::npos) t.replace(at, 4, "h: 2"); else t.replace(t.find("h: 2"), 4, "h: 1");
+          std::ofstream(sandbox_path / "lib/shape.ex", std::ios::trunc) << t; },
+    [&] { append(sandbox_path / "lib/leaf.ex", "defmodule P.Leaf" + std::to_string(rng() % 1000) + " do\n  def x, do: 1\nend\n"); },
+    [&] { if (fs::exists(sandbox_path / "lib/extra.ex")) fs::remove(sandbox_path / "lib/extra.ex");
+          else std::ofstream(sandbox_path / "lib/extra.ex") << "defmodule P.Extra do\n  def e, do: P.Const.k()\nend\n"; },
+  };
+  for (int step = 0; step < 8; ++step) {
+    auto which = rng() % mutations.size();
+    SCOPED_TRACE("step " + std::to_string(step) + " mutation " + std::to_string(which));
+    mutations[which]();
+    auto run = incremental(sandbox_path);
+    ASSERT_EQ(run.exit_code, 0) << run.describe();
+    EXPECT_EQ(md5s(ebin_of(run.json())), clean_build(sandbox_path));
+  }
+}
+
+} // namespace
+
+} // namespace sandbox::test
