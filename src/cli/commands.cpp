@@ -203,6 +203,8 @@ void Commands::register_all(CLI::App& app)
   add_compile("compile", "Compile a sandbox directory", "path", false);
   add_compile("compile-file", "Compile one .ex or .erl file", "file", true);
 
+  register_scan(app);
+
   auto* validate = app.add_subcommand("validate", "Validate BEAM files");
   validate->add_option("beam", m_paths, "BEAM files")->required();
   validate->add_flag("--json", m_json, "Print one JSON object");

@@ -39,7 +39,10 @@ public:
   int run();
 
 private:
+  void register_scan(CLI::App& app); // scan_command.cpp
+
   std::function<int()> m_selected;
+  std::optional<std::string> m_scan_depth;
   bool m_json = false;
   CompileFlags m_flags;
   std::vector<std::string> m_paths;

@@ -8,6 +8,7 @@
 #include "backends/toolchain.h"
 #include "beam/beam.h"
 #include "compiler/compile_job.h"
+#include "compiler/security_gate.h"
 #include "compiler/engine_state.h"
 #include "compiler/sandbox_path.h"
 #include "incremental/graph.h"
@@ -729,6 +730,11 @@ CompileResult incremental_compile_sandbox(const std::string& path,
   auto explicit_changed = resolve_source_files(*sandbox, changed_files);
   if (!explicit_changed) {
     return std::unexpected(explicit_changed.error());
+  }
+  // The whole tree is scanned before any cache decision: a cache hit never
+  // skips the scan (the options may differ from the compile that filled it).
+  if (auto scanned = security_gate_before(*sandbox, {}, options); !scanned) {
+    return std::unexpected(scanned.error());
   }
   auto key = engine_key();
   if (!key) {

@@ -8,6 +8,7 @@
 #include "compiler/in_process_compiler.h"
 #include "compiler/runner.h"
 #include "compiler/sandbox_path.h"
+#include "compiler/security_gate.h"
 #include "compiler/source_snapshot.h"
 #include "util/fs.h"
 #include "util/time.h"
@@ -63,14 +64,6 @@ std::vector<UnenforcedOption> unenforced_options(const core::CompileOptions& opt
       if (given(options, name)) {
         out.push_back({name, "applies to incremental compiles only (incremental: true)"});
       }
-    }
-  }
-  if (options.security_scan) {
-    out.push_back({"security_scan", "the security scanner is not available yet: no scan ran"});
-  }
-  for (const char* name : {"restricted_modules", "allowed_operations"}) {
-    if (given(options, name)) {
-      out.push_back({name, "has no effect until the security scanner is available"});
     }
   }
   return out;
@@ -130,6 +123,10 @@ CompileResult compile_job(const std::string& path, const core::CompileOptions& o
   auto sources = resolve_source_files(*sandbox, options.source_files);
   if (!sources) {
     return std::unexpected(sources.error());
+  }
+  auto scanned = security_gate_before(*sandbox, *sources, options);
+  if (!scanned) {
+    return std::unexpected(scanned.error());
   }
   if (options.compiler == core::Backend::in_process) {
     auto info = compile_sandbox_in_process(*sandbox, *sources, options);
@@ -207,6 +204,10 @@ CompileResult compile_job(const std::string& path, const core::CompileOptions& o
       info.modules.push_back(beam_file.stem().string());
     }
   }
+  auto audited = security_gate_after(collected->beam_files, options);
+  if (!audited) {
+    return std::unexpected(audited.error());
+  }
   if (run->app_name) {
     auto app = out_dir / (*run->app_name + ".app");
     if (std::find(collected->app_files.begin(), collected->app_files.end(), app) !=
@@ -240,6 +241,8 @@ CompileResult compile_job(const std::string& path, const core::CompileOptions& o
   info.monitor_warnings = std::move(run->monitor_warnings);
   info.suspicious_artifacts = std::move(collected->findings);
   info.unenforced_options = unenforced_options(options, info.isolation);
+  info.security_warnings = std::move(*scanned);
+  info.security_warnings.insert(info.security_warnings.end(), audited->begin(), audited->end());
   info.compilation_time_ms = clock.elapsed_ms();
   guard.release();
   return info;
@@ -347,6 +350,7 @@ nlohmann::json to_json(const CompileResult& result)
   for (const auto& finding : info.suspicious_artifacts) {
     out["suspicious_artifacts"].push_back(to_json(finding));
   }
+  out["security_warnings"] = scan::to_json(info.security_warnings);
   out["unenforced_options"] = json::array();
   for (const auto& item : info.unenforced_options) {
     out["unenforced_options"].push_back({{"option", item.option}, {"reason", item.reason}});

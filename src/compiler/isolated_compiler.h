@@ -8,6 +8,7 @@
 #include "core/options.h"
 #include "core/references.h"
 #include "jail/process.h"
+#include "scan/findings.h"
 
 #include <nlohmann/json.hpp>
 
@@ -48,6 +49,8 @@ struct CompileInfo {
   std::vector<std::string> monitor_warnings;
   std::vector<ArtifactFinding> suspicious_artifacts;
   std::vector<UnenforcedOption> unenforced_options;
+  // Low-severity findings of the security scan and the bytecode audit.
+  std::vector<scan::Finding> security_warnings;
   // Per source file references, where the backend captured them (in_process).
   std::vector<core::FileReferences> references;
   // Why the compile cache was not used as it was (unverifiable cache files,

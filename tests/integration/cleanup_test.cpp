@@ -24,7 +24,7 @@ protected:
                                      const std::string& type)
   {
     ASSERT_EQ(job_dirs(), 0U);
-    args.insert(args.end(), {"--temp-dir", jobs().string()});
+    args.insert(args.end(), {"--temp-dir", jobs().string(), "--no-security-scan"});
     auto run = compile(sandbox_path, args);
     EXPECT_TRUE(is_error(run, type, 1)) << sandbox_path;
     EXPECT_EQ(job_dirs(), 0U) << "a job temp dir was left after " << type;
@@ -86,14 +86,14 @@ TEST_F(TempDirs, RemovedWhenAProducedBeamIsInvalid)
                                    "\"FOR1 garbage\")\n"
                                    "end\n"}});
   expect_failure_leaves_nothing(sandbox_path, {"--compiler", "elixirc"}, "beam_validation_failed");
-  auto run = compile(sandbox_path, {"--compiler", "elixirc"});
+  auto run = compile(sandbox_path, {"--compiler", "elixirc", "--no-security-scan"});
   ASSERT_TRUE(is_error(run, "beam_validation_failed", 1));
   auto error = run.json()["error"];
   EXPECT_EQ(error["file"], "Elixir.Bad.beam") << error;
   EXPECT_TRUE(error["reason"].is_string() && !error["reason"].get<std::string>().empty());
 
   // The failure comes from validation: without it the compile succeeds.
-  auto unchecked = compile(sandbox_path, {"--compiler", "elixirc", "--no-validate-beams"});
+  auto unchecked = compile(sandbox_path, {"--compiler", "elixirc", "--no-validate-beams", "--no-security-scan"});
   EXPECT_EQ(unchecked.exit_code, 0) << unchecked.describe();
 }
 

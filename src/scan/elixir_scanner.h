@@ -1,0 +1,20 @@
+#pragma once
+// The Elixir source scanner: reads a file through the tree-sitter syntax tree
+// and resolves which module each call reaches (aliases, imports, apply,
+// captures, pipes, variables and attributes holding modules, modules built
+// from constants), then asks the rule table.
+
+#include "scan/findings.h"
+
+#include <expected>
+#include <string>
+#include <string_view>
+
+namespace sandbox::scan {
+
+// Scans one Elixir source; `file` is its path relative to the sandbox.
+// Returns an error only when the source cannot be parsed at all (deadline).
+std::expected<void, std::string> scan_elixir_source(std::string_view file, std::string source,
+                                                    Report& report);
+
+} // namespace sandbox::scan

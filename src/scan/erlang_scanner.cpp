@@ -1,0 +1,533 @@
+#include "scan/erlang_scanner.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <optional>
+
+namespace sandbox::scan {
+
+namespace {
+
+using Kind = ErlangToken::Kind;
+
+bool is_name_char(unsigned char c) { return std::isalnum(c) || c == '_' || c == '@'; }
+
+class Tokenizer {
+public:
+  explicit Tokenizer(std::string_view source) : m_src(source) {}
+
+  std::vector<ErlangToken> run()
+  {
+    std::vector<ErlangToken> out;
+    while (m_pos < m_src.size()) {
+      unsigned char c = static_cast<unsigned char>(m_src[m_pos]);
+      if (c == '\n') {
+        ++m_line;
+        m_line_start = ++m_pos;
+        continue;
+      }
+      if (std::isspace(c)) {
+        ++m_pos;
+        continue;
+      }
+      if (c == '%') {
+        while (m_pos < m_src.size() && m_src[m_pos] != '\n') ++m_pos;
+        continue;
+      }
+      ErlangToken token;
+      token.line = m_line;
+      token.column = static_cast<std::uint32_t>(m_pos - m_line_start + 1);
+      auto start = m_pos;
+      if (std::islower(c)) {
+        while (m_pos < m_src.size() && is_name_char(static_cast<unsigned char>(m_src[m_pos]))) ++m_pos;
+        token.kind = Kind::atom;
+        token.value = std::string(m_src.substr(start, m_pos - start));
+      } else if (std::isupper(c) || c == '_') {
+        while (m_pos < m_src.size() && is_name_char(static_cast<unsigned char>(m_src[m_pos]))) ++m_pos;
+        token.kind = Kind::var;
+      } else if (c == '\'' || c == '"') {
+        token.kind = c == '\'' ? Kind::atom : Kind::string;
+        token.value = quoted(static_cast<char>(c));
+      } else if (c == '$') {
+        ++m_pos;
+        if (m_pos < m_src.size() && m_src[m_pos] == '\\') {
+          m_pos += 2;
+        } else if (m_pos < m_src.size()) {
+          ++m_pos;
+        }
+        while (m_pos < m_src.size() && (static_cast<unsigned char>(m_src[m_pos]) & 0xC0) == 0x80) ++m_pos;
+        token.kind = Kind::character;
+      } else if (std::isdigit(c)) {
+        number();
+        token.kind = Kind::number;
+      } else if (c == '?') {
+        ++m_pos;
+        if (m_pos < m_src.size() && m_src[m_pos] == '?') ++m_pos;
+        while (m_pos < m_src.size() && is_name_char(static_cast<unsigned char>(m_src[m_pos]))) ++m_pos;
+        token.kind = Kind::macro;
+        token.value = std::string(m_src.substr(start, m_pos - start));
+      } else if (c == '.' && (m_pos + 1 >= m_src.size() || std::isspace(static_cast<unsigned char>(m_src[m_pos + 1])) ||
+                              m_src[m_pos + 1] == '%')) {
+        ++m_pos;
+        token.kind = Kind::end_of_form;
+      } else {
+        token.kind = Kind::punct;
+        m_pos += punct_length();
+      }
+      if (m_pos > m_src.size()) m_pos = m_src.size();
+      token.text = m_src.substr(start, m_pos - start);
+      out.push_back(std::move(token));
+    }
+    return out;
+  }
+
+private:
+  std::string quoted(char quote)
+  {
+    std::string value;
+    ++m_pos;
+    while (m_pos < m_src.size() && m_src[m_pos] != quote) {
+      char c = m_src[m_pos];
+      if (c == '\\' && m_pos + 1 < m_src.size()) {
+        value += c;
+        value += m_src[m_pos + 1];
+        if (m_src[m_pos + 1] == '\n') {
+          ++m_line;
+          m_line_start = m_pos + 2;
+        }
+        m_pos += 2;
+        continue;
+      }
+      if (c == '\n') {
+        ++m_line;
+        m_line_start = m_pos + 1;
+      }
+      value += c;
+      ++m_pos;
+    }
+    if (m_pos < m_src.size()) ++m_pos; // closing quote
+    return value;
+  }
+
+  void number()
+  {
+    auto digits = [&](bool alnum) {
+      while (m_pos < m_src.size()) {
+        unsigned char d = static_cast<unsigned char>(m_src[m_pos]);
+        if (std::isdigit(d) || d == '_' || (alnum && std::isalpha(d))) {
+          ++m_pos;
+        } else {
+          break;
+        }
+      }
+    };
+    digits(false);
+    if (m_pos < m_src.size() && m_src[m_pos] == '#') {
+      ++m_pos;
+      digits(true);
+      return;
+    }
+    if (m_pos + 1 < m_src.size() && m_src[m_pos] == '.' && std::isdigit(static_cast<unsigned char>(m_src[m_pos + 1]))) {
+      ++m_pos;
+      digits(false);
+      if (m_pos < m_src.size() && (m_src[m_pos] == 'e' || m_src[m_pos] == 'E')) {
+        ++m_pos;
+        if (m_pos < m_src.size() && (m_src[m_pos] == '+' || m_src[m_pos] == '-')) ++m_pos;
+        digits(false);
+      }
+    }
+  }
+
+  std::size_t punct_length() const
+  {
+    static constexpr std::array<std::string_view, 3> three = {"=:=", "=/=", "..."};
+    static constexpr std::array<std::string_view, 17> two = {"::", "->", "=>", ":=", "<-", "<=", "||", "<<",
+                                                             ">>", "++", "--", "==", "/=", "=<", ">=", "..", "!!"};
+    auto rest = m_src.substr(m_pos);
+    for (auto op : three) {
+      if (rest.starts_with(op)) return 3;
+    }
+    for (auto op : two) {
+      if (rest.starts_with(op)) return 2;
+    }
+    return 1;
+  }
+
+  std::string_view m_src;
+  std::size_t m_pos = 0;
+  std::size_t m_line_start = 0;
+  std::uint32_t m_line = 1;
+};
+
+// Attributes whose body is types, not code.
+constexpr std::array kTypeAttributes = {"spec", "type", "opaque", "callback", "export", "export_type",
+                                        "module", "behaviour", "behavior", "vsn", "author",
+                                        "optional_callbacks", "nominal"};
+
+constexpr std::array kBlockOpeners = {"case", "if", "receive", "begin", "try", "maybe"};
+
+template <typename Array>
+bool in(const Array& array, std::string_view value)
+{
+  return std::find(array.begin(), array.end(), value) != array.end();
+}
+
+class ErlangReader {
+public:
+  ErlangReader(std::string_view file, std::string_view source, std::vector<ErlangToken> tokens, Report& report)
+      : m_file(file), m_source(source), m_tokens(std::move(tokens)), m_report(report)
+  {
+  }
+
+  void run()
+  {
+    bool clause_start = true;
+    int brackets = 0;
+    int blocks = 0;
+    for (std::size_t i = 0; i < m_tokens.size(); ++i) {
+      const auto& t = m_tokens[i];
+      if (t.kind == Kind::end_of_form) {
+        clause_start = true;
+        brackets = 0;
+        blocks = 0;
+        m_in_define = false;
+        continue;
+      }
+      bool at_clause_start = clause_start;
+      clause_start = false;
+      if (at_clause_start && is_punct(i, "-") && kind_at(i + 1) == Kind::atom) {
+        i = attribute(i);
+        clause_start = true; // the attribute ended its form
+        continue;
+      }
+      if (t.kind == Kind::punct) {
+        auto p = t.text;
+        if (p == "(" || p == "[" || p == "{" || p == "<<") ++brackets;
+        if (p == ")" || p == "]" || p == "}" || p == ">>") brackets = std::max(0, brackets - 1);
+        if (p == ";" && brackets == 0 && blocks == 0) clause_start = true;
+        continue;
+      }
+      if (t.kind == Kind::atom && t.text.front() != '\'') {
+        if (in(kBlockOpeners, t.value)) {
+          ++blocks;
+          continue;
+        }
+        if (t.value == "fun") {
+          if (is_punct(i + 1, "(") || (kind_at(i + 1) == Kind::var && is_punct(i + 2, "("))) {
+            ++blocks;
+          } else {
+            fun_reference(i);
+          }
+          continue;
+        }
+        if (t.value == "end") {
+          blocks = std::max(0, blocks - 1);
+          continue;
+        }
+      }
+      if (t.kind == Kind::atom && is_punct(i + 1, ":") && kind_at(i + 2) == Kind::atom) {
+        remote_call(i);
+        i += 2;
+        continue;
+      }
+      if (t.kind == Kind::var && is_punct(i + 1, ":") && kind_at(i + 2) == Kind::atom &&
+          is_punct(i + 3, "(")) {
+        if (m_report.rules().is_dangerous_function_name(m_tokens[i + 2].value)) {
+          report(i, "dynamic_dispatch", "dynamic_dispatch", Severity::low,
+                 fmt::format("{}:{}(...) on a module not known statically", t.text, m_tokens[i + 2].value),
+                 std::nullopt, std::nullopt, std::nullopt);
+        }
+        i += 2;
+        continue;
+      }
+      if (t.kind == Kind::atom && is_punct(i + 1, "(") && !(at_clause_start && brackets == 0 && blocks == 0) &&
+          !preceded_by_remote(i)) {
+        local_call(i);
+      }
+    }
+  }
+
+private:
+  [[nodiscard]] Kind kind_at(std::size_t i) const
+  {
+    return i < m_tokens.size() ? m_tokens[i].kind : Kind::end_of_form;
+  }
+  [[nodiscard]] bool is_punct(std::size_t i, std::string_view text) const
+  {
+    return i < m_tokens.size() && m_tokens[i].kind == Kind::punct && m_tokens[i].text == text;
+  }
+  [[nodiscard]] bool preceded_by_remote(std::size_t i) const
+  {
+    return i > 0 && (is_punct(i - 1, ":") || is_punct(i - 1, "#") ||
+                     (m_tokens[i - 1].kind == Kind::atom && m_tokens[i - 1].value == "fun"));
+  }
+
+  // Index of the token that closes the bracket opened at `open`.
+  [[nodiscard]] std::size_t closing(std::size_t open) const
+  {
+    int depth = 0;
+    for (std::size_t j = open; j < m_tokens.size(); ++j) {
+      if (m_tokens[j].kind == Kind::end_of_form) return j;
+      if (m_tokens[j].kind != Kind::punct) continue;
+      auto p = m_tokens[j].text;
+      if (p == "(" || p == "[" || p == "{" || p == "<<") ++depth;
+      if (p == ")" || p == "]" || p == "}" || p == ">>") {
+        if (--depth == 0) return j;
+      }
+    }
+    return m_tokens.size();
+  }
+
+  // The start index of each top-level argument of the call whose "(" is at `open`.
+  [[nodiscard]] std::vector<std::size_t> arguments(std::size_t open) const
+  {
+    std::vector<std::size_t> starts;
+    auto close = closing(open);
+    if (close <= open + 1) return starts;
+    starts.push_back(open + 1);
+    int depth = 0;
+    for (std::size_t j = open + 1; j < close; ++j) {
+      if (m_tokens[j].kind != Kind::punct) continue;
+      auto p = m_tokens[j].text;
+      if (p == "(" || p == "[" || p == "{" || p == "<<") ++depth;
+      if (p == ")" || p == "]" || p == "}" || p == ">>") --depth;
+      if (p == "," && depth == 0) starts.push_back(j + 1);
+    }
+    return starts;
+  }
+
+  std::size_t skip_form(std::size_t i) const
+  {
+    while (i < m_tokens.size() && m_tokens[i].kind != Kind::end_of_form) ++i;
+    return i;
+  }
+
+  std::size_t attribute(std::size_t dash)
+  {
+    const auto& name = m_tokens[dash + 1].value;
+    if (in(kTypeAttributes, name)) return skip_form(dash);
+    if (name == "import" && is_punct(dash + 2, "(") && kind_at(dash + 3) == Kind::atom) {
+      const auto& module = m_tokens[dash + 3].value;
+      auto end = skip_form(dash);
+      for (std::size_t j = dash + 4; j + 1 < end; ++j) {
+        if (m_tokens[j].kind == Kind::atom && is_punct(j + 1, "/")) {
+          m_imports.emplace_back(m_tokens[j].value, module);
+        }
+      }
+      return end;
+    }
+    if (name == "on_load") {
+      report(dash, "dangerous_operation", "nif_loading", Severity::medium,
+             "-on_load hook: code runs when the module is loaded (how NIFs are loaded) [MEDIUM RISK]",
+             std::nullopt, std::nullopt, std::nullopt);
+      return skip_form(dash);
+    }
+    if (name == "define") m_in_define = true;
+    if (name == "record" || name == "define" || name == "compile" || name == "include" ||
+        name == "include_lib" || name == "ifdef" || name == "ifndef" || name == "undef") {
+      return dash + 1; // its body is read as code (defines and record defaults hold calls)
+    }
+    return dash + 1;
+  }
+
+  void fun_reference(std::size_t i)
+  {
+    // fun M:F/N
+    if (kind_at(i + 1) == Kind::atom && is_punct(i + 2, ":") && kind_at(i + 3) == Kind::atom &&
+        is_punct(i + 4, "/")) {
+      std::optional<std::uint32_t> arity;
+      if (kind_at(i + 5) == Kind::number) arity = to_arity(m_tokens[i + 5].text);
+      check_call(i, module_from_atom(m_tokens[i + 1].value), m_tokens[i + 3].value, arity, std::nullopt, "fun");
+    } else if (kind_at(i + 1) == Kind::atom && is_punct(i + 2, "/")) {
+      // fun cmd/1 after -import
+      if (auto module = imported(m_tokens[i + 1].value)) {
+        check_call(i, *module, m_tokens[i + 1].value, std::nullopt, std::nullopt, "fun");
+      }
+    }
+  }
+
+  static std::optional<std::uint32_t> to_arity(std::string_view text)
+  {
+    std::uint32_t value = 0;
+    for (char c : text) {
+      if (c < '0' || c > '9' || value > 1000) return std::nullopt;
+      value = value * 10 + static_cast<std::uint32_t>(c - '0');
+    }
+    return value;
+  }
+
+  std::optional<std::string> imported(std::string_view name) const
+  {
+    for (const auto& [function, module] : m_imports) {
+      if (function == name) return module_from_atom(module);
+    }
+    return std::nullopt;
+  }
+
+  void remote_call(std::size_t i)
+  {
+    auto module = module_from_atom(m_tokens[i].value);
+    const auto& function = m_tokens[i + 2].value;
+    bool call = is_punct(i + 3, "(");
+    if (!call && !m_in_define) return; // a type such as file:filename() is inside -spec, skipped
+    if (call && module == ":erlang" && function == "apply") return apply(i, i + 3, "erlang:apply");
+    std::optional<std::uint32_t> arity;
+    std::optional<std::size_t> first_arg;
+    if (call) {
+      auto args = arguments(i + 3);
+      arity = static_cast<std::uint32_t>(args.size());
+      if (!args.empty()) first_arg = args[0];
+    }
+    check_call(i, module, function, arity, first_arg, "");
+  }
+
+  void local_call(std::size_t i)
+  {
+    const auto& name = m_tokens[i].value;
+    if (name == "apply") return apply(i, i + 1, "apply");
+    auto args = arguments(i + 1);
+    std::optional<std::size_t> first_arg;
+    if (!args.empty()) first_arg = args[0];
+    auto arity = static_cast<std::uint32_t>(args.size());
+    if (auto module = imported(name)) {
+      return check_call(i, *module, name, arity, first_arg, "import");
+    }
+    // Auto-imported BIFs: open_port(...), halt(), load_nif(...), spawn(...)
+    check_call(i, ":erlang", name, arity, first_arg, "");
+  }
+
+  // The module a token sequence names: an atom, or list_to_atom("os") and kin.
+  struct Module {
+    bool known = false;
+    bool dynamic = false;
+    std::string name;
+  };
+
+  Module module_at(std::size_t i, std::size_t end) const
+  {
+    if (kind_at(i) == Kind::atom && i + 1 == end) return {true, false, module_from_atom(m_tokens[i].value)};
+    std::size_t j = i;
+    if (kind_at(j) == Kind::atom && m_tokens[j].value == "erlang" && is_punct(j + 1, ":")) j += 2;
+    if (kind_at(j) == Kind::atom) {
+      const auto& f = m_tokens[j].value;
+      if ((f == "list_to_atom" || f == "binary_to_atom" || f == "list_to_existing_atom" ||
+           f == "binary_to_existing_atom") && is_punct(j + 1, "(")) {
+        // a constant: list_to_atom("os") or binary_to_atom(<<"os">>)
+        std::size_t k = j + 2;
+        if (is_punct(k, "<<")) ++k;
+        if (kind_at(k) == Kind::string) {
+          return {true, false, module_from_atom(m_tokens[k].value)};
+        }
+        return {false, true, f};
+      }
+    }
+    return {};
+  }
+
+  void apply(std::size_t at, std::size_t open, std::string_view how)
+  {
+    auto args = arguments(open);
+    if (args.size() < 3) return;
+    auto module = module_at(args[0], args[1] - 1);
+    std::optional<std::string> function;
+    if (kind_at(args[1]) == Kind::atom && is_punct(args[1] + 1, ",")) function = m_tokens[args[1]].value;
+    std::optional<std::size_t> first_arg;
+    if (is_punct(args[2], "[") && !is_punct(args[2] + 1, "]")) first_arg = args[2] + 1;
+    if (module.known) {
+      if (function) return check_call(at, module.name, *function, std::nullopt, first_arg, how);
+      if (m_report.rules().has_dangerous_functions(module.name)) {
+        report(at, "dynamic_dispatch", "dynamic_dispatch", Severity::high,
+               fmt::format("{} of a computed function of {} [HIGH RISK]", how, module.name), std::nullopt,
+               std::nullopt, std::nullopt);
+      }
+      return;
+    }
+    bool dangerous = function && m_report.rules().is_dangerous_function_name(*function);
+    if (module.dynamic) {
+      report(at, "dynamic_dispatch", "dynamic_dispatch", dangerous ? Severity::high : Severity::medium,
+             fmt::format("{} through a module computed at run time ({}) [{} RISK]", how, module.name,
+                         dangerous ? "HIGH" : "MEDIUM"),
+             std::nullopt, std::nullopt, std::nullopt);
+    } else if (dangerous) {
+      report(at, "dynamic_dispatch", "dynamic_dispatch", Severity::low,
+             fmt::format("{} of {} on a module not known statically", how, *function), std::nullopt,
+             std::nullopt, std::nullopt);
+    }
+  }
+
+  void check_call(std::size_t at, const std::string& module, const std::string& function,
+                  std::optional<std::uint32_t> arity, std::optional<std::size_t> first_arg, std::string_view how)
+  {
+    auto rule = m_report.rules().lookup(module, function);
+    if (!rule) return;
+    std::string type = rule->operation == "restricted_module" ? "restricted_module" : "dangerous_operation";
+    std::string operation(rule->operation);
+    auto severity = rule->severity;
+    std::string message(rule->message);
+    if (rule->path_argument && first_arg && kind_at(*first_arg) == Kind::string) {
+      const auto& path = m_tokens[*first_arg].value;
+      if (path.starts_with('/') || path.starts_with('~')) {
+        type = "host_path_access";
+        operation = "host_path_access";
+        severity = std::max(severity, Severity::high);
+        message = "Absolute host path in a file operation";
+      }
+    }
+    std::string upper(to_string(severity));
+    std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
+    std::string shown = module.starts_with(':') ? module.substr(1) : "'Elixir." + module + "'";
+    shown += ":" + function;
+    if (arity) shown += fmt::format("/{}", *arity);
+    report(at, type, operation, severity,
+           fmt::format("{} detected: {}{} [{} RISK]", message, shown,
+                       how.empty() ? "" : fmt::format(" (via {})", how), upper),
+           module, function, arity);
+  }
+
+  void report(std::size_t at, std::string type, std::string operation, Severity severity, std::string message,
+              std::optional<std::string> module, std::optional<std::string> function,
+              std::optional<std::uint32_t> arity)
+  {
+    const auto& t = m_tokens[at];
+    Finding finding;
+    finding.type = std::move(type);
+    finding.operation = std::move(operation);
+    finding.severity = severity;
+    finding.message = std::move(message);
+    finding.file = std::string(m_file);
+    finding.line = t.line;
+    finding.column = t.column;
+    std::size_t end = std::min(m_tokens.size(), at + 6);
+    auto begin_offset = static_cast<std::size_t>(t.text.data() - m_source.data());
+    auto last = m_tokens[end - 1].text;
+    auto end_offset = static_cast<std::size_t>(last.data() - m_source.data()) + last.size();
+    finding.matched_text = clip(m_source.substr(begin_offset, end_offset - begin_offset), 120);
+    finding.surrounding_code = surrounding_lines(m_source, t.line);
+    finding.module = std::move(module);
+    finding.function = std::move(function);
+    finding.arity = arity;
+    m_report.add(std::move(finding));
+  }
+
+  std::string_view m_file;
+  std::string_view m_source;
+  std::vector<ErlangToken> m_tokens;
+  Report& m_report;
+  std::vector<std::pair<std::string, std::string>> m_imports; // function -> module atom
+  bool m_in_define = false;
+};
+
+} // namespace
+
+std::vector<ErlangToken> tokenize_erlang(std::string_view source) { return Tokenizer(source).run(); }
+
+void scan_erlang_source(std::string_view file, std::string_view source, Report& report)
+{
+  ErlangReader reader(file, source, tokenize_erlang(source), report);
+  reader.run();
+}
+
+} // namespace sandbox::scan

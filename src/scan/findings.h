@@ -1,0 +1,82 @@
+#pragma once
+// What the scanner reports: the specification's finding shape, and the
+// collector every scanner (Elixir, Erlang, BEAM audit) reports into.
+
+#include "scan/rules.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sandbox::scan {
+
+struct Finding {
+  std::string type; // dangerous_operation, host_path_access, dynamic_dispatch, ...
+  Severity severity = Severity::low;
+  std::string operation;
+  std::string file; // relative to the sandbox
+  std::uint32_t line = 0;
+  std::uint32_t column = 0;
+  std::string message;
+  std::string surrounding_code;
+  std::string matched_text;
+  // The resolved call, where there is one (always for the BEAM audit).
+  std::optional<std::string> module;
+  std::optional<std::string> function;
+  std::optional<std::uint32_t> arity;
+};
+
+struct ScanResult {
+  std::vector<Finding> threats;  // severity medium and above
+  std::vector<Finding> warnings; // severity low
+  std::uint64_t files_scanned = 0;
+  std::uint64_t bytes_scanned = 0;
+  std::uint64_t beams_audited = 0;
+  int scan_depth = 0;
+};
+
+nlohmann::json to_json(const Finding& finding);
+nlohmann::json to_json(const ScanResult& result);
+nlohmann::json to_json(const std::vector<Finding>& findings);
+
+struct ScanConfig {
+  std::vector<std::string> restricted_modules;
+  std::vector<std::string> allowed_operations;
+  // Levels of indirection followed when resolving which module a call
+  // reaches: an alias, an import, a variable or attribute holding a module,
+  // apply/3, a module built from constants each cost one level. Literal
+  // calls (System.cmd, :os.cmd, :"Elixir.System".cmd) cost none.
+  int scan_depth = 3;
+};
+
+// Collects findings for one scan: drops those whose operation is allowed,
+// sorts the rest into threats (medium and above) and warnings (low).
+class Report {
+public:
+  explicit Report(const ScanConfig& config);
+
+  [[nodiscard]] const RuleSet& rules() const { return m_rules; }
+  [[nodiscard]] int scan_depth() const { return m_depth; }
+  void add(Finding finding);
+  // While set, findings are reported as warnings: the file is scanned but no
+  // compile runs it (tests, scripts).
+  void set_not_compiled(bool value) { m_not_compiled = value; }
+  ScanResult& result() { return m_result; }
+
+private:
+  RuleSet m_rules;
+  int m_depth;
+  bool m_not_compiled = false;
+  ScanResult m_result;
+};
+
+// Lines line-1 .. line+1 of `source` (each capped), for a finding's context.
+std::string surrounding_lines(std::string_view source, std::uint32_t line);
+// The matched text, on one line and capped.
+std::string clip(std::string_view text, std::size_t max = 200);
+
+} // namespace sandbox::scan

@@ -1,0 +1,318 @@
+#include "scan/rules.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <unordered_map>
+
+namespace sandbox::scan {
+
+namespace {
+
+using S = Severity;
+
+constexpr bool kPath = true;
+
+Rule threat(std::string_view module, std::string_view function, std::string_view operation,
+            Severity severity, std::string_view message, bool path = false)
+{
+  return Rule{module, function, operation, severity, false, path, false, message};
+}
+
+Rule always(std::string_view module, std::string_view function, std::string_view operation,
+            Severity severity, std::string_view message)
+{
+  return Rule{module, function, operation, severity, false, false, true, message};
+}
+
+Rule safe(std::string_view module, std::string_view function, bool is_always = false)
+{
+  return Rule{module, function, "", S::low, true, false, is_always, ""};
+}
+
+std::vector<Rule> build_table()
+{
+  std::vector<Rule> t;
+  auto add_safe = [&](std::string_view module, std::initializer_list<std::string_view> functions) {
+    for (auto f : functions) t.push_back(safe(module, f));
+  };
+  auto add = [&](std::string_view module, std::initializer_list<std::string_view> functions,
+                 std::string_view operation, Severity severity, std::string_view message,
+                 bool path = false) {
+    for (auto f : functions) t.push_back(threat(module, f, operation, severity, message, path));
+  };
+  auto add_always = [&](std::string_view module, std::initializer_list<std::string_view> functions,
+                        std::string_view operation, Severity severity, std::string_view message) {
+    for (auto f : functions) t.push_back(always(module, f, operation, severity, message));
+  };
+
+  // System
+  add("System", {"cmd", "shell"}, "system_command", S::critical, "System command execution");
+  add("System", {"halt", "stop", "restart"}, "system_halt", S::high, "System halt");
+  add("System", {"trap_signal", "untrap_signal"}, "process_introspection", S::medium,
+      "OS signal handler installed");
+  add("System", {"get_env", "fetch_env", "fetch_env!", "put_env", "delete_env", "argv", "cwd",
+                 "cwd!", "user_home", "user_home!", "tmp_dir", "tmp_dir!", "find_executable",
+                 "pid", "at_exit", "get_pid"},
+      "process_introspection", S::low, "Host environment read");
+  add_safe("System", {"version", "build_info", "otp_release", "compiled_endianness", "endianness",
+                      "monotonic_time", "system_time", "os_time", "unique_integer", "time_offset",
+                      "convert_time_unit", "schedulers", "schedulers_online", "stacktrace",
+                      "no_halt"});
+  add("System", {"*"}, "process_introspection", S::low, "System function");
+
+  // :os
+  add(":os", {"cmd"}, "system_command", S::critical, "OS command execution");
+  add(":os", {"set_signal"}, "process_introspection", S::medium, "OS signal handler installed");
+  add(":os", {"getenv", "putenv", "unsetenv", "env", "find_executable", "getpid"},
+      "process_introspection", S::low, "Host environment read");
+  add_safe(":os", {"type", "version", "timestamp", "system_time", "perf_counter",
+                   "perf_counter_size", "time_offset"});
+  add(":os", {"*"}, "process_introspection", S::low, ":os function");
+
+  // Port and ports through :erlang
+  add("Port", {"open"}, "port_access", S::critical, "Port opened (external program)");
+  add("Port", {"info", "list", "monitor", "demonitor"}, "port_access", S::low, "Port introspection");
+  add("Port", {"*"}, "port_access", S::high, "Port operation");
+
+  // :erlang: restricted function by function; its pure BIFs are the rest.
+  add(":erlang", {"open_port"}, "port_access", S::critical, "Port opened (external program)");
+  add(":erlang", {"load_nif"}, "nif_loading", S::critical, "NIF library loaded");
+  add(":erlang", {"load_module", "purge_module", "delete_module", "finish_loading",
+                  "prepare_loading"},
+      "code_loading", S::high, "Code loaded into the VM");
+  add(":erlang", {"halt"}, "system_halt", S::high, "VM halt");
+  add(":erlang", {"set_cookie", "disconnect_node", "monitor_node", "spawn_request"},
+      "distribution", S::high, "Distribution");
+  add(":erlang", {"system_flag"}, "process_introspection", S::medium, "VM setting changed");
+  add(":erlang", {"port_command", "port_control", "port_call", "port_connect",
+                  "port_close"},
+      "port_access", S::high, "Port or VM control");
+  add(":erlang", {"spawn", "spawn_link", "spawn_monitor", "spawn_opt"}, "process_spawn", S::low,
+      "Process spawned");
+  add(":erlang", {"processes", "process_info", "ports", "port_info", "get_cookie", "nodes"},
+      "process_introspection", S::low, "VM introspection");
+  t.push_back(safe(":erlang", "*"));
+
+  // :code
+  add(":code", {"load_binary", "load_file", "load_abs", "atomic_load", "finish_loading",
+                "prepare_loading", "purge", "soft_purge", "delete", "add_path", "add_patha",
+                "add_pathz", "add_paths", "add_pathsa", "add_pathsz", "set_path", "replace_path",
+                "del_path", "del_paths", "stick_dir", "unstick_dir", "stick_mod", "unstick_mod"},
+      "code_loading", S::high, "Code loading or code path change");
+  add_safe(":code", {"ensure_loaded", "is_loaded", "which", "priv_dir", "lib_dir", "root_dir",
+                     "all_loaded", "module_status", "is_sticky", "get_path", "objfile_extension",
+                     "ensure_modules_loaded", "get_mode", "is_module_native", "modified_modules",
+                     "module_md5"});
+  add(":code", {"*"}, "code_loading", S::low, ":code function");
+
+  // Code
+  add("Code", {"eval_string", "eval_quoted", "eval_file", "eval_quoted_with_env"},
+      "code_evaluation", S::critical, "Code evaluation");
+  add("Code", {"compile_string", "compile_quoted", "compile_file", "require_file", "load_file",
+               "unrequire_files"},
+      "code_evaluation", S::critical, "Code compiled and loaded at run time");
+  add("Code", {"append_path", "prepend_path", "delete_path", "append_paths", "prepend_paths",
+               "delete_paths", "purge_compiler_modules"},
+      "code_loading", S::high, "Code path change");
+  add_safe("Code", {"ensure_loaded", "ensure_loaded?", "ensure_loaded!", "ensure_compiled",
+                    "ensure_compiled!", "ensure_all_loaded", "loaded?", "fetch_docs",
+                    "format_string!", "format_file!", "string_to_quoted", "string_to_quoted!",
+                    "string_to_quoted_with_comments", "string_to_quoted_with_comments!",
+                    "quoted_to_algebra", "compiler_options", "get_compiler_option",
+                    "available_compiler_options", "can_await_module_compilation?",
+                    "required_files", "env_for_eval", "cursor_context", "fragment",
+                    "print_diagnostic", "with_diagnostics", "put_compiler_option"});
+  add("Code", {"*"}, "code_evaluation", S::low, "Code function");
+
+  // :file
+  add(":file", {"eval", "path_eval", "script", "path_script"}, "code_evaluation", S::critical,
+      "Erlang terms evaluated from a file", kPath);
+  add(":file", {"delete", "del_dir", "del_dir_r"}, "file_delete", S::high, "File deletion", kPath);
+  add(":file", {"write_file", "write", "copy", "rename", "make_dir", "make_link", "make_symlink",
+                "change_mode", "change_owner", "change_group", "change_time", "write_file_info",
+                "set_cwd", "truncate", "sendfile"},
+      "file_write", S::medium, "File write", kPath);
+  add(":file", {"read_file", "read_file_info", "read_link_info", "read_link", "read_link_all",
+                "consult", "path_consult", "open", "list_dir", "list_dir_all", "read",
+                "read_line", "pread", "get_cwd"},
+      "file_read", S::low, "File read", kPath);
+  add_safe(":file", {"native_name_encoding", "format_error", "close", "position"});
+  add(":file", {"*"}, "file_read", S::low, ":file function", kPath);
+
+  // File
+  add("File", {"rm", "rm!", "rm_rf", "rm_rf!", "rmdir", "rmdir!"}, "file_delete", S::high,
+      "File deletion", kPath);
+  add("File", {"write", "write!", "touch", "touch!", "cp", "cp!", "cp_r", "cp_r!", "copy",
+               "copy!", "rename", "rename!", "mkdir", "mkdir!", "mkdir_p", "mkdir_p!", "ln",
+               "ln!", "ln_s", "ln_s!", "chmod", "chmod!", "chown", "chown!", "chgrp", "chgrp!",
+               "write_stat", "write_stat!", "cd", "cd!"},
+      "file_write", S::medium, "File write", kPath);
+  add("File", {"*"}, "file_read", S::low, "File read", kPath);
+
+  // Networking (checked whatever restricted_modules says).
+  for (auto module : {":gen_tcp", ":gen_udp", ":gen_sctp", ":ssl", ":httpc", ":socket", ":ftp",
+                      ":tftp", ":ssh", ":httpd", ":inets", ":ssh_sftp"}) {
+    add_always(module, {"*"}, "network_access", S::medium, "Network access");
+  }
+  add_always(":inet", {"gethostbyname", "gethostbyaddr", "getaddr", "getaddrs", "gethostname",
+                       "getifaddrs"},
+             "network_access", S::medium, "Network lookup");
+  t.push_back(safe(":inet", "*", true));
+
+  // Distribution
+  t.push_back(safe("Node", "self", true));
+  t.push_back(safe("Node", "alive?", true));
+  add_always("Node", {"list", "get_cookie"}, "distribution", S::low, "Distribution introspection");
+  add_always("Node", {"*"}, "distribution", S::high, "Distribution");
+  for (auto module : {":net_kernel", ":rpc", ":erpc", ":net_adm", ":slave", ":peer",
+                      ":global_group", ":auth"}) {
+    add_always(module, {"*"}, "distribution", S::high, "Distribution");
+  }
+
+  // NIF and driver loading, evaluation and halting outside the listed modules.
+  add_always(":erl_ddll", {"*"}, "nif_loading", S::critical, "Driver loaded");
+  add_always(":erl_eval", {"*"}, "code_evaluation", S::critical, "Erlang code evaluation");
+  add_always(":init", {"stop", "restart", "reboot"}, "system_halt", S::high, "VM halt");
+  t.push_back(safe(":init", "*", true));
+  add_always(":prim_file", {"*"}, "file_write", S::medium, "Raw file access");
+  add_always(":erl_prim_loader", {"*"}, "file_read", S::low, "Raw file read");
+
+  // Processes (the specification's medium risk; low here, as every real
+  // library starts processes and the jail bounds them).
+  add_always("Task", {"start", "start_link", "async", "async_stream"}, "process_spawn", S::low,
+             "Process spawned");
+  t.push_back(safe("Task", "*", true));
+  add_always("Kernel", {"spawn", "spawn_link", "spawn_monitor"}, "process_spawn", S::low,
+             "Process spawned");
+  t.push_back(safe("Kernel", "*", true));
+  return t;
+}
+
+bool contains(const std::vector<std::string>& list, std::string_view item)
+{
+  return std::find(list.begin(), list.end(), item) != list.end();
+}
+
+// The rows of each module, so a lookup reads a handful of rows, not the table.
+const std::unordered_map<std::string_view, std::vector<const Rule*>>& rules_by_module()
+{
+  static const auto index = [] {
+    std::unordered_map<std::string_view, std::vector<const Rule*>> out;
+    for (const auto& rule : rule_table()) out[rule.module].push_back(&rule);
+    return out;
+  }();
+  return index;
+}
+
+const Rule* find_rule(std::string_view module, std::string_view function)
+{
+  const auto& index = rules_by_module();
+  auto rows = index.find(module);
+  if (rows == index.end()) return nullptr;
+  const Rule* fallback = nullptr;
+  for (const Rule* row : rows->second) {
+    const Rule& rule = *row;
+    if (rule.function == function) return &rule;
+    if (rule.function == "*") fallback = &rule;
+  }
+  return fallback;
+}
+
+} // namespace
+
+std::string_view to_string(Severity severity)
+{
+  switch (severity) {
+  case Severity::low: return "low";
+  case Severity::medium: return "medium";
+  case Severity::high: return "high";
+  case Severity::critical: return "critical";
+  }
+  return "low";
+}
+
+const std::vector<Rule>& rule_table()
+{
+  static const std::vector<Rule> table = build_table();
+  return table;
+}
+
+RuleSet::RuleSet(std::vector<std::string> restricted_modules,
+                 std::vector<std::string> allowed_operations)
+    : m_restricted(std::move(restricted_modules)), m_allowed(std::move(allowed_operations))
+{
+  for (auto& op : m_allowed) {
+    if (op.starts_with(':')) op.erase(0, 1);
+  }
+}
+
+bool RuleSet::restricted(std::string_view module) const { return contains(m_restricted, module); }
+
+bool RuleSet::allowed(std::string_view operation) const { return contains(m_allowed, operation); }
+
+std::optional<Rule> RuleSet::lookup(std::string_view module, std::string_view function) const
+{
+  const Rule* rule = find_rule(module, function);
+  if (rule) {
+    if (rule->safe || (!rule->always && !restricted(module))) return std::nullopt;
+    return *rule;
+  }
+  if (restricted(module)) {
+    return Rule{module, "*", "restricted_module", Severity::high, false, false, false,
+                "Call of a restricted module"};
+  }
+  return std::nullopt;
+}
+
+bool RuleSet::has_row(std::string_view module, std::string_view function) const
+{
+  const Rule* rule = find_rule(module, function);
+  return rule != nullptr && rule->function == function;
+}
+
+bool RuleSet::has_dangerous_functions(std::string_view module) const
+{
+  if (!restricted(module)) {
+    for (const auto& rule : rule_table()) {
+      if (rule.module == module && rule.always && !rule.safe && rule.severity > Severity::low) {
+        return true;
+      }
+    }
+    return false;
+  }
+  bool any_row = false;
+  for (const auto& rule : rule_table()) {
+    if (rule.module != module) continue;
+    any_row = true;
+    if (!rule.safe && rule.severity > Severity::low) return true;
+  }
+  return !any_row;
+}
+
+bool RuleSet::is_dangerous_function_name(std::string_view function) const
+{
+  for (const auto& rule : rule_table()) {
+    if (rule.function == function && !rule.safe && rule.severity >= Severity::high &&
+        (rule.always || restricted(rule.module))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string module_from_atom(std::string_view atom)
+{
+  if (atom.starts_with("Elixir.")) return std::string(atom.substr(7));
+  return ":" + std::string(atom);
+}
+
+std::string display_call(std::string_view module, std::string_view function,
+                         std::optional<std::uint32_t> arity)
+{
+  std::string out = fmt::format("{}.{}", module, function);
+  if (arity) out += fmt::format("/{}", *arity);
+  return out;
+}
+
+} // namespace sandbox::scan

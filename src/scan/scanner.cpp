@@ -1,0 +1,139 @@
+#include "scan/scanner.h"
+
+#include "scan/beam_audit.h"
+#include "scan/elixir_scanner.h"
+#include "scan/erlang_scanner.h"
+#include "util/fs.h"
+
+#include <fmt/format.h>
+
+namespace sandbox::scan {
+
+Language language_of(const fs::path& path)
+{
+  auto ext = path.extension();
+  if (ext == ".ex" || ext == ".exs") return Language::elixir;
+  if (ext == ".erl" || ext == ".hrl") return Language::erlang;
+  if (ext == ".beam") return Language::beam;
+  return Language::other;
+}
+
+std::expected<void, core::SecurityScanFailed> scan_source(const std::string& relative_name,
+                                                          std::string source, Report& report)
+{
+  auto language = language_of(relative_name);
+  report.result().files_scanned += 1;
+  report.result().bytes_scanned += source.size();
+  if (language == Language::elixir) {
+    auto scanned = scan_elixir_source(relative_name, std::move(source), report);
+    if (!scanned) {
+      return std::unexpected(core::SecurityScanFailed{
+        fmt::format("{}: could not be parsed: {}", relative_name, scanned.error())});
+    }
+  } else if (language == Language::erlang) {
+    scan_erlang_source(relative_name, source, report);
+  }
+  return {};
+}
+
+namespace {
+
+bool skipped_directory(const fs::path& relative)
+{
+  for (const auto& part : relative) {
+    if (part == ".git" || part == ".sandbox_cache") return true;
+  }
+  return false;
+}
+
+} // namespace
+
+bool is_compile_input(const fs::path& relative)
+{
+  if (relative == "mix.exs") return true;
+  auto first = relative.begin();
+  if (first == relative.end()) return false;
+  auto top = first->string();
+  if (top == "lib" || top == "src" || top == "include" || top == "config" || top == "deps") return true;
+  // An umbrella project: apps/<app>/ holds a project of its own.
+  if (top == "apps") {
+    auto rest = fs::path();
+    auto it = first;
+    if (++it == relative.end() || ++it == relative.end()) return false;
+    for (; it != relative.end(); ++it) rest /= *it;
+    return is_compile_input(rest);
+  }
+  return false;
+}
+
+std::expected<ScanResult, core::SecurityScanFailed>
+scan_code_security(const fs::path& root, const ScanConfig& config, const std::vector<fs::path>& only,
+                   const ScanLimits& limits)
+{
+  // With source files named, only they are read: compile_file's sandbox is
+  // the file's directory, which may be any large directory.
+  std::expected<std::vector<util::TreeEntry>, std::string> entries;
+  if (only.empty()) {
+    entries = util::list_tree(root);
+  } else {
+    entries.emplace();
+    for (const auto& relative : only) {
+      std::error_code ec;
+      auto status = fs::symlink_status(root / relative, ec);
+      if (ec) return std::unexpected(core::SecurityScanFailed{relative.string() + ": " + ec.message()});
+      auto size = status.type() == fs::file_type::regular ? fs::file_size(root / relative, ec) : 0;
+      entries->push_back({relative, status.type(), ec ? 0 : size, 0});
+    }
+  }
+  if (!entries) {
+    return std::unexpected(core::SecurityScanFailed{"cannot list the sandbox: " + entries.error()});
+  }
+  Report report(config);
+  std::uint64_t files = 0;
+  std::uint64_t total = 0;
+  for (const auto& entry : *entries) {
+    if (entry.type != fs::file_type::regular || skipped_directory(entry.relative)) continue;
+    auto language = language_of(entry.relative);
+    if (language == Language::other) continue;
+    auto name = entry.relative.string();
+    if (++files > limits.max_files) {
+      return std::unexpected(core::SecurityScanFailed{
+        fmt::format("the sandbox has more than {} files to scan", limits.max_files)});
+    }
+    if (language == Language::beam) {
+      audit_beam_file(root / entry.relative, name, report);
+      continue;
+    }
+    if (entry.size > limits.max_file_bytes) {
+      return std::unexpected(core::SecurityScanFailed{fmt::format(
+        "{} is {} bytes, over the scan limit of {} bytes", name, entry.size, limits.max_file_bytes)});
+    }
+    total += entry.size;
+    if (total > limits.max_total_bytes) {
+      return std::unexpected(core::SecurityScanFailed{
+        fmt::format("the sources exceed the scan limit of {} bytes", limits.max_total_bytes)});
+    }
+    auto source = util::read_file(root / entry.relative, limits.max_file_bytes);
+    if (!source) {
+      return std::unexpected(core::SecurityScanFailed{fmt::format("{}: {}", name, source.error())});
+    }
+    report.set_not_compiled(only.empty() && !is_compile_input(entry.relative));
+    auto scanned = scan_source(name, std::move(*source), report);
+    report.set_not_compiled(false);
+    if (!scanned) {
+      return std::unexpected(scanned.error());
+    }
+  }
+  return std::move(report.result());
+}
+
+ScanResult audit_beam_files(const std::vector<fs::path>& beams, const ScanConfig& config)
+{
+  Report report(config);
+  for (const auto& beam : beams) {
+    audit_beam_file(beam, beam.filename().string(), report);
+  }
+  return std::move(report.result());
+}
+
+} // namespace sandbox::scan

@@ -1,0 +1,4 @@
+defmodule A do
+  alias Elixir.System
+  def f, do: System.cmd("ls", [])
+end

@@ -1,0 +1,3 @@
+defmodule A do
+  def f, do: apply(File, :rm_rf!, ["x"])
+end

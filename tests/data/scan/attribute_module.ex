@@ -1,0 +1,4 @@
+defmodule A do
+  @m System
+  def f, do: @m.cmd("ls", [])
+end

@@ -1,0 +1,3 @@
+defmodule A do
+  def f, do: &:os.cmd/1
+end

@@ -1,0 +1,3 @@
+defmodule A do
+  def f(s), do: Code.compile_string(s)
+end

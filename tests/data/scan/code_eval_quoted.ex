@@ -1,0 +1,3 @@
+defmodule A do
+  def f(q), do: Code.eval_quoted(q)
+end

@@ -1,0 +1,3 @@
+defmodule A do
+  def f(b), do: :code.load_binary(A, ~c"a", b)
+end

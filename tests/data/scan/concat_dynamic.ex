@@ -1,0 +1,3 @@
+defmodule A do
+  def f(x), do: Module.concat([x]).cmd("ls")
+end

@@ -1,0 +1,3 @@
+defmodule A do
+  defdelegate run(c, a), to: System, as: :cmd
+end

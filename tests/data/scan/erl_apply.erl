@@ -1,0 +1,3 @@
+-module(a).
+-export([f/0]).
+f() -> apply(os, cmd, ["id"]).

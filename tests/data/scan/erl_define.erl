@@ -1,0 +1,4 @@
+-module(a).
+-define(RUN(C), os:cmd(C)).
+-export([f/0]).
+f() -> ?RUN("id").

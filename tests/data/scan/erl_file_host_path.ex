@@ -1,0 +1,3 @@
+defmodule A do
+  def f, do: :file.read_file('/etc/passwd')
+end

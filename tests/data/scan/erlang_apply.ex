@@ -1,0 +1,3 @@
+defmodule A do
+  def f, do: :erlang.apply(System, :cmd, ["ls", []])
+end

@@ -1,0 +1,3 @@
+defmodule A do
+  def f(p), do: File.write!(p, "x")
+end

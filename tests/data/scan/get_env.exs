@@ -1,0 +1,2 @@
+import Config
+config :a, key: System.get_env("A_KEY")

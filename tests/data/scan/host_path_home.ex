@@ -1,0 +1,3 @@
+defmodule A do
+  def f, do: File.read("~/.ssh/id_rsa")
+end

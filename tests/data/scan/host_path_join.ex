@@ -1,0 +1,3 @@
+defmodule A do
+  def f, do: File.ls!(Path.join("/root", "x"))
+end

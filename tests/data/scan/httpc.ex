@@ -1,0 +1,3 @@
+defmodule A do
+  def f, do: :httpc.request(~c"http://x")
+end

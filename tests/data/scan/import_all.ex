@@ -1,0 +1,4 @@
+defmodule A do
+  import :os
+  def f, do: cmd('id')
+end

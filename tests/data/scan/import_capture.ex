@@ -1,0 +1,4 @@
+defmodule A do
+  import System, only: [cmd: 2]
+  def f, do: &cmd/2
+end

@@ -1,0 +1,3 @@
+defmodule A do
+  def f(x), do: :"Elixir.#{x}".cmd("ls")
+end

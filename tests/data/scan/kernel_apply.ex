@@ -1,0 +1,3 @@
+defmodule A do
+  def f, do: Kernel.apply(System, :cmd, ["ls", []])
+end

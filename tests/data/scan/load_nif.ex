@@ -1,0 +1,3 @@
+defmodule A do
+  def init, do: :erlang.load_nif(~c"./priv/a", 0)
+end

@@ -1,0 +1,3 @@
+defmodule A do
+  def f(opts), do: opts.cmd
+end

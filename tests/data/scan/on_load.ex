@@ -1,0 +1,4 @@
+defmodule A do
+  @on_load :init
+  def init, do: :ok
+end

@@ -1,0 +1,3 @@
+defmodule A do
+  def f, do: :erlang.open_port({:spawn, "sh"}, [])
+end

@@ -1,0 +1,3 @@
+defmodule A do
+  def f, do: "ls" |> System.cmd([])
+end

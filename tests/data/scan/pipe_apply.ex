@@ -1,0 +1,3 @@
+defmodule A do
+  def f, do: :os |> apply(:cmd, ['id'])
+end

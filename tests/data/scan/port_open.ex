@@ -1,0 +1,3 @@
+defmodule A do
+  def f, do: Port.open({:spawn, "sh"}, [:binary])
+end

@@ -1,0 +1,2 @@
+defmodule A do
+  def f(, do

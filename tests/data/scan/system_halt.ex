@@ -1,0 +1,3 @@
+defmodule A do
+  System.halt(1)
+end

@@ -1,0 +1,162 @@
+// The security scanner through the real build/sandbox: `sandbox scan`, the
+// scan before a compile, and the audit of the BEAMs a compile produced, on
+// real libraries (no threat) and on hostile code (rejected, nothing left).
+
+#include "support.h"
+
+#include <fstream>
+
+namespace sandbox::test {
+
+namespace {
+
+using SecurityScan = SandboxTest;
+
+std::vector<std::string> operations_of(const nlohmann::json& findings)
+{
+  std::vector<std::string> out;
+  for (const auto& f : findings) out.push_back(f["operation"].get<std::string>());
+  return out;
+}
+
+bool contains(const std::vector<std::string>& list, const std::string& item)
+{
+  return std::find(list.begin(), list.end(), item) != list.end();
+}
+
+TEST_F(SecurityScan, RealLibrariesAndExamplesHaveNoThreatWithTheDefaults)
+{
+  std::vector<fs::path> trees = {copy_corpus("decimal"), copy_corpus("mime"), copy_corpus("nimble_options")};
+  for (const char* example : {"hello_mix", "plain_lib", "erlang", "compile_error"}) {
+    trees.push_back(copy_example(example));
+  }
+  for (const auto& tree : trees) {
+    auto run = sandbox({"scan", tree.string(), "--json"});
+    EXPECT_EQ(run.exit_code, 0) << tree << "\n" << run.describe();
+    auto result = run.json();
+    EXPECT_EQ(result["ok"], true) << result.dump(2);
+    EXPECT_TRUE(result["threats"].empty()) << tree << ": " << result["threats"].dump(2);
+    EXPECT_GT(result["files_scanned"].get<int>(), 0);
+  }
+}
+
+TEST_F(SecurityScan, CorporaCompileWithTheScanOnAndReportItsWarnings)
+{
+  for (const char* name : {"decimal", "mime", "nimble_options"}) {
+    auto run = compile(copy_corpus(name), {"--compiler", "mix"});
+    ASSERT_EQ(run.exit_code, 0) << name << "\n" << run.describe();
+    auto result = run.json();
+    ASSERT_TRUE(result["security_warnings"].is_array()) << result.dump(2);
+    for (const auto& item : result["unenforced_options"]) {
+      EXPECT_NE(item["option"], "security_scan") << "the scan ran, so it is enforced";
+    }
+  }
+}
+
+TEST_F(SecurityScan, AThreatInTheSourcesStopsTheCompileBeforeItRuns)
+{
+  auto path = make_sandbox("hostile", {{"lib/a.ex", "defmodule A do\n  alias System, as: S\n"
+                                                    "  @x S.cmd(\"touch\", [\"/tmp/pwned\"])\nend\n"}});
+  auto run = compile(path, {"--compiler", "elixirc"});
+  ASSERT_TRUE(is_error(run, "security_threats_detected")) << run.describe();
+  auto threats = run.json()["error"]["threats"];
+  ASSERT_EQ(threats.size(), 1u) << threats.dump(2);
+  EXPECT_EQ(threats[0]["operation"], "system_command");
+  EXPECT_EQ(threats[0]["file"], "lib/a.ex");
+  EXPECT_EQ(threats[0]["line"], 3);
+  EXPECT_EQ(threats[0]["context"]["line_number"], 3);
+  EXPECT_TRUE(entries_with_prefix(job_root(), "sandbox-job-").empty());
+}
+
+TEST_F(SecurityScan, OptionsTakeEffect)
+{
+  auto path = make_sandbox("opts", {{"lib/a.ex", "defmodule A do\n  def f, do: System.cmd(\"ls\", [])\nend\n"}});
+  EXPECT_TRUE(is_error(compile(path, {"--compiler", "elixirc"}), "security_threats_detected"));
+  EXPECT_EQ(compile(path, {"--compiler", "elixirc", "--no-security-scan"}).exit_code, 0);
+  EXPECT_EQ(compile(path, {"--compiler", "elixirc", "--allowed-operation", "system_command"}).exit_code, 0);
+  EXPECT_EQ(compile(path, {"--compiler", "elixirc", "--restricted-module", ":os"}).exit_code, 0);
+  EXPECT_TRUE(is_error(compile(path, {"--compiler", "elixirc", "--restricted-module", "System"}),
+                       "security_threats_detected"));
+}
+
+// A macro assembles :os.cmd from atoms it is given; the source of the caller
+// only passes :os and :cmd as data, so only the bytecode shows the call.
+TEST_F(SecurityScan, AMacroGeneratedCallIsCaughtByTheBytecodeAudit)
+{
+  auto path = make_sandbox("macro", {
+    {"lib/gen.ex", "defmodule Gen do\n  defmacro sh(m, f) do\n    quote do: unquote(m).unquote(f)('true')\n  end\nend\n"},
+    {"lib/user.ex", "defmodule User do\n  require Gen\n  def run, do: Gen.sh(:os, :cmd)\nend\n"},
+  });
+  auto scan = sandbox({"scan", path.string(), "--json"});
+  ASSERT_EQ(scan.exit_code, 0) << "the source scan cannot see it: " << scan.describe();
+  for (const char* compiler : {"elixirc", "mix"}) {
+    if (std::string(compiler) == "mix") {
+      std::ofstream(path / "mix.exs") << "defmodule Macro.MixProject do\n  use Mix.Project\n"
+                                         "  def project, do: [app: :macro_audit, version: \"0.1.0\"]\nend\n";
+    }
+    auto run = compile(path, {"--compiler", compiler});
+    ASSERT_TRUE(is_error(run, "security_threats_detected")) << compiler << "\n" << run.describe();
+    auto threats = run.json()["error"]["threats"];
+    ASSERT_EQ(threats.size(), 1u) << threats.dump(2);
+    EXPECT_EQ(threats[0]["type"], "dangerous_import");
+    EXPECT_EQ(threats[0]["module"], ":os");
+    EXPECT_EQ(threats[0]["function"], "cmd");
+    EXPECT_EQ(threats[0]["arity"], 1);
+    EXPECT_EQ(threats[0]["file"], "Elixir.User.beam");
+    EXPECT_TRUE(entries_with_prefix(job_root(), "sandbox-job-").empty()) << "outputs must be discarded";
+  }
+}
+
+TEST_F(SecurityScan, ABeamShippedInTheSandboxIsAudited)
+{
+  auto builder = make_sandbox("builder", {{"lib/evil.ex", "defmodule Evil do\n  def f, do: :os.cmd('id')\nend\n"}});
+  auto built = compile(builder, {"--compiler", "elixirc", "--no-security-scan"});
+  ASSERT_EQ(built.exit_code, 0) << built.describe();
+  auto beams = beam_paths(built.json());
+  ASSERT_EQ(beams.size(), 1u);
+  auto path = make_sandbox("shipped", {{"lib/ok.ex", "defmodule Ok do\n  def f, do: Evil.f()\nend\n"}});
+  fs::create_directories(path / "priv");
+  fs::copy_file(beams[0], path / "priv" / "Elixir.Evil.beam");
+  auto run = compile(path, {"--compiler", "elixirc"});
+  ASSERT_TRUE(is_error(run, "security_threats_detected")) << run.describe();
+  EXPECT_EQ(run.json()["error"]["threats"][0]["file"], "priv/Elixir.Evil.beam");
+}
+
+TEST_F(SecurityScan, ErlangSourcesAreScanned)
+{
+  auto path = make_sandbox("erl", {{"src/e.erl", "-module(e).\n-export([f/0]).\nf() -> 'os':cmd(\"id\").\n"}});
+  auto run = compile(path, {"--compiler", "erlc"});
+  ASSERT_TRUE(is_error(run, "security_threats_detected")) << run.describe();
+}
+
+TEST_F(SecurityScan, ScanCommandContract)
+{
+  auto path = make_sandbox("cli", {{"lib/a.ex", "defmodule A do\n  alias System, as: S\n  def f, do: S.cmd(\"x\", [])\n"
+                                                "  def g, do: File.read!(\"README.md\")\nend\n"}});
+  auto run = sandbox({"scan", path.string(), "--json"});
+  EXPECT_EQ(run.exit_code, 1);
+  auto result = run.json();
+  EXPECT_EQ(result["ok"], false);
+  EXPECT_EQ(result["error"]["type"], "security_threats_detected");
+  EXPECT_TRUE(contains(operations_of(result["threats"]), "system_command"));
+  EXPECT_TRUE(contains(operations_of(result["warnings"]), "file_read"));
+  for (const char* key : {"type", "severity", "operation", "file", "line", "column", "message", "context"}) {
+    EXPECT_TRUE(result["threats"][0].contains(key)) << key;
+  }
+  // scan depth 0 follows no alias: the call is only a warning.
+  auto shallow = sandbox({"scan", path.string(), "--scan-depth", "0", "--json"});
+  EXPECT_EQ(shallow.exit_code, 0) << shallow.describe();
+  EXPECT_TRUE(contains(operations_of(shallow.json()["warnings"]), "dynamic_dispatch"));
+  EXPECT_EQ(sandbox({"scan", path.string(), "--allowed-operation", "system_command"}).exit_code, 0);
+  EXPECT_EQ(sandbox({"scan", path.string(), "--scan-depth", "x"}).exit_code, 2);
+  EXPECT_EQ(sandbox({"scan", path.string(), "--allowed-operation", "nonsense"}).exit_code, 2);
+  auto missing = sandbox({"scan", (path / "nope").string(), "--json"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_EQ(missing.json()["error"]["type"], "invalid_sandbox_path");
+  auto human = sandbox({"scan", path.string()});
+  EXPECT_NE(human.out.find("lib/a.ex:3:"), std::string::npos) << human.out;
+}
+
+} // namespace
+
+} // namespace sandbox::test
