@@ -155,11 +155,18 @@ InProcessResult compile_in_process(const fs::path& source, const fs::path& outpu
   }
   std::vector<fs::path> files;
   if (options.source_files.empty()) {
-    auto found = backends::find_sources(sandbox, "lib", ".ex", true);
+    // A project's lib/ when there is one, else every .ex under the source
+    // directory, leaving out the output directory when it lies inside.
+    bool has_lib = fs::is_directory(fs::symlink_status(sandbox / "lib", ec));
+    auto found = backends::find_sources(sandbox, has_lib ? "lib" : ".", ".ex", true);
     if (!found) {
       return std::unexpected(core::InvalidSandboxPath{sandbox.string(), found.error()});
     }
-    files = std::move(*found);
+    auto out_resolved = fs::weakly_canonical(fs::absolute(output, ec), ec);
+    for (auto& file : *found) {
+      if (!ec && util::is_within(out_resolved, sandbox / file)) continue;
+      files.push_back(file.lexically_normal());
+    }
   } else {
     for (const auto& file : options.source_files) {
       auto resolved = fs::weakly_canonical(sandbox / file, ec);
@@ -171,7 +178,7 @@ InProcessResult compile_in_process(const fs::path& source, const fs::path& outpu
     }
   }
   if (files.empty()) {
-    return std::unexpected(core::InvalidSandboxPath{sandbox.string(), "no Elixir sources to compile (lib/**/*.ex)"});
+    return std::unexpected(core::InvalidSandboxPath{sandbox.string(), "no Elixir sources to compile (lib/**/*.ex, or **/*.ex without lib/)"});
   }
   WorkerJob job;
   job.sandbox_key = sandbox.string();

@@ -1,6 +1,7 @@
 #include "service/protocol.h"
 
 #include "compiler/in_process_compiler.h"
+#include "compiler/security_gate.h"
 #include "compiler/incremental_compile.h"
 #include "compiler/isolated_compiler.h"
 #include "compiler/report.h"
@@ -169,8 +170,32 @@ json op_incremental(const json& request)
 
 json op_scan(const json& request)
 {
-  (void)string_argument(request, "path");
-  return engine_error(core::SecurityScanFailed{"this build has no security scanner yet"});
+  auto path = string_argument(request, "path");
+  // scan_depth is the scan's own option; the rest are compile options.
+  json options = options_object(request);
+  if (auto top = request.find("scan_depth"); top != request.end() && !top->is_null()) {
+    options["scan_depth"] = *top;
+  }
+  compiler::ScanOptions scan_options;
+  if (auto depth = options.find("scan_depth"); depth != options.end()) {
+    if (!depth->is_number_integer() || depth->get<std::int64_t>() < 0 || depth->get<std::int64_t>() > 100) {
+      throw BadArgument{{"scan_depth", "expected an integer from 0 to 100"}};
+    }
+    scan_options.scan_depth = depth->get<int>();
+    options.erase("scan_depth");
+  }
+  auto parsed = compile_options(options);
+  scan_options.restricted_modules = parsed.restricted_modules;
+  scan_options.allowed_operations = parsed.allowed_operations;
+  auto result = compiler::scan_code_security(path, scan_options);
+  if (!result) {
+    return engine_error(result.error());
+  }
+  // As scan_code_security: the scan ran, so the answer is ok and the caller
+  // reads its threats.
+  auto out = scan::to_json(*result);
+  out["ok"] = true;
+  return out;
 }
 
 json op_cache_stats(const json& request)

@@ -50,15 +50,20 @@ defmodule Sandbox.ExamplesTest do
     output = capture_io(fn -> send(self(), {:result, MyApp.SecureCompiler.compile_untrusted(path)}) end)
     assert_received {:result, result}
 
-    # With a scanner the clean project compiles under the example's limits;
-    # a build without one answers the scan with security_scan_failed, which
-    # the example wraps as the guide writes it.
-    case result do
-      {:ok, info} -> assert info.modules == [ExampleFour]
-      {:error, {:security_scan_failed, {:security_scan_failed, reason}}} -> assert is_binary(reason)
-    end
-
+    # The clean project passes the scan and compiles under the example's limits.
+    assert {:ok, info} = result
+    assert info.modules == [ExampleFour]
     refute output =~ "Security threats detected"
+  end
+
+  test "example 4: a project that runs a command is stopped by the scan" do
+    path = hello_project("example_four_evil")
+    File.write!(Path.join(path, "lib/evil.ex"), "defmodule Evil do\n  def x, do: System.cmd(\"ls\", [])\nend\n")
+    output = capture_io(fn -> send(self(), {:result, MyApp.SecureCompiler.compile_untrusted(path)}) end)
+    assert_received {:result, {:error, {:security_threats, [threat | _]}}}
+    assert threat.file == "lib/evil.ex"
+    assert threat.line == 2
+    assert output =~ "Security threats detected"
   end
 
   test "example 5: compilation with a custom environment" do

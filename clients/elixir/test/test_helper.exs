@@ -14,8 +14,4 @@ ExUnit.after_suite(fn _ ->
   File.rm_rf!(scratch)
 end)
 
-# Tests tagged :in_process need the engine's warm worker pool
-# (compile_string, compile_in_process, load_beam_files). Builds without it
-# answer those calls with {:error, {:invalid_option, :compiler, "...not
-# available in this build"}}; run them with `mix test --include in_process`.
-ExUnit.start(exclude: [in_process: true], timeout: 300_000)
+ExUnit.start(timeout: 300_000)
