@@ -35,42 +35,102 @@
 main() ->
     {ok, _} = application:ensure_all_started(elixir),
     ets:new(?REFS, [named_table, public, set, {write_concurrency, true}]),
+    put(compiled, []),
     warm_up(),
     Port = open_port({fd, 3, 4}, [{packet, 4}, binary, eof]),
-    put(compiled, []),
     loop(Port).
 
-%% Load what a compile needs, so the first request pays no code loading.
+%% Make the worker truly ready before it answers the handshake: every module
+%% of the applications a compile runs (elixir, compiler, stdlib) is loaded,
+%% then one compile goes down the exact path a request takes (the tracer,
+%% ParallelCompiler writing BEAMs, a warning, the references), so the first
+%% request loads no code. A warm-up that fails crashes the worker: a worker
+%% that would be slow or broken is never offered to a job.
 warm_up() ->
-    Modules = ['Elixir.Kernel.ParallelCompiler', 'Elixir.Kernel.ErrorHandler',
-               'Elixir.Kernel.LexicalTracker', 'Elixir.Module.ParallelChecker',
-               'Elixir.Module.Types', 'Elixir.Path', 'Elixir.File', 'Elixir.Enum',
-               'Elixir.Macro.Env', 'Elixir.Code', 'Elixir.Kernel.Utils',
-               'Elixir.Kernel.Typespec', 'Elixir.Protocol', 'elixir_erl', 'elixir_erl_pass',
-               'elixir_expand', 'elixir_module', 'elixir_def', 'elixir_dispatch',
-               'elixir_lexical', 'elixir_tokenizer', 'elixir_parser', 'compile',
-               'beam_asm', 'v3_core', 'sys_core_fold', 'beam_ssa_opt', 'beam_validator'],
-    [code:ensure_loaded(M) || M <- Modules],
-    %% One compile down the same path a request takes (ParallelCompiler,
-    %% the tracer, writing a BEAM), so its code is loaded before the first job.
-    try
-        Dir = filename:join(os:getenv("TMPDIR", "/tmp"), "sandbox-worker-warm-up"),
-        ok = filelib:ensure_path(Dir),
-        File = filename:join(Dir, "warm_up.ex"),
-        ok = file:write_file(File, <<"defmodule SandboxWorkerWarmUp do\n  defstruct [:a]\n"
-                                     "  def run(x), do: Enum.map(x, &(&1 + 1))\n"
-                                     "  def new, do: %__MODULE__{a: 1}\nend\n">>),
-        'Elixir.Code':put_compiler_option(tracers, [?MODULE]),
-        {ok, Mods, _} = 'Elixir.Kernel.ParallelCompiler':compile_to_path([File], Dir, []),
-        'Elixir.Code':put_compiler_option(tracers, []),
-        _ = references(Dir),
-        ets:delete_all_objects(?REFS),
-        [begin code:purge(M), code:delete(M), code:purge(M) end || M <- Mods],
-        _ = file:del_dir_r(Dir)
-    catch
-        _:_ -> ok
-    end,
-    ok.
+    _ = application:load(compiler),
+    Modules = lists:append([Ms || App <- [elixir, compiler, stdlib],
+                                  {ok, Ms} <- [application:get_key(App, modules)]]),
+    ok = code:ensure_modules_loaded(Modules),
+    Dir = unicode:characters_to_binary(
+            filename:join(os:getenv("TMPDIR", "/tmp"), "sandbox-worker-warm-up")),
+    Src = filename:join(Dir, <<"src">>),
+    Out = filename:join(Dir, <<"out">>),
+    ok = filelib:ensure_path(Src),
+    ok = filelib:ensure_path(Out),
+    ok = file:write_file(filename:join(Src, <<"warm_up.ex">>), warm_up_source()),
+    {ok, _, _, _} = compile_files(Src, Out, [<<"warm_up.ex">>], [{debug_info, true}]),
+    forget_compiled(),
+    ets:delete_all_objects(?REFS),
+    ok = file:set_cwd("/"),
+    ok = file:del_dir_r(Dir).
+
+%% Common constructs, so their compile-time code runs once: a struct, a
+%% protocol and its implementation, a behaviour, typespecs, docs, macros,
+%% import/require/alias/use, guards, binaries, sigils, try/rescue, an
+%% exception, module attributes, and an unused variable (a warning).
+warm_up_source() ->
+    <<"defmodule SandboxWorkerWarmUp.Behaviour do\n"
+      "  @callback run(term) :: term\n"
+      "  defmacro __using__(_opts) do\n"
+      "    quote do\n"
+      "      @behaviour SandboxWorkerWarmUp.Behaviour\n"
+      "      import SandboxWorkerWarmUp.Behaviour, only: [twice: 1]\n"
+      "    end\n"
+      "  end\n"
+      "  defmacro twice(x), do: quote(do: unquote(x) * 2)\n"
+      "end\n"
+      "defprotocol SandboxWorkerWarmUp.Proto do\n"
+      "  @spec size(t) :: non_neg_integer\n"
+      "  def size(x)\n"
+      "end\n"
+      "defmodule SandboxWorkerWarmUp.Error do\n"
+      "  defexception [:message]\n"
+      "end\n"
+      "defmodule SandboxWorkerWarmUp do\n"
+      "  @moduledoc \"Warm-up.\"\n"
+      "  use SandboxWorkerWarmUp.Behaviour\n"
+      "  require Logger\n"
+      "  alias SandboxWorkerWarmUp.Proto\n"
+      "  @enforce_keys [:a]\n"
+      "  defstruct [:a, b: %{}]\n"
+      "  @type t :: %__MODULE__{a: integer, b: map}\n"
+      "  @limit 10\n"
+      "  @doc \"Runs.\"\n"
+      "  @impl true\n"
+      "  @spec run([integer]) :: [integer]\n"
+      "  def run(x) when is_list(x) and length(x) < @limit, do: Enum.map(x, &(&1 + twice(1)))\n"
+      "  def run(x), do: x |> Stream.map(&to_string/1) |> Enum.join(\",\")\n"
+      "  def new, do: %__MODULE__{a: 1}\n"
+      "  def bump(%__MODULE__{a: a} = s), do: %{s | a: a + 1}\n"
+      "  def parse(<<size::8, rest::binary-size(size), _::binary>>), do: {:ok, rest}\n"
+      "  def parse(other) when is_binary(other), do: {:error, ~s(bad #{inspect(other)})}\n"
+      "  def words, do: ~w(a b c)a\n"
+      "  def safe(f) do\n"
+      "    try do\n"
+      "      f.()\n"
+      "    rescue\n"
+      "      e in [ArgumentError, SandboxWorkerWarmUp.Error] -> {:error, Exception.message(e)}\n"
+      "    catch\n"
+      "      :exit, reason -> {:exit, reason}\n"
+      "    end\n"
+      "  end\n"
+      "  def check(x) do\n"
+      "    with {:ok, y} <- parse(x), true <- byte_size(y) > 0 do\n"
+      "      for <<c <- y>>, c > 32, into: \"\", do: <<c>>\n"
+      "    else\n"
+      "      _ -> Logger.debug(\"no\")\n"
+      "    end\n"
+      "  end\n"
+      "  def unused(value), do: :ok\n"
+      "  def size(x), do: Proto.size(x)\n"
+      "end\n"
+      "defimpl SandboxWorkerWarmUp.Proto, for: SandboxWorkerWarmUp do\n"
+      "  def size(%{b: b}), do: map_size(b)\n"
+      "end\n">>.
+
+forget_compiled() ->
+    [begin code:purge(M), code:delete(M), code:purge(M) end || M <- get(compiled)],
+    put(compiled, []).
 
 loop(Port) ->
     receive
@@ -97,8 +157,7 @@ handle(Other) ->
 
 compile_files(SourceDir, OutDir, Files, Options) ->
     %% A reused worker compiles the same sandbox again: forget the last run.
-    [begin code:purge(M), code:delete(M), code:purge(M) end || M <- get(compiled)],
-    put(compiled, []),
+    forget_compiled(),
     ets:delete_all_objects(?REFS),
     ok = file:set_cwd(SourceDir),
     ok = filelib:ensure_path(OutDir),

@@ -54,7 +54,7 @@ std::expected<std::uint64_t, ArtifactFinding> copy_output(const fs::path& work,
   if (!data) {
     return std::unexpected(ArtifactFinding{relative, "special_file", "high", data.error()});
   }
-  if (auto written = util::write_file_atomic(target, *data, 0644); !written) {
+  if (auto written = util::write_file_replace(target, *data, 0644); !written) {
     return std::unexpected(ArtifactFinding{relative, "special_file", "medium", written.error()});
   }
   return data->size();

@@ -127,7 +127,11 @@ InProcessResult run_in_worker(const WorkerJob& job, const fs::path& output,
   info.reused_worker = lease->reused();
   info.worker_id = w.id();
   lease->keep();
-  clear_previous_requests(w.job_dir());
+  if (worker::Pool::global().settings().reuse_per_sandbox) {
+    // The worker may stay: leave no sources behind. A single-use worker's
+    // whole directory goes with it, in the background.
+    clear_previous_requests(w.job_dir());
+  }
   info.compilation_time_ms = clock.elapsed_ms();
   info.resource_usage.wall_time_ms = info.compilation_time_ms;
   return info;
@@ -223,7 +227,7 @@ InProcessResult compile_string(std::string_view code, std::string_view filename,
     if (ec) {
       return std::unexpected("cannot create " + src_host.string() + ": " + ec.message());
     }
-    return util::write_file_atomic(src_host / name, text);
+    return util::write_file_replace(src_host / name, text);
   };
   job.files = {name};
   auto result = run_in_worker(job, out_dir, limits);

@@ -388,7 +388,7 @@ std::expected<CompileInfo, core::Error> materialize(const State& s, const inc::O
       return fail(bytes.error());
     }
     auto path = ebin / (module + ".beam");
-    if (auto written = util::write_file_atomic(path, *bytes, 0644); !written) {
+    if (auto written = util::write_file_replace(path, *bytes, 0644); !written) {
       return fail(written.error());
     }
     info.beam_files.push_back(path);
@@ -400,7 +400,7 @@ std::expected<CompileInfo, core::Error> materialize(const State& s, const inc::O
       return fail(bytes.error());
     }
     auto path = ebin / s.app->first;
-    if (auto written = util::write_file_atomic(path, *bytes, 0644); !written) {
+    if (auto written = util::write_file_replace(path, *bytes, 0644); !written) {
       return fail(written.error());
     }
     info.app_file = path;

@@ -60,8 +60,10 @@ std::expected<std::string, std::string> read_file(const fs::path& path, std::uin
   return data;
 }
 
-std::expected<void, std::string> write_file_atomic(const fs::path& path, std::string_view data,
-                                                   unsigned mode)
+namespace {
+
+std::expected<void, std::string> write_via_rename(const fs::path& path, std::string_view data,
+                                                  unsigned mode, bool sync)
 {
   fs::path tmp = path;
   tmp += ".tmp." + std::to_string(::getpid());
@@ -82,7 +84,7 @@ std::expected<void, std::string> write_file_atomic(const fs::path& path, std::st
     }
     done += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd.get()) != 0 || ::close(fd.release()) != 0) {
+  if ((sync && ::fsync(fd.get()) != 0) || ::close(fd.release()) != 0) {
     auto message = errno_message("cannot flush " + tmp.string());
     ::unlink(tmp.c_str());
     return std::unexpected(message);
@@ -93,6 +95,20 @@ std::expected<void, std::string> write_file_atomic(const fs::path& path, std::st
     return std::unexpected(message);
   }
   return {};
+}
+
+} // namespace
+
+std::expected<void, std::string> write_file_atomic(const fs::path& path, std::string_view data,
+                                                   unsigned mode)
+{
+  return write_via_rename(path, data, mode, true);
+}
+
+std::expected<void, std::string> write_file_replace(const fs::path& path, std::string_view data,
+                                                    unsigned mode)
+{
+  return write_via_rename(path, data, mode, false);
 }
 
 bool is_within(const fs::path& root, const fs::path& path)

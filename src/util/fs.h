@@ -18,9 +18,15 @@ std::expected<std::string, std::string> read_file(const fs::path& path,
                                                   std::uint64_t max_bytes = UINT64_MAX);
 
 // Writes via a temporary file in the same directory and rename(2), so readers
-// see either the old or the new content, never a torn write.
+// see either the old or the new content, never a torn write; the data is
+// flushed to disk (fsync) before the rename.
 std::expected<void, std::string> write_file_atomic(const fs::path& path, std::string_view data,
                                                    unsigned mode = 0644);
+
+// The same replacement without the fsync: for scratch copies and a job's
+// temporary outputs, which need no durability across a machine crash.
+std::expected<void, std::string> write_file_replace(const fs::path& path, std::string_view data,
+                                                    unsigned mode = 0644);
 
 // True when `path` (already resolved) is `root` or lies below it, compared by
 // path components, never by string prefix.

@@ -136,12 +136,14 @@ std::expected<Lease, core::Error> Pool::acquire(const WorkerProfile& profile,
     if (m_settings.reuse_per_sandbox && !sandbox_key.empty()) {
       if (auto worker = take([&](const Worker& w) { return w.bound_sandbox == sandbox_key; })) {
         ++m_busy;
+        m_last_lease = Clock::now();
         m_changed.notify_all();
         return Lease(this, std::move(worker), sandbox_key, true);
       }
     }
     if (auto worker = take([](const Worker& w) { return w.bound_sandbox.empty(); })) {
       ++m_busy;
+      m_last_lease = Clock::now();
       m_changed.notify_all(); // the background thread starts a replacement
       return Lease(this, std::move(worker), sandbox_key, false);
     }
@@ -157,6 +159,7 @@ std::expected<Lease, core::Error> Pool::acquire(const WorkerProfile& profile,
       }
       ++m_started_total;
       ++m_busy;
+      m_last_lease = Clock::now();
       return Lease(this, std::move(*started), sandbox_key, false);
     }
     // Full: make room by retiring an idle worker this job cannot use.
@@ -228,6 +231,13 @@ void Pool::maintain()
         }));
       if (ready + m_starting < m_settings.prestart &&
           m_busy + m_idle.size() + m_starting < m_settings.size) {
+        // Not while a job runs (it would compete for the cores), unless jobs
+        // have kept the pool busy for the whole delay.
+        auto start_at = m_last_lease + m_settings.replacement_delay;
+        if (m_busy > 0 && Clock::now() < start_at) {
+          m_changed.wait_until(lock, start_at);
+          continue;
+        }
         ++m_starting;
         lock.unlock();
         auto started = Worker::start(runner(), profile);

@@ -1,6 +1,8 @@
 #pragma once
 // The pool of warm workers. Workers are prestarted in the background so a
-// request pays no VM boot. Single use by default: a worker serves one job and
+// request pays no VM boot; a worker is idle (offered to jobs) only once it has
+// loaded and exercised the compiler, and replacements are not booted while a
+// job runs, so they do not take the CPU that job needs. Single use by default: a worker serves one job and
 // is destroyed while a replacement starts. With reuse_per_sandbox a worker
 // that finished a job cleanly stays bound to that sandbox for its next
 // compile and never serves another (it is destroyed instead); any error
@@ -29,6 +31,10 @@ struct PoolSettings {
   std::chrono::milliseconds idle_timeout{60'000}; // idle longer than this: destroyed
   bool reuse_per_sandbox = false;
   std::optional<WorkerProfile> profile; // what prestarted workers get; unset: the defaults
+  // A replacement boots a VM and loads the compiler (about a second of CPU),
+  // so it is not started while a job runs: it waits until no job is busy, or
+  // at most this long after the latest job took its worker.
+  std::chrono::milliseconds replacement_delay{2'000};
 };
 
 class Pool;
@@ -111,6 +117,7 @@ private:
   std::size_t m_busy = 0;
   std::size_t m_starting = 0;
   std::size_t m_started_total = 0;
+  std::chrono::steady_clock::time_point m_last_lease{};
   std::once_flag m_runner_once;
   std::unique_ptr<jail::NamespaceRunner> m_runner;
 };
