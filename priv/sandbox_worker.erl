@@ -2,6 +2,9 @@
 %%
 %%   erl -noinput -start_epmd false -pa <elixir ebins> -pa <this ebin> -s sandbox_worker main
 %%
+%% with the request's sources at /sandbox (read-only; the same path a jailed
+%% elixirc or mix job sees, so the BEAMs are the same) and /job writable.
+%%
 %% and speaks to it over a port on fds 3/4: {packet,4} frames of external term
 %% format, one request, one reply, in turn. stdout/stderr are the jail's output
 %% pipe, so nothing the compiled code prints can corrupt a frame.
@@ -10,7 +13,8 @@
 %%   {hello, ProtocolVersion}
 %%     -> {hello, ProtocolVersion, OtpRelease, ElixirVersion}
 %%   {compile_files, SourceDir, OutDir, Files, Options}
-%%     Files relative to SourceDir; Options a proplist (debug_info, parallel).
+%%     Files relative to SourceDir; Options a proplist (debug_info, parallel,
+%%     code_path: directories put first on the code path for this request).
 %%     -> {ok, Modules, Warnings, References}
 %%      | {error, Errors, Warnings, References}
 %%      | {failed, Message}                      (the worker itself failed)
@@ -128,6 +132,17 @@ warm_up_source() ->
       "  def size(%{b: b}), do: map_size(b)\n"
       "end\n">>.
 
+%% The request's extra code path goes, with every module loaded from it.
+forget_code_paths([]) ->
+    ok;
+forget_code_paths(Dirs) ->
+    Lists = [binary_to_list(D) || D <- Dirs],
+    [code:del_path(D) || D <- Lists],
+    [begin code:purge(M), code:delete(M), code:purge(M) end
+     || {M, File} <- code:all_loaded(), is_list(File),
+        lists:member(filename:dirname(File), Lists)],
+    ok.
+
 forget_compiled() ->
     [begin code:purge(M), code:delete(M), code:purge(M) end || M <- get(compiled)],
     put(compiled, []).
@@ -166,10 +181,16 @@ compile_files(SourceDir, OutDir, Files, Options) ->
     %% read (so the atom exists for binary_to_term's safe mode) and the
     %% worker's schedulers bound the parallelism.
     _Parallel = proplists:get_value(parallel, Options, true),
+    CodePaths = [text(D) || D <- proplists:get_value(code_path, Options, [])],
+    ok = code:add_pathsa([binary_to_list(D) || D <- CodePaths]),
     'Elixir.Code':put_compiler_option(tracers, [?MODULE]),
     Paths = [filename:join(SourceDir, F) || F <- Files],
-    Result = 'Elixir.Kernel.ParallelCompiler':compile_to_path(Paths, OutDir, []),
-    'Elixir.Code':put_compiler_option(tracers, []),
+    Result = try
+                 'Elixir.Kernel.ParallelCompiler':compile_to_path(Paths, OutDir, [])
+             after
+                 'Elixir.Code':put_compiler_option(tracers, []),
+                 forget_code_paths(CodePaths)
+             end,
     References = references(SourceDir),
     case Result of
         {ok, Modules, Warnings} ->

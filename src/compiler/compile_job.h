@@ -4,17 +4,13 @@
 // mode, through the planner in incremental_compile.cpp, which may run several
 // partial jobs with the previous build's BEAMs on the code path.
 
+#include "compiler/in_process_compiler.h"
 #include "compiler/isolated_compiler.h"
 
 #include <string>
 #include <vector>
 
 namespace sandbox::compiler {
-
-struct PriorBeam {
-  std::string file_name; // Elixir.Foo.beam
-  std::string bytes;
-};
 
 struct JobHooks {
   // BEAMs of modules not being recompiled, placed on the job's code path.

@@ -37,22 +37,54 @@ worker::WorkerProfile profile_for(const core::CompileOptions& limits)
 
 struct WorkerJob {
   std::string sandbox_key; // the resolved sandbox ("" for strings: never reused)
-  std::function<std::expected<void, std::string>(const fs::path& src_host)> populate;
+  // Fills the worker's (empty) sandbox directory, seen as /sandbox.
+  std::function<std::expected<void, std::string>(const fs::path& sandbox_host)> populate;
   std::vector<std::string> files;
   bool debug_info = true;
   bool parallel = true;
+  const std::vector<PriorBeam>* prior_beams = nullptr; // put on the code path
 };
 
-// Removes what earlier requests left in a reused worker's job directory.
-void clear_previous_requests(const fs::path& job_dir)
+// Removes what earlier requests left in a reused worker's directories: the
+// sandbox copy, outputs and previous BEAMs.
+std::expected<void, std::string> clear_previous_requests(worker::Worker& w)
 {
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(job_dir, ec)) {
+  for (const auto& entry : fs::directory_iterator(w.job_dir(), ec)) {
     auto name = entry.path().filename().string();
-    if (name.starts_with("src-") || name.starts_with("out-")) {
+    if (name.starts_with("out-") || name.starts_with("prior-")) {
       (void)util::remove_tree(entry.path());
     }
   }
+  for (const auto& entry : fs::directory_iterator(w.sandbox_dir(), ec)) {
+    if (auto removed = util::remove_tree(entry.path()); !removed) {
+      return removed;
+    }
+  }
+  if (ec) {
+    return std::unexpected("cannot list " + w.sandbox_dir().string() + ": " + ec.message());
+  }
+  return {};
+}
+
+// The previous BEAMs of a partial compile, as copies in the worker's job
+// directory (never the engine's store itself).
+std::expected<void, std::string> place_prior_beams(const fs::path& dir, const std::vector<PriorBeam>& beams)
+{
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    return std::unexpected("cannot create " + dir.string() + ": " + ec.message());
+  }
+  for (const auto& beam : beams) {
+    if (beam.file_name.find('/') != std::string::npos || !beam.file_name.ends_with(".beam")) {
+      return std::unexpected("bad BEAM name " + beam.file_name);
+    }
+    if (auto written = util::write_file_replace(dir / beam.file_name, beam.bytes, 0644); !written) {
+      return std::unexpected(written.error());
+    }
+  }
+  return {};
 }
 
 InProcessResult run_in_worker(const WorkerJob& job, const fs::path& output,
@@ -66,17 +98,24 @@ InProcessResult run_in_worker(const WorkerJob& job, const fs::path& output,
     return std::unexpected(lease.error());
   }
   auto& w = lease->worker();
-  clear_previous_requests(w.job_dir());
+  if (auto cleared = clear_previous_requests(w); !cleared) {
+    return std::unexpected(core::JailSetupFailed{"temp_dir", cleared.error()});
+  }
   auto id = w.next_request_id();
-  auto src_host = w.job_dir() / ("src-" + id);
   auto out_host = w.job_dir() / ("out-" + id);
-  if (auto filled = job.populate(src_host); !filled) {
+  if (auto filled = job.populate(w.sandbox_dir()); !filled) {
     return std::unexpected(core::InvalidSandboxPath{job.sandbox_key, filled.error()});
   }
 
   worker::CompileRequest request;
-  request.source_dir = std::string(worker::kJobDirInside) + "/src-" + id;
+  request.source_dir = worker::kSandboxInside;
   request.out_dir = std::string(worker::kJobDirInside) + "/out-" + id;
+  if (job.prior_beams != nullptr && !job.prior_beams->empty()) {
+    if (auto placed = place_prior_beams(w.job_dir() / ("prior-" + id), *job.prior_beams); !placed) {
+      return std::unexpected(core::JailSetupFailed{"temp_dir", placed.error()});
+    }
+    request.code_paths.push_back(std::string(worker::kJobDirInside) + "/prior-" + id);
+  }
   request.files = job.files;
   request.debug_info = job.debug_info;
   request.parallel = job.parallel;
@@ -130,7 +169,7 @@ InProcessResult run_in_worker(const WorkerJob& job, const fs::path& output,
   if (worker::Pool::global().settings().reuse_per_sandbox) {
     // The worker may stay: leave no sources behind. A single-use worker's
     // whole directory goes with it, in the background.
-    clear_previous_requests(w.job_dir());
+    (void)clear_previous_requests(w);
   }
   info.compilation_time_ms = clock.elapsed_ms();
   info.resource_usage.wall_time_ms = info.compilation_time_ms;
@@ -186,7 +225,8 @@ InProcessResult compile_in_process(const fs::path& source, const fs::path& outpu
   }
   WorkerJob job;
   job.sandbox_key = sandbox.string();
-  job.populate = [&](const fs::path& src_host) { return snapshot_tree(sandbox, src_host); };
+  job.populate = [&](const fs::path& sandbox_host) { return snapshot_tree(sandbox, sandbox_host); };
+  job.prior_beams = &options.prior_beams;
   for (const auto& file : files) {
     job.files.push_back(file.string());
   }
@@ -221,13 +261,8 @@ InProcessResult compile_string(std::string_view code, std::string_view filename,
   WorkerJob job;
   std::string text(code);
   std::string name(filename);
-  job.populate = [&](const fs::path& src_host) -> std::expected<void, std::string> {
-    std::error_code ec;
-    fs::create_directories(src_host, ec);
-    if (ec) {
-      return std::unexpected("cannot create " + src_host.string() + ": " + ec.message());
-    }
-    return util::write_file_replace(src_host / name, text);
+  job.populate = [&](const fs::path& sandbox_host) -> std::expected<void, std::string> {
+    return util::write_file_replace(sandbox_host / name, text);
   };
   job.files = {name};
   auto result = run_in_worker(job, out_dir, limits);
@@ -265,7 +300,8 @@ std::expected<std::vector<LoadedModule>, core::Error> load_beam_files(const std:
 }
 
 CompileResult compile_sandbox_in_process(const fs::path& sandbox, const std::vector<fs::path>& sources,
-                                         const core::CompileOptions& options)
+                                         const core::CompileOptions& options,
+                                         std::vector<PriorBeam> prior_beams)
 {
   if (auto key = engine_key(); !key) {
     return std::unexpected(core::JailSetupFailed{"engine_state", key.error()});
@@ -283,6 +319,7 @@ CompileResult compile_sandbox_in_process(const fs::path& sandbox, const std::vec
     in_process.source_files.push_back(source.string());
   }
   in_process.limits = options;
+  in_process.prior_beams = std::move(prior_beams);
   auto compiled = compile_in_process(sandbox, *temp / "ebin", in_process);
   if (!compiled) {
     (void)util::remove_tree(*temp);
@@ -315,6 +352,8 @@ void configure_worker_pool(const WorkerPoolSettings& settings)
 }
 
 void shutdown_worker_pool() { worker::Pool::global().shutdown(); }
+
+bool worker_pool_is_warm() { return worker::Pool::global().prestarting(); }
 
 nlohmann::json to_json(const InProcessResult& result)
 {

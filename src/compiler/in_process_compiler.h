@@ -28,11 +28,18 @@ namespace sandbox::compiler {
 
 namespace fs = std::filesystem;
 
+// A BEAM of a module not being recompiled, put on a partial compile's code path.
+struct PriorBeam {
+  std::string file_name; // Elixir.Foo.beam
+  std::string bytes;
+};
+
 struct InProcessOptions {
   bool debug_info = true;
   bool parallel = true;
   std::vector<std::string> source_files; // relative to the source directory; empty: all .ex
   core::CompileOptions limits;           // timeout, memory, processes, env, isolation
+  std::vector<PriorBeam> prior_beams;    // on the code path for this compile only
 };
 
 struct InProcessInfo {
@@ -85,13 +92,18 @@ struct WorkerPoolSettings {
 void configure_worker_pool(const WorkerPoolSettings& settings);
 // Stops every worker; the next compile starts the pool again.
 void shutdown_worker_pool();
+// True when the pool was configured and keeps warm workers (a long-running
+// host); a one-shot command's pool boots a worker per job.
+bool worker_pool_is_warm();
 
 nlohmann::json to_json(const InProcessResult& result);
 
 // compile_sandbox with compiler: in_process: `sources` (relative, already
 // checked; empty for lib/**/*.ex) compiled through the pool into a marked
-// engine temp dir, reported as a CompileInfo.
+// engine temp dir, reported as a CompileInfo. `prior_beams` are on the code
+// path (a partial compile of the incremental pipeline).
 CompileResult compile_sandbox_in_process(const fs::path& sandbox, const std::vector<fs::path>& sources,
-                                         const core::CompileOptions& options);
+                                         const core::CompileOptions& options,
+                                         std::vector<PriorBeam> prior_beams = {});
 
 } // namespace sandbox::compiler

@@ -129,11 +129,19 @@ CompileResult compile_job(const std::string& path, const core::CompileOptions& o
     return std::unexpected(scanned.error());
   }
   if (options.compiler == core::Backend::in_process) {
-    auto info = compile_sandbox_in_process(*sandbox, *sources, options);
-    if (info) {
-      info->unenforced_options = unenforced_options(options, info->isolation);
-      info->compilation_time_ms = clock.elapsed_ms();
+    auto info = compile_sandbox_in_process(*sandbox, *sources, options, hooks.prior_beams);
+    if (!info) {
+      return info;
     }
+    auto audited = security_gate_after(info->beam_files, options);
+    if (!audited) {
+      (void)util::remove_tree(info->temp_dir);
+      return std::unexpected(audited.error());
+    }
+    info->unenforced_options = unenforced_options(options, info->isolation);
+    info->security_warnings = std::move(*scanned);
+    info->security_warnings.insert(info->security_warnings.end(), audited->begin(), audited->end());
+    info->compilation_time_ms = clock.elapsed_ms();
     return info;
   }
   auto runner = make_runner(options.isolation);

@@ -40,8 +40,10 @@ std::expected<void, std::string> snapshot_tree(const fs::path& source, const fs:
     return std::unexpected(fmt::format("the sandbox has more than {} entries", limits.max_entries));
   }
   std::error_code ec;
-  if (!fs::create_directory(target, ec) || ec) {
-    return std::unexpected("cannot create " + target.string());
+  bool created = fs::create_directory(target, ec);
+  if (ec || (!created && (!fs::is_directory(fs::symlink_status(target, ec)) ||
+                          !fs::is_empty(target, ec) || ec))) {
+    return std::unexpected("cannot create " + target.string() + " (or it is not an empty directory)");
   }
   ::chmod(target.c_str(), 0755);
   std::uint64_t total = 0;

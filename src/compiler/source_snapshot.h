@@ -24,7 +24,8 @@ struct SnapshotLimits {
 bool readable_by_others(const fs::path& root);
 
 // Copies directories (0755), regular files (0644) and symlinks (as links,
-// never followed) of `source` into `target`, which must not exist.
+// never followed) of `source` into `target`, which must not exist or be an
+// empty directory (a worker's /sandbox bind).
 std::expected<void, std::string> snapshot_tree(const fs::path& source, const fs::path& target,
                                                const SnapshotLimits& limits = {});
 

@@ -68,6 +68,12 @@ PoolSettings Pool::settings() const
   return m_settings;
 }
 
+bool Pool::prestarting() const
+{
+  std::lock_guard lock(m_mutex);
+  return m_prestart_enabled;
+}
+
 PoolStats Pool::stats() const
 {
   std::lock_guard lock(m_mutex);

@@ -91,6 +91,9 @@ public:
                                             const std::string& sandbox_key, Deadline deadline);
 
   [[nodiscard]] PoolStats stats() const;
+  // True once configure() enabled prestarting (a long-running host): jobs
+  // can expect a warm worker rather than a boot.
+  [[nodiscard]] bool prestarting() const;
   // The isolation every worker runs under.
   [[nodiscard]] jail::Isolation isolation();
   // The profile prestarted workers get.

@@ -282,9 +282,16 @@ std::string encode_compile(const CompileRequest& request)
     out.binary(file);
   }
   out.nil();
-  out.list(2);
+  out.list(request.code_paths.empty() ? 2 : 3);
   out.tuple(2).atom("debug_info").boolean(request.debug_info);
   out.tuple(2).atom("parallel").boolean(request.parallel);
+  if (!request.code_paths.empty()) {
+    out.tuple(2).atom("code_path").list(static_cast<int>(request.code_paths.size()));
+    for (const auto& dir : request.code_paths) {
+      out.binary(dir);
+    }
+    out.nil();
+  }
   out.nil();
   return out.bytes();
 }

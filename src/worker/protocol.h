@@ -38,6 +38,9 @@ struct CompileRequest {
   std::vector<std::string> files;  // relative to source_dir
   bool debug_info = true;
   bool parallel = true;
+  // Directories (as the worker sees them) put first on the code path for this
+  // request only: the previous BEAMs of a partial compile.
+  std::vector<std::string> code_paths;
 };
 
 struct CompiledModule {

@@ -3,6 +3,7 @@
 #include "backends/toolchain.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -92,6 +93,11 @@ Worker::start(jail::NamespaceRunner& runner, const WorkerProfile& profile,
       return std::unexpected(core::JailSetupFailed{"temp_dir", ec.message()});
     }
   }
+  worker->m_sandbox_dir = worker->m_temp->path() / "sandbox";
+  fs::create_directory(worker->m_sandbox_dir, ec);
+  if (ec || ::chmod(worker->m_sandbox_dir.c_str(), 0755) != 0) {
+    return std::unexpected(core::JailSetupFailed{"temp_dir", "cannot create " + worker->m_sandbox_dir.string()});
+  }
 
   jail::ProcessSpec spec;
   spec.argv = {(*tools)->erl.string(), "-noinput", "-start_epmd", "false",
@@ -107,6 +113,7 @@ Worker::start(jail::NamespaceRunner& runner, const WorkerProfile& profile,
   spec.env = profile.env;
   spec.cwd = kJobDirInside;
   spec.binds.push_back({worker->m_job_dir, kJobDirInside, true});
+  spec.binds.push_back({worker->m_sandbox_dir, kSandboxInside, false});
   spec.binds.push_back({worker_ebin(), kWorkerEbinInside, false});
   spec.limits = profile.limits;
   // The jail lives as long as the worker; requests carry their own deadlines.

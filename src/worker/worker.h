@@ -2,8 +2,10 @@
 // One warm compile worker: an `erl` running priv/sandbox_worker.erl inside its
 // own jail (NamespaceRunner::start: own cgroup and limits, seccomp, pid
 // namespace), reached over pipes mapped to its fds 3/4. Its only writable
-// place is a per-worker job directory, seen as /job inside; the engine puts a
-// job's sources there (src-N) and the worker writes BEAMs next to them (out-N).
+// place is a per-worker job directory, seen as /job inside, where it writes
+// BEAMs (out-N). The engine puts a request's sources in the worker's sandbox
+// directory, seen read-only as /sandbox: the path a jailed elixirc or mix job
+// compiles at, so both produce the same BEAMs.
 // Any failure on the port (a crash, a deadline, an oversized or malformed
 // frame, a limit) kills the whole jail and comes back as a typed error; the
 // worker is then dead and only fit to be destroyed.
@@ -42,6 +44,7 @@ struct WorkerProfile {
 };
 
 inline constexpr const char* kJobDirInside = "/job";
+inline constexpr const char* kSandboxInside = "/sandbox";
 inline constexpr const char* kWorkerEbinInside = "/sandbox-worker/ebin";
 
 // Where the built worker program (sandbox_worker.beam) is.
@@ -68,6 +71,8 @@ public:
 
   [[nodiscard]] bool alive() const { return m_alive && !m_job->finished(); }
   [[nodiscard]] const fs::path& job_dir() const { return m_job_dir; } // on the host, seen as /job
+  // On the host, seen read-only as /sandbox; a bind, so it is emptied, never replaced.
+  [[nodiscard]] const fs::path& sandbox_dir() const { return m_sandbox_dir; }
   [[nodiscard]] const WorkerProfile& profile() const { return m_profile; }
   [[nodiscard]] const Hello& hello() const { return m_hello; }
   [[nodiscard]] pid_t pid() const { return m_job->pid(); }
@@ -91,6 +96,7 @@ private:
   WorkerProfile m_profile;
   std::optional<util::TempDir> m_temp;
   fs::path m_job_dir;
+  fs::path m_sandbox_dir;
   std::unique_ptr<jail::RunningJob> m_job;
   util::Fd m_to_worker;   // the worker's fd 3
   util::Fd m_from_worker; // the worker's fd 4

@@ -150,14 +150,47 @@ TEST(Frames, SlowWriterInPieces)
   EXPECT_EQ(frame->size(), 100'000u);
 }
 
+// An encoded term as erl reads it, printed with ~w (binaries as their bytes).
+std::string erlang_reading(const std::string& bytes)
+{
+  std::string hex;
+  for (unsigned char c : bytes) {
+    static constexpr char digits[] = "0123456789ABCDEF";
+    hex.push_back(digits[c >> 4]);
+    hex.push_back(digits[c & 15]);
+  }
+  std::string command = "erl -noshell -start_epmd false -eval '"
+                        "io:format(\"~w\", [binary_to_term(binary:decode_hex(<<\"" +
+                        hex + "\">>))]), halt().' 2>/dev/null";
+  std::string out;
+  if (FILE* pipe = ::popen(command.c_str(), "r")) {
+    std::array<char, 4096> buffer{};
+    while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe)) {
+      out.append(buffer.data(), n);
+    }
+    ::pclose(pipe);
+  }
+  return out;
+}
+
 TEST(Codec, RequestsDecodeInErlang)
 {
-  CompileRequest request{"/job/src-1", "/job/out-1", {"lib/a.ex", "lib/é.ex"}, true, false};
+  CompileRequest request{"/sandbox", "/job/out-1", {"lib/a.ex", "lib/\xc3\xa9.ex"}, true, false, {}};
   auto bytes = encode_compile(request);
-  ASSERT_GT(bytes.size(), 10u);
-  EXPECT_EQ(static_cast<unsigned char>(bytes[0]), 131u); // the version byte
-  auto hello = encode_hello();
-  EXPECT_EQ(static_cast<unsigned char>(hello[0]), 131u);
+  EXPECT_EQ(erlang_reading(bytes),
+            "{compile_files,<<47,115,97,110,100,98,111,120>>,<<47,106,111,98,47,111,117,116,45,49>>,"
+            "[<<108,105,98,47,97,46,101,120>>,<<108,105,98,47,195,169,46,101,120>>],"
+            "[{debug_info,true},{parallel,false}]}");
+  EXPECT_EQ(erlang_reading(encode_hello()), "{hello,1}");
+}
+
+TEST(Codec, CodePathsAreAnOption)
+{
+  CompileRequest request{"/sandbox", "/o", {"a.ex"}, false, true, {"/job/prior-1", "/p"}};
+  EXPECT_EQ(erlang_reading(encode_compile(request)),
+            "{compile_files,<<47,115,97,110,100,98,111,120>>,<<47,111>>,[<<97,46,101,120>>],"
+            "[{debug_info,false},{parallel,true},"
+            "{code_path,[<<47,106,111,98,47,112,114,105,111,114,45,49>>,<<47,112>>]}]}");
 }
 
 TEST(Codec, HelloFromErlang)
