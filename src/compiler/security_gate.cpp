@@ -2,10 +2,208 @@
 
 #include "compiler/sandbox_path.h"
 #include "scan/scanner.h"
+#include "util/fs.h"
+#include "util/hash.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <set>
+#include <mutex>
+#include <optional>
+#include <unistd.h>
 
 namespace sandbox::compiler {
 
 namespace {
+
+// The scan of unchanged files is not repeated. A long-running engine scans a
+// sandbox before every compile, and the parse costs about a second per
+// megabyte, more than an incremental compile itself. The last result per
+// sandbox and configuration is kept in memory with what every entry of the
+// tree was (type, mode, size and, for a regular file, the SHA-256 of its
+// content; a link's target). The scanner reads each file on its own, and each
+// finding names its file, so a later scan of the whole tree reads only the
+// files whose entry differs and keeps the other files' findings. A changed
+// file outside the compile inputs (whose findings the scanner downgrades) or
+// a configuration not seen before means a full scan. The tree is described
+// before and after each scan and a result is kept only when both agree.
+constexpr std::size_t kScanCacheEntries = 32;
+constexpr std::uint64_t kScanCacheMaxBytes = 64ull << 20; // larger trees are scanned every time
+constexpr std::size_t kScanCacheMaxEntries = 50'000;
+
+// A length-prefixed field: names may hold any byte but NUL.
+std::string field(const std::string& text)
+{
+  return std::to_string(text.size()) + ":" + text;
+}
+
+using TreeFacts = std::map<std::string, std::string>; // relative path -> what the entry is
+
+std::optional<TreeFacts> describe_tree(const fs::path& root)
+{
+  auto tree = util::list_tree(root);
+  if (!tree || tree->size() > kScanCacheMaxEntries) {
+    return std::nullopt;
+  }
+  TreeFacts facts;
+  std::uint64_t total = 0;
+  for (const auto& entry : *tree) {
+    // The engine's own cache files (rewritten by every incremental compile)
+    // are not sources the scanner reads.
+    if (entry.type == fs::file_type::regular && *entry.relative.begin() == ".sandbox_cache" &&
+        scan::language_of(entry.relative) == scan::Language::other) {
+      continue;
+    }
+    std::string content;
+    if (entry.type == fs::file_type::regular) {
+      total += entry.size;
+      if (total > kScanCacheMaxBytes) {
+        return std::nullopt;
+      }
+      auto data = util::read_file(root / entry.relative, kScanCacheMaxBytes);
+      if (!data) {
+        return std::nullopt;
+      }
+      content = util::sha256_hex(*data);
+    } else if (entry.type == fs::file_type::symlink) {
+      std::error_code ec;
+      content = fs::read_symlink(root / entry.relative, ec).string();
+      if (ec) {
+        return std::nullopt;
+      }
+    }
+    facts[entry.relative.string()] =
+      fmt::format("{}:{:o}:{}:", static_cast<int>(entry.type), entry.mode, entry.size) + field(content);
+  }
+  return facts;
+}
+
+std::string scan_key(const fs::path& root, const scan::ScanConfig& config, const std::vector<fs::path>& only)
+{
+  std::string input = field(root.string()) + std::to_string(config.scan_depth) + ":";
+  for (const auto& m : config.restricted_modules) input += "r" + field(m);
+  for (const auto& o : config.allowed_operations) input += "a" + field(o);
+  for (const auto& f : only) input += "f" + field(f.string());
+  return util::sha256_hex(input);
+}
+
+struct ScanCacheEntry {
+  std::string key;
+  TreeFacts facts;
+  scan::ScanResult result;
+};
+
+struct ScanCache {
+  std::mutex mutex;
+  std::deque<ScanCacheEntry> entries; // newest last
+};
+
+ScanCache& scan_cache()
+{
+  static ScanCache cache;
+  return cache;
+}
+
+// The files whose entries differ between two descriptions of a tree.
+std::set<std::string> differing(const TreeFacts& a, const TreeFacts& b)
+{
+  std::set<std::string> out;
+  for (const auto& [path, fact] : a) {
+    auto it = b.find(path);
+    if (it == b.end() || it->second != fact) out.insert(path);
+  }
+  for (const auto& [path, fact] : b) {
+    if (!a.contains(path)) out.insert(path);
+  }
+  return out;
+}
+
+// The previous whole-tree result with the findings of `changed` replaced by
+// a scan of those files alone, or nothing when that would not equal a full scan.
+std::optional<std::expected<scan::ScanResult, core::SecurityScanFailed>>
+rescan_changed(const fs::path& root, const scan::ScanConfig& config, const ScanCacheEntry& previous,
+               const TreeFacts& now, const std::set<std::string>& changed)
+{
+  std::vector<fs::path> reread;
+  for (const auto& path : changed) {
+    if (scan::language_of(path) == scan::Language::other) continue;
+    if (!scan::is_compile_input(path)) return std::nullopt;
+    auto it = now.find(path);
+    if (it != now.end() && it->second.starts_with(fmt::format("{}:", static_cast<int>(fs::file_type::regular)))) {
+      reread.push_back(path);
+    }
+  }
+  auto fresh = reread.empty() ? std::expected<scan::ScanResult, core::SecurityScanFailed>(scan::ScanResult{})
+                              : scan::scan_code_security(root, config, reread);
+  if (!fresh) {
+    return fresh;
+  }
+  auto merged = previous.result;
+  auto stale = [&](const scan::Finding& f) { return changed.contains(f.file); };
+  std::erase_if(merged.threats, stale);
+  std::erase_if(merged.warnings, stale);
+  auto by_file = [](const scan::Finding& a, const scan::Finding& b) { return a.file < b.file; };
+  for (auto* list : {&merged.threats, &merged.warnings}) {
+    auto& add = list == &merged.threats ? fresh->threats : fresh->warnings;
+    list->insert(list->end(), add.begin(), add.end());
+    std::stable_sort(list->begin(), list->end(), by_file); // a full scan's order: file by file
+  }
+  merged.files_scanned = 0;
+  merged.beams_audited = 0;
+  merged.bytes_scanned = 0;
+  for (const auto& [path, fact] : now) {
+    auto language = scan::language_of(path);
+    if (language == scan::Language::other ||
+        !fact.starts_with(fmt::format("{}:", static_cast<int>(fs::file_type::regular)))) {
+      continue;
+    }
+    ++(language == scan::Language::beam ? merged.beams_audited : merged.files_scanned);
+  }
+  merged.bytes_scanned = previous.result.bytes_scanned; // approximate: the last full count
+  return merged;
+}
+
+std::expected<scan::ScanResult, core::SecurityScanFailed>
+scan_with_cache(const fs::path& root, const scan::ScanConfig& config, const std::vector<fs::path>& only)
+{
+  auto before = describe_tree(root);
+  if (!before) {
+    return scan::scan_code_security(root, config, only);
+  }
+  auto key = scan_key(root, config, only);
+  std::optional<ScanCacheEntry> previous;
+  auto& cache = scan_cache();
+  {
+    std::lock_guard lock(cache.mutex);
+    for (const auto& entry : cache.entries) {
+      if (entry.key == key) {
+        if (entry.facts == *before) {
+          return entry.result;
+        }
+        previous = entry;
+      }
+    }
+  }
+  std::optional<std::expected<scan::ScanResult, core::SecurityScanFailed>> result;
+  if (previous && only.empty()) {
+    result = rescan_changed(root, config, *previous, *before, differing(previous->facts, *before));
+  }
+  if (!result) {
+    result = scan::scan_code_security(root, config, only);
+  }
+  if (*result && describe_tree(root) == before) {
+    std::lock_guard lock(cache.mutex);
+    std::erase_if(cache.entries, [&](const ScanCacheEntry& e) { return e.key == key; });
+    cache.entries.push_back({key, std::move(*before), **result});
+    while (cache.entries.size() > kScanCacheEntries) {
+      cache.entries.pop_front();
+    }
+  }
+  return std::move(*result);
+}
 
 scan::ScanConfig config_of(const core::CompileOptions& options)
 {
@@ -43,7 +241,7 @@ security_gate_before(const fs::path& sandbox, const std::vector<fs::path>& sourc
   if (!options.security_scan) return std::vector<scan::Finding>{};
   // Mix compiles the whole project whatever source_files says.
   auto only = options.compiler == core::Backend::mix ? std::vector<fs::path>{} : source_files;
-  auto result = scan::scan_code_security(sandbox, config_of(options), only);
+  auto result = scan_with_cache(sandbox, config_of(options), only);
   if (!result) return std::unexpected(result.error());
   return gate(std::move(*result));
 }

@@ -1,0 +1,85 @@
+// The scan before a compile reuses what it learnt about unchanged files; after
+// every edit its findings must be exactly those of a fresh scan of the tree.
+
+#include "compiler/security_gate.h"
+#include "scan/scanner.h"
+#include "util/fs.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <optional>
+
+namespace sandbox::compiler {
+
+namespace {
+
+class SecurityGate : public ::testing::Test {
+protected:
+  void SetUp() override
+  {
+    auto dir = util::TempDir::create("/tmp", "sandbox-gate-test-");
+    ASSERT_TRUE(dir) << dir.error();
+    m_dir.emplace(std::move(*dir));
+    m_root = fs::canonical(m_dir->path());
+    fs::create_directories(m_root / "lib");
+    fs::create_directories(m_root / "test");
+    write("lib/a.ex", "defmodule A do\n  def a, do: System.get_env(\"HOME\")\nend\n");
+    write("lib/b.ex", "defmodule B do\n  def b, do: :ok\nend\n");
+    write("test/helper.exs", "IO.puts(:ok)\n");
+  }
+
+  void write(const std::string& relative, const std::string& text)
+  {
+    std::ofstream(m_root / relative, std::ios::trunc) << text;
+  }
+
+  // The gate's verdict (threats as JSON, or the warnings) next to a fresh,
+  // uncached scan's.
+  void expect_same_as_a_fresh_scan(bool expect_threat)
+  {
+    core::CompileOptions options;
+    options.compiler = core::Backend::mix; // the whole tree
+    auto gated = security_gate_before(m_root, {}, options);
+    auto fresh = scan::scan_code_security(
+      m_root, {options.restricted_modules, options.allowed_operations, kDefaultScanDepth});
+    ASSERT_TRUE(fresh) << fresh.error().reason;
+    if (expect_threat) {
+      ASSERT_FALSE(gated);
+      auto* threats = std::get_if<core::SecurityThreatsDetected>(&gated.error());
+      ASSERT_NE(threats, nullptr);
+      EXPECT_EQ(threats->threats, scan::to_json(fresh->threats));
+    } else {
+      ASSERT_TRUE(gated);
+      EXPECT_TRUE(fresh->threats.empty());
+      EXPECT_EQ(scan::to_json(*gated), scan::to_json(fresh->warnings));
+    }
+  }
+
+  fs::path m_root;
+
+private:
+  std::optional<util::TempDir> m_dir;
+};
+
+TEST_F(SecurityGate, EditsAreRescannedAndUnchangedFilesKeepTheirFindings)
+{
+  expect_same_as_a_fresh_scan(false);
+  expect_same_as_a_fresh_scan(false); // unchanged: the kept result
+  write("lib/b.ex", "defmodule B do\n  def b, do: System.cmd(\"sh\", [\"-c\", \"id\"])\nend\n");
+  expect_same_as_a_fresh_scan(true);
+  write("lib/b.ex", "defmodule B do\n  def b, do: :ok\nend\n");
+  expect_same_as_a_fresh_scan(false);
+  write("lib/c.ex", "defmodule C do\n  def c, do: File.rm_rf!(\"/\")\nend\n");
+  expect_same_as_a_fresh_scan(true);
+  fs::remove(m_root / "lib/c.ex");
+  expect_same_as_a_fresh_scan(false);
+  // Outside the compile inputs the scanner grades findings differently: a full scan.
+  write("test/helper.exs", "System.cmd(\"sh\", [])\n");
+  expect_same_as_a_fresh_scan(false);
+  write("lib/a.ex", "defmodule A do\n  def a, do: :os.cmd(~c\"id\")\nend\n");
+  expect_same_as_a_fresh_scan(true);
+}
+
+} // namespace
+} // namespace sandbox::compiler
