@@ -8,6 +8,7 @@
 #include "backends/toolchain.h"
 #include "beam/beam.h"
 #include "compiler/compile_job.h"
+#include "compiler/in_process_compiler.h"
 #include "compiler/security_gate.h"
 #include "compiler/engine_state.h"
 #include "compiler/sandbox_path.h"
@@ -165,19 +166,39 @@ std::optional<State> load_state(const inc::CacheDir& dir, const std::string& key
     }
     return *doc;
   };
-  auto files = read(inc::kFileHashes);
+  // last_compilation.json names the generation; the graph and the hashes of
+  // that generation are the current files or, when a later compile's write
+  // was interrupted before its last_compilation.json, the kept previous ones.
   auto last = read(inc::kLastCompilation);
-  auto graph = read(inc::kDependencyGraph);
-  if (!files || !last || !graph) {
+  if (!last) {
+    return std::nullopt;
+  }
+  auto of_generation = [&](const char* name) -> std::optional<json> {
+    auto current = dir.read(name, key);
+    if (current && current->is_object() && current->contains("generation") &&
+        (*last)["generation"] == (*current)["generation"]) {
+      return *current;
+    }
+    auto previous = dir.read_previous(name, key);
+    if (previous && previous->is_object() && previous->contains("generation") &&
+        (*last)["generation"] == (*previous)["generation"]) {
+      return *previous;
+    }
+    if (!current && current.error() != "missing") {
+      warnings.push_back(fmt::format("{}: {}: ignored, compiling without it", name, current.error()));
+    } else {
+      warnings.push_back(fmt::format("{}: not of the last compile's generation: ignored", name));
+    }
+    return std::nullopt;
+  };
+  auto files = of_generation(inc::kFileHashes);
+  auto graph = of_generation(inc::kDependencyGraph);
+  if (!files || !graph) {
     return std::nullopt;
   }
   try {
     State s;
     s.generation = last->at("generation").get<std::string>();
-    if (files->at("generation") != s.generation || graph->at("generation") != s.generation) {
-      warnings.push_back("cache files are from different compiles (interrupted write?): ignored");
-      return std::nullopt;
-    }
     s.recorded_at_ns = files->at("recorded_at_ns").get<std::int64_t>();
     s.stamps = inc::stamps_from_json(files->at("files"));
     for (const auto& [file, fns] : files->at("functions").items()) {
@@ -216,14 +237,29 @@ std::optional<State> load_state(const inc::CacheDir& dir, const std::string& key
 std::expected<void, std::string> save_state(const inc::CacheDir& dir, const std::string& key, const State& s)
 {
   json graph = {{"generation", s.generation}, {"graph", inc::to_json(s.graph)}};
-  // The graph and hashes first, last_compilation.json last: an interrupted
-  // write leaves generations that disagree, which reads back as a miss.
+  // last_compilation.json is written last and commits the generation. Before
+  // the graph and the hashes are replaced, the copies of the committed
+  // generation are kept as <name>.previous, so a write interrupted anywhere
+  // before the commit leaves the previous compile's state readable (a
+  // partial compile next time, not a full one).
+  std::optional<json> committed;
+  if (auto last = dir.read(inc::kLastCompilation, key); last && last->is_object()) {
+    committed = last->value("generation", json());
+  }
   for (const auto& [name, doc] : {std::pair{inc::kDependencyGraph, graph},
-                                  std::pair{inc::kFileHashes, state_files_json(s)},
-                                  std::pair{inc::kLastCompilation, last_compilation_json(s)}}) {
+                                  std::pair{inc::kFileHashes, state_files_json(s)}}) {
+    auto current = dir.read(name, key);
+    if (committed && current && current->is_object() && current->value("generation", json()) == *committed) {
+      if (auto kept = dir.keep_previous(name); !kept) {
+        return std::unexpected(fmt::format("{}: {}", name, kept.error()));
+      }
+    }
     if (auto written = dir.write(name, doc, key); !written) {
       return std::unexpected(fmt::format("{}: {}", name, written.error()));
     }
+  }
+  if (auto written = dir.write(inc::kLastCompilation, last_compilation_json(s), key); !written) {
+    return std::unexpected(fmt::format("{}: {}", inc::kLastCompilation, written.error()));
   }
   return {};
 }
@@ -617,7 +653,15 @@ run_partial(Run& run, const State& prev, const inc::TreeStamps& now, const inc::
       hooks.prior_beams.push_back({name + ".beam", std::move(*bytes)});
     }
     auto job_options = options;
-    job_options.compiler = core::Backend::elixirc;
+    // With a warm pool (sandbox serve, a host that configured it) a worker
+    // compiles the batch without booting a VM. It sees the sources at
+    // /sandbox, the path of the full compile's jailed job, so the BEAMs are
+    // the ones a full compile makes. Without one (a one-shot command, where
+    // a worker would boot and warm up first) or outside the jail
+    // (process_group), elixirc runs as a job.
+    job_options.compiler = options.isolation == core::IsolationMode::jail && worker_pool_is_warm()
+                             ? core::Backend::in_process
+                             : core::Backend::elixirc;
     job_options.incremental = false;
     job_options.source_files.assign(batch.begin(), batch.end());
     auto job = compile_job(run.sandbox.string(), job_options, hooks);

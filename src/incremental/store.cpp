@@ -156,10 +156,35 @@ std::expected<CacheDir, std::string> CacheDir::open(const fs::path& sandbox, con
 std::expected<nlohmann::json, std::string> CacheDir::read(const std::string& name,
                                                           const std::string& key) const
 {
+  return read_signed(name, name, key);
+}
+
+std::expected<nlohmann::json, std::string> CacheDir::read_previous(const std::string& name,
+                                                                   const std::string& key) const
+{
+  return read_signed(name + kPreviousSuffix, name, key);
+}
+
+std::expected<void, std::string> CacheDir::keep_previous(const std::string& name) const
+{
   if (!plain_name(name)) {
     return std::unexpected("bad name");
   }
-  auto text = read_at(m_fd.get(), name, kMaxCacheFileBytes);
+  auto previous = name + kPreviousSuffix;
+  if (::renameat(m_fd.get(), name.c_str(), m_fd.get(), previous.c_str()) != 0) {
+    return std::unexpected(util::errno_message("cannot rename " + name));
+  }
+  return {};
+}
+
+std::expected<nlohmann::json, std::string> CacheDir::read_signed(const std::string& file,
+                                                                 const std::string& name,
+                                                                 const std::string& key) const
+{
+  if (!plain_name(file) || !plain_name(name)) {
+    return std::unexpected("bad name");
+  }
+  auto text = read_at(m_fd.get(), file, kMaxCacheFileBytes);
   if (!text) {
     return std::unexpected(text.error());
   }
@@ -206,6 +231,7 @@ void CacheDir::clear() const
 {
   for (const char* name : {kFileHashes, kLastCompilation, kDependencyGraph, kCacheStats}) {
     ::unlinkat(m_fd.get(), name, 0);
+    ::unlinkat(m_fd.get(), (std::string(name) + kPreviousSuffix).c_str(), 0);
   }
   if (m_in_sandbox) {
     util::Fd root(::open(m_sandbox.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));

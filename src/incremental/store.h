@@ -35,6 +35,7 @@ inline constexpr const char* kFileHashes = "file_hashes.json";
 inline constexpr const char* kLastCompilation = "last_compilation.json";
 inline constexpr const char* kDependencyGraph = "dependency_graph.json";
 inline constexpr const char* kCacheStats = "cache_stats.json";
+inline constexpr const char* kPreviousSuffix = ".previous";
 
 // A short stable id of a resolved sandbox path (for engine-side names).
 std::string sandbox_id(const fs::path& sandbox);
@@ -53,13 +54,25 @@ public:
                                                                 const std::string& key) const;
   [[nodiscard]] std::expected<void, std::string> write(const std::string& name, nlohmann::json data,
                                                        const std::string& key) const;
-  // Unlinks the known cache file names (never a path read from a cache file).
+  // The copy of `name` kept by keep_previous (`<name>.previous`), verified as
+  // `name`: what a reader falls back on when a newer `name` belongs to a
+  // compile whose write did not finish.
+  [[nodiscard]] std::expected<nlohmann::json, std::string> read_previous(const std::string& name,
+                                                                         const std::string& key) const;
+  // Renames `name` to `<name>.previous` (replacing an older one).
+  [[nodiscard]] std::expected<void, std::string> keep_previous(const std::string& name) const;
+  // Unlinks the known cache file names and their .previous copies (never a
+  // path read from a cache file).
   void clear() const;
 
   [[nodiscard]] const fs::path& path() const { return m_path; }
   [[nodiscard]] bool in_sandbox() const { return m_in_sandbox; }
 
 private:
+  // Reads `file`, authenticated as the cache file `name`.
+  [[nodiscard]] std::expected<nlohmann::json, std::string> read_signed(const std::string& file,
+                                                                       const std::string& name,
+                                                                       const std::string& key) const;
   CacheDir(util::Fd fd, fs::path path, fs::path sandbox, bool in_sandbox)
     : m_fd(std::move(fd)), m_path(std::move(path)), m_sandbox(std::move(sandbox)), m_in_sandbox(in_sandbox)
   {

@@ -261,6 +261,30 @@ TEST_F(Incremental, CompileConnectedDependentIsRecompiled)
   EXPECT_EQ(md5s(ebin_of(run.json())), clean_build(sandbox_path));
 }
 
+// A crash after the graph and hashes of a compile were written but before its
+// last_compilation.json: the previous compile's state is still whole, so the
+// next compile is partial, not full.
+TEST_F(Incremental, InterruptedCacheWriteKeepsThePreviousState)
+{
+  auto sandbox_path = make_sandbox("interrupted", {{"lib/a.ex", "defmodule A do\n  def a, do: 1\nend\n"},
+                                                   {"lib/b.ex", "defmodule B do\n  def b, do: 2\nend\n"}});
+  ASSERT_EQ(incremental(sandbox_path).exit_code, 0);
+  auto cache = sandbox_path / ".sandbox_cache";
+  auto committed = read_text(cache / "last_compilation.json");
+  append(sandbox_path / "lib/a.ex", "defmodule A2 do\nend\n");
+  auto second = incremental(sandbox_path);
+  ASSERT_EQ(second.exit_code, 0) << second.describe();
+  ASSERT_EQ(second.json()["compilation_strategy"], "incremental");
+  // The second compile's last_compilation.json never landed.
+  std::ofstream(cache / "last_compilation.json", std::ios::trunc) << committed;
+  auto third = incremental(sandbox_path);
+  ASSERT_EQ(third.exit_code, 0) << third.describe();
+  auto result = third.json();
+  EXPECT_EQ(result["compilation_strategy"], "incremental") << result["cache_warnings"].dump();
+  EXPECT_EQ(strings(result["changed_files"]), std::set<std::string>{"lib/a.ex"});
+  EXPECT_EQ(md5s(ebin_of(result)), clean_build(sandbox_path));
+}
+
 TEST_F(Incremental, TamperedCacheFilesAreMissesWithAWarning)
 {
   auto sandbox_path = make_sandbox("tamper", {{"lib/a.ex", "defmodule A do\n  def a, do: 1\nend\n"}});

@@ -17,8 +17,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <thread>
 
 extern char** environ;
@@ -422,6 +426,68 @@ TEST_F(ServiceTest, RequestCommandAnswersOneLineLikeTheService)
   auto compiled = sandbox({"request"}, with_stdin(compile_request(small_sandbox("gamma")).dump() + "\n"));
   ASSERT_EQ(compiled.exit_code, 0) << compiled.describe();
   EXPECT_EQ(compiled.json()["modules"], json::array({"Elixir.Gamma"}));
+}
+
+// module -> beam_lib:md5 of every BEAM in `dir`.
+std::map<std::string, std::string> beam_md5s(const fs::path& dir)
+{
+  auto run = run_erl(dir, "{ok, Fs} = file:list_dir(\"" + dir.string() +
+                              "\"), [begin {ok, {M, D}} = beam_lib:md5(filename:join(\"" + dir.string() +
+                              "\", F)), io:format(\"~s ~s~n\", [M, binary:encode_hex(D)]) end"
+                              " || F <- Fs, filename:extension(F) == \".beam\"], halt().");
+  std::map<std::string, std::string> out;
+  std::istringstream lines(run.out);
+  std::string module;
+  std::string digest;
+  while (lines >> module >> digest) {
+    out[module] = digest;
+  }
+  return out;
+}
+
+// A long-running service compiles an edit in a warm worker; the BEAMs stay
+// those of a clean jailed build, paths included (__ENV__.file is compiled in).
+TEST_F(ServiceTest, IncrementalEditsCompileInTheWarmPoolAndMatchACleanBuild)
+{
+  start();
+  auto project = make_sandbox(
+    "inc", {{"lib/shape.ex", "defmodule Shape do\n  defstruct [:w, :h]\n  def area(%Shape{w: w, h: h}), do: w * h\nend\n"},
+            {"lib/user.ex", "defmodule User do\n  def make(w), do: %Shape{w: w, h: 2}\n  def where, do: __ENV__.file\nend\n"},
+            {"lib/leaf.ex", "defmodule Leaf do\n  def hi, do: Shape.area(User.make(1))\nend\n"}});
+  auto request = [&] {
+    return json{{"op", "incremental"},
+                {"path", project.string()},
+                {"options", {{"compiler", "elixirc"}, {"timeout", 120'000}}}};
+  };
+  Client client(socket_path());
+  auto full = client.call(request());
+  ASSERT_TRUE(full.value("ok", false)) << full.dump();
+  EXPECT_EQ(full["compilation_strategy"], "full");
+
+  std::ofstream(project / "lib/leaf.ex", std::ios::app) << "defmodule Leaf2 do\n  def x, do: 2\nend\n";
+  auto leaf = client.call(request());
+  ASSERT_TRUE(leaf.value("ok", false)) << leaf.dump();
+  EXPECT_EQ(leaf["compilation_strategy"], "incremental");
+  EXPECT_EQ(leaf["changed_files"], json::array({"lib/leaf.ex"}));
+  EXPECT_EQ(leaf["isolation"]["mode"], "jail (warm worker)");
+
+  // The struct gains a field: User expands it at compile time and follows.
+  std::ofstream(project / "lib/shape.ex", std::ios::trunc)
+    << "defmodule Shape do\n  defstruct [:w, :h, d: 1]\n  def area(%Shape{w: w, h: h}), do: w * h\nend\n";
+  auto edit = client.call(request());
+  ASSERT_TRUE(edit.value("ok", false)) << edit.dump();
+  EXPECT_EQ(edit["compilation_strategy"], "incremental");
+  auto compiled = edit["changed_files"].get<std::vector<std::string>>();
+  EXPECT_NE(std::find(compiled.begin(), compiled.end(), "lib/user.ex"), compiled.end()) << edit.dump();
+
+  auto clean = scratch() / "clean";
+  fs::copy(project, clean, fs::copy_options::recursive);
+  fs::remove_all(clean / ".sandbox_cache");
+  auto reference = compile(clean, {"--compiler", "elixirc"});
+  ASSERT_EQ(reference.exit_code, 0) << reference.describe();
+  auto expected = beam_md5s(fs::path(reference.json()["temp_dir"].get<std::string>()) / "ebin");
+  EXPECT_EQ(expected.size(), 4u);
+  EXPECT_EQ(beam_md5s(fs::path(edit["temp_dir"].get<std::string>()) / "ebin"), expected);
 }
 
 } // namespace

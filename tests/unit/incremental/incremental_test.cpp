@@ -88,6 +88,34 @@ TEST(Store, SignedFilesVerifyAndTamperingIsRejected)
   EXPECT_FALSE(dir->read(kCacheStats, key));
 }
 
+TEST(Store, PreviousCopiesVerifyUnderTheirOwnName)
+{
+  auto root = util::TempDir::create("/tmp", "inc-unit-");
+  ASSERT_TRUE(root);
+  auto sandbox = root->path() / "sb";
+  fs::create_directories(sandbox);
+  std::vector<std::string> warnings;
+  auto dir = CacheDir::open(sandbox, root->path() / "state", true, warnings);
+  ASSERT_TRUE(dir) << dir.error();
+  std::string key(32, 'k');
+  EXPECT_FALSE(dir->read_previous(kDependencyGraph, key)); // none yet
+  ASSERT_TRUE(dir->write(kDependencyGraph, {{"generation", "a"}}, key));
+  ASSERT_TRUE(dir->keep_previous(kDependencyGraph));
+  EXPECT_FALSE(dir->read(kDependencyGraph, key)); // moved, not copied
+  ASSERT_TRUE(dir->write(kDependencyGraph, {{"generation", "b"}}, key));
+  auto previous = dir->read_previous(kDependencyGraph, key);
+  ASSERT_TRUE(previous) << previous.error();
+  EXPECT_EQ((*previous)["generation"], "a");
+  EXPECT_EQ((*dir->read(kDependencyGraph, key))["generation"], "b");
+  // Another cache file renamed into place does not verify as the graph.
+  ASSERT_TRUE(dir->write(kFileHashes, {{"generation", "c"}}, key));
+  fs::rename(sandbox / kCacheDirName / kFileHashes,
+             sandbox / kCacheDirName / (std::string(kDependencyGraph) + kPreviousSuffix));
+  EXPECT_FALSE(dir->read_previous(kDependencyGraph, key));
+  dir->clear();
+  EXPECT_FALSE(fs::exists(sandbox / kCacheDirName));
+}
+
 TEST(Store, ObjectsAreCheckedAgainstTheirName)
 {
   auto root = util::TempDir::create("/tmp", "inc-unit-");
