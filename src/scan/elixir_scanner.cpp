@@ -1,5 +1,7 @@
 #include "scan/elixir_scanner.h"
 
+#include "scan/elixir_prefilter.h"
+#include "syntax/elixir_lexer.h"
 #include "syntax/elixir_tree.h"
 
 #include <fmt/format.h>
@@ -119,8 +121,8 @@ std::optional<std::string> literal_atom(const Node& node)
 
 class ElixirScanner {
 public:
-  ElixirScanner(std::string_view file, const syntax::Tree& tree, Report& report)
-      : m_file(file), m_tree(tree), m_report(report), m_depth(report.scan_depth())
+  ElixirScanner(std::string_view file, const syntax::Tree& tree, const RuleSet& rules, int depth)
+      : m_file(file), m_tree(tree), m_rules(rules), m_depth(depth)
   {
     m_scopes.emplace_back();
   }
@@ -181,7 +183,24 @@ public:
     }
   }
 
+  std::vector<Finding>& findings() { return m_findings; }
+  // Names bound to a module that matters (aliases, variables, attributes,
+  // __MODULE__) and functions an import of one makes callable bare: code
+  // using them can be reported wherever it is.
+  [[nodiscard]] const WordSet& bound_names() const { return m_bound; }
+
 private:
+  [[nodiscard]] bool matters(const Resolved& value) const
+  {
+    return value.kind == Kind::dynamic || (value.kind == Kind::module && m_rules.module_matters(value.name));
+  }
+
+  void bind(std::vector<std::pair<std::string, Resolved>>& names, std::string name, Resolved value)
+  {
+    if (matters(value)) m_bound.insert(name);
+    names.emplace_back(std::move(name), std::move(value));
+  }
+
   void finish()
   {
     if (m_first_error) {
@@ -191,7 +210,7 @@ private:
       finding.operation = "parse";
       finding.message = "Syntax error: the file was scanned as far as it parses; the compiler will reject it";
       fill_position(finding, *m_first_error);
-      m_report.add(std::move(finding));
+      m_findings.push_back(std::move(finding));
     }
   }
 
@@ -239,11 +258,12 @@ private:
           full = scope().module + "." + text;
           // A nested module is aliased by its last name in the enclosing scope.
           Resolved nested{Kind::module, full, 0, "nested module"};
-          scope().aliases.emplace_back(text, nested);
+          bind(scope().aliases, text, nested);
         } else {
           full = resolve_alias(text).name;
         }
         next.module = full;
+        if (m_rules.module_matters(full)) m_bound.insert("__MODULE__");
       }
     }
     m_scopes.push_back(std::move(next));
@@ -289,15 +309,7 @@ private:
   // A call that builds an atom or module name from data.
   static bool is_builder(const Resolved& module, std::string_view function)
   {
-    if (module.kind != Kind::module) return false;
-    const auto& m = module.name;
-    if (m == "Module") return function == "concat" || function == "safe_concat";
-    if (m == "String" || m == "List") return function == "to_atom" || function == "to_existing_atom";
-    if (m == ":erlang") {
-      return function == "binary_to_atom" || function == "list_to_atom" ||
-             function == "binary_to_existing_atom" || function == "list_to_existing_atom";
-    }
-    return false;
+    return module.kind == Kind::module && builds_module_name(module.name, function);
   }
 
   // Folds a builder call whose arguments are constants into the module it names.
@@ -443,8 +455,7 @@ private:
         std::string full = prefix.empty() ? text : prefix + "." + text;
         auto last = text.substr(text.rfind('.') == std::string::npos ? 0 : text.rfind('.') + 1);
         int hops = full == last ? 0 : 1;
-        scope().aliases.emplace_back(last, Resolved{Kind::module, full, base.hops + hops,
-                                                    fmt::format("alias {}", last)});
+        bind(scope().aliases, last, Resolved{Kind::module, full, base.hops + hops, fmt::format("alias {}", last)});
       }
       return;
     }
@@ -463,7 +474,7 @@ private:
     Resolved entry = target;
     if (!(target.kind == Kind::module && target.name == short_name)) entry.hops += 1;
     entry.via = fmt::format("alias {}", short_name);
-    scope().aliases.emplace_back(std::move(short_name), std::move(entry));
+    bind(scope().aliases, std::move(short_name), std::move(entry));
   }
 
   void declare_import(const std::vector<Node>& args)
@@ -494,6 +505,13 @@ private:
         entry.except = std::move(names);
       }
     }
+    if (m_rules.module_matters(entry.module)) {
+      if (entry.only_given) {
+        for (const auto& name : entry.only) m_bound.insert(name);
+      } else {
+        for (auto name : m_rules.functions_with_rows(entry.module)) m_bound.emplace(name);
+      }
+    }
     scope().imports.push_back(std::move(entry));
   }
 
@@ -505,7 +523,7 @@ private:
           return std::find(list.begin(), list.end(), name) != list.end();
         };
         if (listed(it->except)) continue;
-        bool match = it->only_given ? listed(it->only) : m_report.rules().has_row(it->module, name);
+        bool match = it->only_given ? listed(it->only) : m_rules.has_row(it->module, name);
         if (match) {
           return Resolved{Kind::module, it->module, it->hops, fmt::format("import {}", it->module)};
         }
@@ -520,7 +538,7 @@ private:
     if (left.type() != "identifier") return;
     auto value = resolve_expr(node.field("right"));
     if (value.kind == Kind::unknown) return;
-    scope().variables.emplace_back(std::string(left.text()), std::move(value));
+    bind(scope().variables, std::string(left.text()), std::move(value));
   }
 
   // --- calls ------------------------------------------------------------
@@ -540,7 +558,7 @@ private:
       }
       if (args.size() == 1) {
         auto value = resolve_expr(args[0]);
-        if (value.kind != Kind::unknown) scope().attributes.emplace_back(std::string(name), value);
+        if (value.kind != Kind::unknown) bind(scope().attributes, std::string(name), value);
       }
     } else if (op == "&" && operand.type() == "binary_operator" &&
                operand.field("operator").text() == "/" && operand.field("left").type() == "identifier") {
@@ -631,7 +649,7 @@ private:
         return handle_apply(node, args, display_call(module.name, *function));
       }
       if (!function) {
-        if (m_report.rules().has_dangerous_functions(module.name)) {
+        if (m_rules.has_dangerous_functions(module.name)) {
           report_dynamic(node, Severity::high,
                          fmt::format("Call of a function computed at compile time on {} [HIGH RISK]",
                                      module.name));
@@ -649,7 +667,7 @@ private:
       return;
     }
     if (function && left.type() == "identifier" && has_args &&
-        m_report.rules().is_dangerous_function_name(*function)) {
+        m_rules.is_dangerous_function_name(*function)) {
       report_dynamic(node, Severity::low,
                      fmt::format("{}.{} on a module not known statically", left.text(), *function));
     }
@@ -698,13 +716,13 @@ private:
     if (module.kind == Kind::module) {
       module.hops += 1;
       if (function) return check_call(node, module, *function, arity, call_args, how);
-      if (m_report.rules().has_dangerous_functions(module.name)) {
+      if (m_rules.has_dangerous_functions(module.name)) {
         report_dynamic(node, Severity::high,
                        fmt::format("{} of a computed function of {} [HIGH RISK]", how, module.name));
       }
       return;
     }
-    bool dangerous = function && m_report.rules().is_dangerous_function_name(*function);
+    bool dangerous = function && m_rules.is_dangerous_function_name(*function);
     if (module.kind == Kind::dynamic) {
       auto severity = dynamic_severity(function);
       report_dynamic(node, severity,
@@ -742,7 +760,7 @@ private:
                   std::optional<std::uint32_t> arity, const std::vector<Node>& args,
                   std::string_view how)
   {
-    const auto& rules = m_report.rules();
+    const auto& rules = m_rules;
     auto rule = rules.lookup(module.name, function);
     if (!rule) return;
     auto call = display_call(module.name, function, arity);
@@ -752,7 +770,7 @@ private:
                                fmt::format("Call reached through {} levels of indirection, beyond "
                                            "scan_depth {}: not followed",
                                            module.hops, m_depth));
-        m_report.add(std::move(finding));
+        m_findings.push_back(std::move(finding));
       }
       return;
     }
@@ -783,7 +801,7 @@ private:
   [[nodiscard]] Severity dynamic_severity(const std::optional<std::string>& function) const
   {
     if (!function) return Severity::medium;
-    return m_report.rules().is_dangerous_function_name(*function) ? Severity::high : Severity::low;
+    return m_rules.is_dangerous_function_name(*function) ? Severity::high : Severity::low;
   }
 
   static std::string upper(Severity severity)
@@ -819,7 +837,7 @@ private:
     finding.module = std::move(module);
     finding.function = std::move(function);
     finding.arity = arity;
-    m_report.add(std::move(finding));
+    m_findings.push_back(std::move(finding));
   }
 
   void fill_position(Finding& finding, const Node& node)
@@ -841,23 +859,71 @@ private:
 
   std::string_view m_file;
   const syntax::Tree& m_tree;
-  Report& m_report;
+  const RuleSet& m_rules;
   int m_depth;
   std::vector<Scope> m_scopes;
   std::set<std::pair<std::uint32_t, std::uint32_t>> m_heads;
   std::optional<Node> m_first_error;
   std::vector<Node> m_path;
+  std::vector<Finding> m_findings;
+  WordSet m_bound;
 };
 
 } // namespace
 
-std::expected<void, std::string> scan_elixir_source(std::string_view file, std::string source,
-                                                    Report& report)
+namespace {
+
+std::expected<std::vector<Finding>, std::string> scan_whole(std::string_view file, std::string source,
+                                                            const Report& report)
 {
   auto tree = syntax::Tree::parse(std::move(source));
   if (!tree) return std::unexpected(tree.error());
-  ElixirScanner scanner(file, *tree, report);
+  ElixirScanner scanner(file, *tree, report.rules(), report.scan_depth());
   scanner.run();
+  return std::move(scanner.findings());
+}
+
+// The scan with inert blocks cut out of the parse (scan/elixir_prefilter.h),
+// or nullopt when the file needs a whole parse.
+std::optional<std::vector<Finding>> scan_skipping(std::string_view file, const std::string& source,
+                                                  const Report& report)
+{
+  constexpr int kRounds = 4;
+  auto lexed = syntax::lex_elixir(source);
+  if (!lexed) return std::nullopt;
+  WordSet bound;
+  for (int round = 0; round < kRounds; ++round) {
+    auto occurrences = vocabulary_in(source, *lexed, report.rules(), bound);
+    // Nothing of the vocabulary anywhere: every statement would be cut.
+    if (occurrences.empty()) return std::vector<Finding>{};
+    auto skipped = blocks_to_skip(*lexed, occurrences);
+    if (skipped.empty()) return std::nullopt;
+    auto tree = syntax::Tree::parse_without(source, skipped);
+    if (!tree || tree->has_errors() || !parse_agrees_with_lexer(*tree, *lexed, occurrences, skipped)) {
+      return std::nullopt;
+    }
+    ElixirScanner scanner(file, *tree, report.rules(), report.scan_depth());
+    scanner.run();
+    bool grew = false;
+    for (const auto& name : scanner.bound_names()) grew = bound.insert(name).second || grew;
+    if (!grew || !bound_name_skipped(source, skipped, bound)) return std::move(scanner.findings());
+  }
+  return std::nullopt;
+}
+
+} // namespace
+
+std::expected<void, std::string> scan_elixir_source(std::string_view file, std::string source, Report& report,
+                                                    ElixirParse parse)
+{
+  std::optional<std::vector<Finding>> findings;
+  if (parse == ElixirParse::skip_inert_blocks) findings = scan_skipping(file, source, report);
+  if (!findings) {
+    auto whole = scan_whole(file, std::move(source), report);
+    if (!whole) return std::unexpected(whole.error());
+    findings = std::move(*whole);
+  }
+  for (auto& finding : *findings) report.add(std::move(finding));
   return {};
 }
 
