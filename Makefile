@@ -31,7 +31,7 @@ asan:
 
 fuzz: deps
 	cmake -S . -B build-fuzz -G Ninja -DSANDBOX_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
-	cmake --build build-fuzz -j $(JOBS) --target fuzz_beam
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_beam fuzz_elixir_scan
 
 format:
 	clang-format -i $$(git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp' 'tests/*.h' 'bench/*.cpp' 'fuzz/*.cpp')

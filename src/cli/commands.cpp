@@ -79,6 +79,19 @@ void print_human_result(const compiler::CompileResult& result, const json& as_js
   }
 }
 
+// An action with nothing to report but success: {"ok": true} or the error.
+template <typename Done>
+int finish_action(const Done& done, bool as_json, std::string_view command)
+{
+  if (as_json) {
+    std::cout << util::dump_json(done ? json{{"ok", true}} : json{{"ok", false}, {"error", core::to_json(done.error())}})
+              << "\n";
+  } else if (!done) {
+    std::cerr << "sandbox " << command << ": " << core::describe(done.error()) << "\n";
+  }
+  return done ? kExitOk : kExitFailed;
+}
+
 int finish_compile(const compiler::CompileResult& result, bool as_json)
 {
   auto out = compiler::to_json(result);
@@ -381,16 +394,7 @@ void Commands::register_all(CLI::App& app)
   clear->add_flag("--json", m_json, "Print one JSON object");
   clear->callback([this] {
     m_selected = [this] {
-      auto cleared = compiler::clear_compilation_cache(m_paths.front());
-      if (m_json) {
-        std::cout << util::dump_json(cleared ? json{{"ok", true}}
-                                              : json{{"ok", false},
-                                                     {"error", core::to_json(cleared.error())}})
-                  << "\n";
-      } else if (!cleared) {
-        std::cerr << "sandbox cache clear: " << core::describe(cleared.error()) << "\n";
-      }
-      return cleared ? kExitOk : kExitFailed;
+      return finish_action(compiler::clear_compilation_cache(m_paths.front()), m_json, "cache clear");
     };
   });
 
@@ -399,16 +403,7 @@ void Commands::register_all(CLI::App& app)
   cleanup->add_flag("--json", m_json, "Print one JSON object");
   cleanup->callback([this] {
     m_selected = [this] {
-      auto removed = compiler::cleanup_temp_artifacts(m_paths.front());
-      if (m_json) {
-        std::cout << util::dump_json(removed ? json{{"ok", true}}
-                                              : json{{"ok", false},
-                                                     {"error", core::to_json(removed.error())}})
-                  << "\n";
-      } else if (!removed) {
-        std::cerr << "sandbox cleanup: " << core::describe(removed.error()) << "\n";
-      }
-      return removed ? kExitOk : kExitFailed;
+      return finish_action(compiler::cleanup_temp_artifacts(m_paths.front()), m_json, "cleanup");
     };
   });
   register_service_commands(app, m_selected);

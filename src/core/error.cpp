@@ -9,6 +9,8 @@ namespace {
 template <class... Ts> struct Overloaded : Ts... {
   using Ts::operator()...;
 };
+// Spelled out for compilers without aggregate deduction (clang 14, the fuzz build).
+template <class... Ts> Overloaded(Ts...) -> Overloaded<Ts...>;
 
 nlohmann::json diagnostics_json(const std::vector<Diagnostic>& diagnostics)
 {

@@ -1,11 +1,13 @@
 #include "scan/elixir_scanner.h"
 
+#include "scan/elixir_prefilter.h"
+#include "scan/elixir_resolver.h"
+#include "syntax/elixir_lexer.h"
 #include "syntax/elixir_tree.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <array>
 #include <optional>
 #include <set>
 #include <utility>
@@ -15,114 +17,13 @@ namespace sandbox::scan {
 
 namespace {
 
-using syntax::Node;
-
-enum class Kind { unknown, module, dynamic };
-
-// What an expression in module position evaluates to, as far as the source
-// tells: a module (and through how many levels of indirection), a module
-// computed at run time, or nothing known.
-struct Resolved {
-  Kind kind = Kind::unknown;
-  std::string name;
-  int hops = 0;
-  std::string via; // how it was resolved, for the message
-};
-
-struct Import {
-  std::string module;
-  int hops = 0;
-  bool only_given = false;
-  std::vector<std::string> only;
-  std::vector<std::string> except;
-};
-
-struct Scope {
-  std::vector<std::pair<std::string, Resolved>> aliases; // short name -> module
-  std::vector<Import> imports;
-  std::vector<std::pair<std::string, Resolved>> variables;
-  std::vector<std::pair<std::string, Resolved>> attributes;
-  std::string module; // the enclosing defmodule, "" outside one
-};
-
-constexpr std::array kDefinitions = {"def",      "defp",      "defmacro", "defmacrop",
-                                     "defguard", "defguardp", "defn",     "defnp"};
-
-bool is_definition(std::string_view name)
-{
-  return std::find(kDefinitions.begin(), kDefinitions.end(), name) != kDefinitions.end();
-}
-
-std::string_view strip_keyword(std::string_view key)
-{
-  while (!key.empty() && (key.back() == ' ' || key.back() == ':')) key.remove_suffix(1);
-  return key;
-}
-
-std::vector<Node> call_arguments(const Node& call)
-{
-  auto args = call.first_child_of_type("arguments");
-  return args ? args.named_children() : std::vector<Node>{};
-}
-
-// The keyword arguments of a call as (key, value) pairs.
-std::vector<std::pair<std::string_view, Node>> keyword_pairs(const std::vector<Node>& args)
-{
-  std::vector<std::pair<std::string_view, Node>> out;
-  for (const auto& arg : args) {
-    if (arg.type() != "keywords") continue;
-    for (const auto& pair : arg.named_children()) {
-      if (pair.type() != "pair") continue;
-      out.emplace_back(strip_keyword(pair.field("key").text()), pair.field("value"));
-    }
-  }
-  return out;
-}
-
-// The text of a string or charlist without interpolation; "a" <> "b" folds.
-std::optional<std::string> literal_string(const Node& node)
-{
-  auto type = node.type();
-  if (type == "string" || type == "charlist") {
-    std::string out;
-    for (const auto& child : node.named_children()) {
-      if (child.type() != "quoted_content") return std::nullopt;
-      out += child.text();
-    }
-    return out;
-  }
-  if (type == "binary_operator" && node.field("operator").text() == "<>") {
-    auto left = literal_string(node.field("left"));
-    auto right = literal_string(node.field("right"));
-    if (left && right) return *left + *right;
-  }
-  return std::nullopt;
-}
-
-// :cmd, :"cmd" -> cmd
-std::optional<std::string> literal_atom(const Node& node)
-{
-  if (node.type() == "atom") {
-    auto text = node.text();
-    return std::string(text.starts_with(':') ? text.substr(1) : text);
-  }
-  if (node.type() == "quoted_atom") {
-    std::string out;
-    for (const auto& child : node.named_children()) {
-      if (child.type() != "quoted_content") return std::nullopt;
-      out += child.text();
-    }
-    return out;
-  }
-  return std::nullopt;
-}
+using namespace elixir;
 
 class ElixirScanner {
 public:
-  ElixirScanner(std::string_view file, const syntax::Tree& tree, Report& report)
-      : m_file(file), m_tree(tree), m_report(report), m_depth(report.scan_depth())
+  ElixirScanner(std::string_view file, const syntax::Tree& tree, const RuleSet& rules, int depth)
+      : m_file(file), m_tree(tree), m_rules(rules), m_depth(depth), m_resolver(rules)
   {
-    m_scopes.emplace_back();
   }
 
   void run()
@@ -143,7 +44,7 @@ public:
       scoped.push_back(enter(node));
     };
     auto leave = [&]() {
-      if (scoped.back() && m_scopes.size() > 1) m_scopes.pop_back();
+      if (scoped.back()) m_resolver.close_scope();
       scoped.pop_back();
       m_path.pop_back();
     };
@@ -181,6 +82,12 @@ public:
     }
   }
 
+  std::vector<Finding>& findings() { return m_findings; }
+  // Names bound to a module that matters (aliases, variables, attributes,
+  // __MODULE__) and functions an import of one makes callable bare: code
+  // using them can be reported wherever it is.
+  [[nodiscard]] const WordSet& bound_names() const { return m_resolver.bound_names(); }
+
 private:
   void finish()
   {
@@ -191,7 +98,7 @@ private:
       finding.operation = "parse";
       finding.message = "Syntax error: the file was scanned as far as it parses; the compiler will reject it";
       fill_position(finding, *m_first_error);
-      m_report.add(std::move(finding));
+      m_findings.push_back(std::move(finding));
     }
   }
 
@@ -210,317 +117,14 @@ private:
     if (type == "call") {
       handle_call(node);
     } else if (type == "do_block" || type == "anonymous_function") {
-      open_scope(node);
+      m_resolver.open_scope(parent_of(node));
       return true;
     } else if (type == "unary_operator") {
       handle_unary(node);
     } else if (type == "binary_operator") {
-      if (node.field("operator").text() == "=") bind_variable(node);
+      if (node.field("operator").text() == "=") m_resolver.bind_variable(node);
     }
     return false;
-  }
-
-  Scope& scope() { return m_scopes.back(); }
-  [[nodiscard]] const Scope& scope() const { return m_scopes.back(); }
-
-  void open_scope(const Node& node)
-  {
-    Scope next;
-    next.module = scope().module;
-    auto parent = parent_of(node);
-    if (type_is_call_named(parent, "defmodule")) {
-      auto args = call_arguments(parent);
-      if (!args.empty() && args[0].type() == "alias") {
-        auto text = std::string(args[0].text());
-        std::string full;
-        if (text.starts_with("Elixir.")) {
-          full = text.substr(7);
-        } else if (!scope().module.empty()) {
-          full = scope().module + "." + text;
-          // A nested module is aliased by its last name in the enclosing scope.
-          Resolved nested{Kind::module, full, 0, "nested module"};
-          scope().aliases.emplace_back(text, nested);
-        } else {
-          full = resolve_alias(text).name;
-        }
-        next.module = full;
-      }
-    }
-    m_scopes.push_back(std::move(next));
-  }
-
-  static bool type_is_call_named(const Node& node, std::string_view name)
-  {
-    if (!node || node.type() != "call") return false;
-    auto target = node.field("target");
-    return target && target.type() == "identifier" && target.text() == name;
-  }
-
-  // --- resolution -------------------------------------------------------
-
-  template <typename Entries>
-  const Resolved* find_in_scopes(Entries Scope::*member, std::string_view name) const
-  {
-    for (auto scope_it = m_scopes.rbegin(); scope_it != m_scopes.rend(); ++scope_it) {
-      const auto& entries = (*scope_it).*member;
-      for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
-        if (it->first == name) return &it->second;
-      }
-    }
-    return nullptr;
-  }
-
-  Resolved resolve_alias(std::string_view text) const
-  {
-    if (text.starts_with("Elixir.")) return {Kind::module, std::string(text.substr(7)), 0, ""};
-    if (text == "Elixir") return {Kind::unknown, "", 0, ""};
-    auto dot = text.find('.');
-    auto head = text.substr(0, dot);
-    if (const auto* entry = find_in_scopes(&Scope::aliases, head)) {
-      Resolved out = *entry;
-      if (out.kind == Kind::module && dot != std::string_view::npos) {
-        out.name += std::string(text.substr(dot));
-      }
-      return out;
-    }
-    return {Kind::module, std::string(text), 0, ""};
-  }
-
-  // A call that builds an atom or module name from data.
-  static bool is_builder(const Resolved& module, std::string_view function)
-  {
-    if (module.kind != Kind::module) return false;
-    const auto& m = module.name;
-    if (m == "Module") return function == "concat" || function == "safe_concat";
-    if (m == "String" || m == "List") return function == "to_atom" || function == "to_existing_atom";
-    if (m == ":erlang") {
-      return function == "binary_to_atom" || function == "list_to_atom" ||
-             function == "binary_to_existing_atom" || function == "list_to_existing_atom";
-    }
-    return false;
-  }
-
-  // Folds a builder call whose arguments are constants into the module it names.
-  std::optional<std::string> fold_builder(std::string_view module, const std::vector<Node>& args) const
-  {
-    if (args.empty()) return std::nullopt;
-    if (module == "Module") {
-      std::vector<Node> parts = args;
-      if (args.size() == 1 && args[0].type() == "list") parts = args[0].named_children();
-      std::string out;
-      for (const auto& part : parts) {
-        std::string piece;
-        if (part.type() == "alias") {
-          auto resolved = resolve_alias(part.text());
-          if (resolved.kind != Kind::module) return std::nullopt;
-          piece = resolved.name;
-        } else if (auto text = literal_string(part)) {
-          piece = *text;
-        } else if (auto atom = literal_atom(part)) {
-          piece = *atom;
-        } else {
-          return std::nullopt;
-        }
-        if (piece.starts_with("Elixir.")) piece.erase(0, 7);
-        if (piece == "Elixir" || piece.empty()) continue;
-        if (!out.empty()) out += '.';
-        out += piece;
-      }
-      if (out.empty()) return std::nullopt;
-      return out;
-    }
-    auto text = literal_string(args[0]);
-    if (!text || text->empty()) return std::nullopt;
-    return module_from_atom(*text);
-  }
-
-  Resolved resolve_builder(const Resolved& module, std::string_view function,
-                           const std::vector<Node>& args) const
-  {
-    auto what = display_call(module.name, function);
-    if (auto folded = fold_builder(module.name, args)) {
-      return {Kind::module, *folded, 1, fmt::format("a module built from constants with {}", what)};
-    }
-    return {Kind::dynamic, "", 0, what};
-  }
-
-  Resolved resolve_expr(const Node& node, int guard = 0) const
-  {
-    if (!node || guard > 64) return {};
-    auto type = node.type();
-    if (type == "alias") {
-      return resolve_alias(node.text());
-    }
-    if (type == "atom" || type == "quoted_atom") {
-      if (type == "quoted_atom" && node.first_child_of_type("interpolation")) {
-        return {Kind::dynamic, "", 0, "an interpolated atom"};
-      }
-      auto atom = literal_atom(node);
-      if (!atom || atom->empty()) return {};
-      if (*atom == "true" || *atom == "false" || *atom == "nil") return {};
-      return {Kind::module, module_from_atom(*atom), 0, ""};
-    }
-    if (type == "identifier") {
-      if (node.text() == "__MODULE__") {
-        if (scope().module.empty()) return {};
-        return {Kind::module, scope().module, 0, ""};
-      }
-      if (const auto* bound = find_in_scopes(&Scope::variables, node.text())) {
-        Resolved out = *bound;
-        out.hops += 1;
-        out.via = fmt::format("variable {}", node.text());
-        return out;
-      }
-      return {};
-    }
-    if (type == "unary_operator" && node.field("operator").text() == "@") {
-      auto operand = node.field("operand");
-      auto name = operand.type() == "identifier" ? operand.text()
-                  : operand.type() == "call"     ? operand.field("target").text()
-                                                 : std::string_view{};
-      if (const auto* attr = find_in_scopes(&Scope::attributes, name)) {
-        Resolved out = *attr;
-        out.hops += 1;
-        out.via = fmt::format("attribute @{}", name);
-        return out;
-      }
-      return {};
-    }
-    if (type == "call") {
-      auto target = node.field("target");
-      auto args = call_arguments(node);
-      if (target.type() == "identifier" && target.text() == "unquote" && !args.empty()) {
-        return resolve_expr(args[0], guard + 1);
-      }
-      if (target.type() == "identifier" && target.text() == "__MODULE__" && !scope().module.empty()) {
-        return {Kind::module, scope().module, 0, ""};
-      }
-      if (target.type() == "dot") {
-        auto module = resolve_expr(target.field("left"), guard + 1);
-        auto function = target.field("right").text();
-        if (is_builder(module, function)) return resolve_builder(module, function, args);
-      }
-      return {};
-    }
-    if (type == "binary_operator" && node.field("operator").text() == "|>") {
-      auto right = node.field("right");
-      if (right.type() == "call" && right.field("target").type() == "dot") {
-        auto target = right.field("target");
-        auto module = resolve_expr(target.field("left"), guard + 1);
-        auto function = target.field("right").text();
-        if (is_builder(module, function)) {
-          auto args = call_arguments(right);
-          args.insert(args.begin(), node.field("left"));
-          return resolve_builder(module, function, args);
-        }
-      }
-      return {};
-    }
-    if (type == "block" && node.named_child_count() == 1) {
-      return resolve_expr(node.named_child(0), guard + 1);
-    }
-    return {};
-  }
-
-  // --- declarations -----------------------------------------------------
-
-  void declare_alias(const std::vector<Node>& args)
-  {
-    if (args.empty()) return;
-    const auto& first = args[0];
-    std::optional<Node> as_name;
-    for (const auto& [key, value] : keyword_pairs(args)) {
-      if (key == "as" && value.type() == "alias") as_name = value;
-    }
-    // alias Elixir.{System, File} / alias Foo.{Bar, Baz}
-    if (first.type() == "dot" && first.field("right").type() == "tuple") {
-      auto base = resolve_expr(first.field("left"));
-      std::string prefix = base.kind == Kind::module ? base.name : "";
-      if (first.field("left").text() == "Elixir") prefix.clear();
-      for (const auto& item : first.field("right").named_children()) {
-        if (item.type() != "alias") continue;
-        auto text = std::string(item.text());
-        std::string full = prefix.empty() ? text : prefix + "." + text;
-        auto last = text.substr(text.rfind('.') == std::string::npos ? 0 : text.rfind('.') + 1);
-        int hops = full == last ? 0 : 1;
-        scope().aliases.emplace_back(last, Resolved{Kind::module, full, base.hops + hops,
-                                                    fmt::format("alias {}", last)});
-      }
-      return;
-    }
-    auto target = resolve_expr(first);
-    if (target.kind == Kind::unknown) return;
-    std::string short_name;
-    if (as_name) {
-      short_name = std::string(as_name->text());
-    } else if (first.type() == "alias") {
-      auto text = first.text();
-      auto dot = text.rfind('.');
-      short_name = std::string(dot == std::string_view::npos ? text : text.substr(dot + 1));
-    } else {
-      return;
-    }
-    Resolved entry = target;
-    if (!(target.kind == Kind::module && target.name == short_name)) entry.hops += 1;
-    entry.via = fmt::format("alias {}", short_name);
-    scope().aliases.emplace_back(std::move(short_name), std::move(entry));
-  }
-
-  void declare_import(const std::vector<Node>& args)
-  {
-    if (args.empty()) return;
-    auto target = resolve_expr(args[0]);
-    if (target.kind != Kind::module) return;
-    Import entry;
-    entry.module = target.name;
-    entry.hops = target.hops + 1;
-    for (const auto& [key, value] : keyword_pairs(args)) {
-      if (key != "only" && key != "except") continue;
-      std::vector<std::string> names;
-      if (value.type() == "list") {
-        for (const auto& item : value.named_children()) {
-          if (item.type() != "keywords") continue;
-          for (const auto& pair : item.named_children()) {
-            names.emplace_back(strip_keyword(pair.field("key").text()));
-          }
-        }
-      } else {
-        continue; // only: :functions / :macros import everything of that kind
-      }
-      if (key == "only") {
-        entry.only_given = true;
-        entry.only = std::move(names);
-      } else {
-        entry.except = std::move(names);
-      }
-    }
-    scope().imports.push_back(std::move(entry));
-  }
-
-  std::optional<Resolved> resolve_import(std::string_view name) const
-  {
-    for (auto scope_it = m_scopes.rbegin(); scope_it != m_scopes.rend(); ++scope_it) {
-      for (auto it = scope_it->imports.rbegin(); it != scope_it->imports.rend(); ++it) {
-        auto listed = [&](const std::vector<std::string>& list) {
-          return std::find(list.begin(), list.end(), name) != list.end();
-        };
-        if (listed(it->except)) continue;
-        bool match = it->only_given ? listed(it->only) : m_report.rules().has_row(it->module, name);
-        if (match) {
-          return Resolved{Kind::module, it->module, it->hops, fmt::format("import {}", it->module)};
-        }
-      }
-    }
-    return std::nullopt;
-  }
-
-  void bind_variable(const Node& node)
-  {
-    auto left = node.field("left");
-    if (left.type() != "identifier") return;
-    auto value = resolve_expr(node.field("right"));
-    if (value.kind == Kind::unknown) return;
-    scope().variables.emplace_back(std::string(left.text()), std::move(value));
   }
 
   // --- calls ------------------------------------------------------------
@@ -539,14 +143,14 @@ private:
                std::nullopt, std::nullopt, std::nullopt);
       }
       if (args.size() == 1) {
-        auto value = resolve_expr(args[0]);
-        if (value.kind != Kind::unknown) scope().attributes.emplace_back(std::string(name), value);
+        auto value = m_resolver.resolve_expr(args[0]);
+        if (value.kind != Kind::unknown) m_resolver.bind_attribute(std::string(name), value);
       }
     } else if (op == "&" && operand.type() == "binary_operator" &&
                operand.field("operator").text() == "/" && operand.field("left").type() == "identifier") {
       // &cmd/1 after an import
       auto name = operand.field("left").text();
-      if (auto module = resolve_import(name)) {
+      if (auto module = m_resolver.resolve_import(name)) {
         auto arity = parse_arity(operand.field("right"));
         check_call(node, *module, name, arity, {}, "capture");
       }
@@ -597,8 +201,8 @@ private:
 
     if (target.type() == "identifier") {
       auto name = target.text();
-      if (name == "alias" || name == "require") return declare_alias(args);
-      if (name == "import") return declare_import(args);
+      if (name == "alias" || name == "require") return m_resolver.declare_alias(args);
+      if (name == "import") return m_resolver.declare_import(args);
       if (name == "apply") return handle_apply(node, args, "apply");
       if (is_definition(name)) {
         mark_head(args);
@@ -606,7 +210,7 @@ private:
       }
       if (name == "defdelegate") return handle_defdelegate(node, args);
       if (name == "defmodule" || name == "quote" || name == "unquote") return;
-      if (auto module = resolve_import(name)) {
+      if (auto module = m_resolver.resolve_import(name)) {
         return check_call(node, *module, name, arity, args, "");
       }
       check_call(node, Resolved{Kind::module, "Kernel", 0, ""}, name, arity, args, "");
@@ -621,7 +225,7 @@ private:
     } else if (auto text = literal_string(right)) {
       function = *text;
     }
-    auto module = resolve_expr(left);
+    auto module = m_resolver.resolve_expr(left);
     if (module.kind == Kind::module) {
       if (function && *function == "apply" && (module.name == "Kernel" || module.name == ":erlang")) {
         return handle_apply(node, args, display_call(module.name, "apply"));
@@ -631,7 +235,7 @@ private:
         return handle_apply(node, args, display_call(module.name, *function));
       }
       if (!function) {
-        if (m_report.rules().has_dangerous_functions(module.name)) {
+        if (m_rules.has_dangerous_functions(module.name)) {
           report_dynamic(node, Severity::high,
                          fmt::format("Call of a function computed at compile time on {} [HIGH RISK]",
                                      module.name));
@@ -649,7 +253,7 @@ private:
       return;
     }
     if (function && left.type() == "identifier" && has_args &&
-        m_report.rules().is_dangerous_function_name(*function)) {
+        m_rules.is_dangerous_function_name(*function)) {
       report_dynamic(node, Severity::low,
                      fmt::format("{}.{} on a module not known statically", left.text(), *function));
     }
@@ -678,7 +282,7 @@ private:
     }
     for (const auto& [key, value] : keyword_pairs(args)) {
       if (key != "to") continue;
-      auto module = resolve_expr(value);
+      auto module = m_resolver.resolve_expr(value);
       if (module.kind != Kind::module) continue;
       module.hops += 1;
       check_call(node, module, function, arity, {}, "defdelegate");
@@ -688,7 +292,7 @@ private:
   void handle_apply(const Node& node, const std::vector<Node>& args, std::string_view how)
   {
     if (args.size() < 3) return; // apply(fun, args): the fun is scanned where it is written
-    auto module = resolve_expr(args[0]);
+    auto module = m_resolver.resolve_expr(args[0]);
     auto function = literal_atom(args[1]);
     std::vector<Node> call_args;
     if (args[2].type() == "list") call_args = args[2].named_children();
@@ -698,13 +302,13 @@ private:
     if (module.kind == Kind::module) {
       module.hops += 1;
       if (function) return check_call(node, module, *function, arity, call_args, how);
-      if (m_report.rules().has_dangerous_functions(module.name)) {
+      if (m_rules.has_dangerous_functions(module.name)) {
         report_dynamic(node, Severity::high,
                        fmt::format("{} of a computed function of {} [HIGH RISK]", how, module.name));
       }
       return;
     }
-    bool dangerous = function && m_report.rules().is_dangerous_function_name(*function);
+    bool dangerous = function && m_rules.is_dangerous_function_name(*function);
     if (module.kind == Kind::dynamic) {
       auto severity = dynamic_severity(function);
       report_dynamic(node, severity,
@@ -742,7 +346,7 @@ private:
                   std::optional<std::uint32_t> arity, const std::vector<Node>& args,
                   std::string_view how)
   {
-    const auto& rules = m_report.rules();
+    const auto& rules = m_rules;
     auto rule = rules.lookup(module.name, function);
     if (!rule) return;
     auto call = display_call(module.name, function, arity);
@@ -752,7 +356,7 @@ private:
                                fmt::format("Call reached through {} levels of indirection, beyond "
                                            "scan_depth {}: not followed",
                                            module.hops, m_depth));
-        m_report.add(std::move(finding));
+        m_findings.push_back(std::move(finding));
       }
       return;
     }
@@ -783,7 +387,7 @@ private:
   [[nodiscard]] Severity dynamic_severity(const std::optional<std::string>& function) const
   {
     if (!function) return Severity::medium;
-    return m_report.rules().is_dangerous_function_name(*function) ? Severity::high : Severity::low;
+    return m_rules.is_dangerous_function_name(*function) ? Severity::high : Severity::low;
   }
 
   static std::string upper(Severity severity)
@@ -819,7 +423,7 @@ private:
     finding.module = std::move(module);
     finding.function = std::move(function);
     finding.arity = arity;
-    m_report.add(std::move(finding));
+    m_findings.push_back(std::move(finding));
   }
 
   void fill_position(Finding& finding, const Node& node)
@@ -841,23 +445,70 @@ private:
 
   std::string_view m_file;
   const syntax::Tree& m_tree;
-  Report& m_report;
+  const RuleSet& m_rules;
   int m_depth;
-  std::vector<Scope> m_scopes;
   std::set<std::pair<std::uint32_t, std::uint32_t>> m_heads;
   std::optional<Node> m_first_error;
   std::vector<Node> m_path;
+  std::vector<Finding> m_findings;
+  Resolver m_resolver;
 };
 
 } // namespace
 
-std::expected<void, std::string> scan_elixir_source(std::string_view file, std::string source,
-                                                    Report& report)
+namespace {
+
+std::expected<std::vector<Finding>, std::string> scan_whole(std::string_view file, std::string source,
+                                                            const Report& report)
 {
   auto tree = syntax::Tree::parse(std::move(source));
   if (!tree) return std::unexpected(tree.error());
-  ElixirScanner scanner(file, *tree, report);
+  ElixirScanner scanner(file, *tree, report.rules(), report.scan_depth());
   scanner.run();
+  return std::move(scanner.findings());
+}
+
+// The scan with inert blocks cut out of the parse (scan/elixir_prefilter.h),
+// or nullopt when the file needs a whole parse.
+std::optional<std::vector<Finding>> scan_skipping(std::string_view file, const std::string& source,
+                                                  const Report& report)
+{
+  constexpr int kRounds = 4;
+  auto lexed = syntax::lex_elixir(source);
+  if (!lexed) return std::nullopt;
+  WordSet bound;
+  for (int round = 0; round < kRounds; ++round) {
+    auto occurrences = vocabulary_in(source, *lexed, report.rules(), bound);
+    // Nothing of the vocabulary anywhere: every statement would be cut.
+    if (occurrences.empty()) return std::vector<Finding>{};
+    auto skipped = blocks_to_skip(*lexed, occurrences);
+    if (skipped.empty()) return std::nullopt;
+    auto tree = syntax::Tree::parse_without(source, skipped);
+    if (!tree || tree->has_errors() || !parse_agrees_with_lexer(*tree, *lexed, occurrences, skipped)) {
+      return std::nullopt;
+    }
+    ElixirScanner scanner(file, *tree, report.rules(), report.scan_depth());
+    scanner.run();
+    bool grew = false;
+    for (const auto& name : scanner.bound_names()) grew = bound.insert(name).second || grew;
+    if (!grew || !bound_name_skipped(source, skipped, bound)) return std::move(scanner.findings());
+  }
+  return std::nullopt;
+}
+
+} // namespace
+
+std::expected<void, std::string> scan_elixir_source(std::string_view file, std::string source, Report& report,
+                                                    ElixirParse parse)
+{
+  std::optional<std::vector<Finding>> findings;
+  if (parse == ElixirParse::skip_inert_blocks) findings = scan_skipping(file, source, report);
+  if (!findings) {
+    auto whole = scan_whole(file, std::move(source), report);
+    if (!whole) return std::unexpected(whole.error());
+    findings = std::move(*whole);
+  }
+  for (auto& finding : *findings) report.add(std::move(finding));
   return {};
 }
 

@@ -12,9 +12,15 @@
 
 namespace sandbox::scan {
 
+// How much of the file is parsed: everything, or all but the blocks that
+// cannot produce a finding (scan/elixir_prefilter.h). Both give the same
+// findings; the second is what scans use, the first is for tests.
+enum class ElixirParse { skip_inert_blocks, whole };
+
 // Scans one Elixir source; `file` is its path relative to the sandbox.
 // Returns an error only when the source cannot be parsed at all (deadline).
 std::expected<void, std::string> scan_elixir_source(std::string_view file, std::string source,
-                                                    Report& report);
+                                                    Report& report,
+                                                    ElixirParse parse = ElixirParse::skip_inert_blocks);
 
 } // namespace sandbox::scan

@@ -245,6 +245,81 @@ RuleSet::RuleSet(std::vector<std::string> restricted_modules,
   for (auto& op : m_allowed) {
     if (op.starts_with(':')) op.erase(0, 1);
   }
+  std::vector<std::string> matter(m_restricted.begin(), m_restricted.end());
+  for (const char* module : {"Module", "String", "List", "Kernel", "Function", ":erlang"}) {
+    matter.emplace_back(module);
+  }
+  for (const auto& rule : rule_table()) {
+    if (rule.safe || !(rule.always || restricted(rule.module))) continue;
+    matter.emplace_back(rule.module);
+    if (rule.function == "*") continue;
+    if (rule.severity >= Severity::high) m_dangerous.emplace(rule.function);
+    if (rule.module == "Kernel" || rule.severity >= Severity::high) m_identifiers.emplace(rule.function);
+  }
+  for (const char* word : {"apply", "on_load"}) m_identifiers.emplace(word);
+  for (const auto& module : matter) {
+    std::string_view name = module;
+    if (name.starts_with(':')) {
+      m_module_words.emplace(name.substr(1));
+      m_module_prefixes.emplace(name);
+      continue;
+    }
+    m_module_words.emplace(name.substr(0, name.find('.')));
+    for (auto dot = name.find('.'); dot != std::string_view::npos; dot = name.find('.', dot + 1)) {
+      m_module_prefixes.emplace(name.substr(0, dot));
+    }
+    m_module_prefixes.emplace(name);
+  }
+  for (const auto* words : {&m_identifiers, &m_module_words}) {
+    for (const auto& word : *words) {
+      if (!word.empty() && word.size() < 64) m_shapes[static_cast<unsigned char>(word.front())] |= 1ull << word.size();
+    }
+  }
+}
+
+bool builds_module_name(std::string_view module, std::string_view function)
+{
+  if (module == "Module") return function == "concat" || function == "safe_concat";
+  if (module == "String" || module == "List") return function == "to_atom" || function == "to_existing_atom";
+  if (module == ":erlang") {
+    return function == "binary_to_atom" || function == "list_to_atom" ||
+           function == "binary_to_existing_atom" || function == "list_to_existing_atom";
+  }
+  return false;
+}
+
+bool RuleSet::module_matters(std::string_view module) const
+{
+  return m_module_prefixes.contains(module);
+}
+
+bool RuleSet::call_matters(std::string_view module, std::string_view function) const
+{
+  if (lookup(module, function) || builds_module_name(module, function)) return true;
+  if (function == "apply") return module == "Kernel" || module == ":erlang";
+  return (module == "Function" && function == "capture") || (module == ":erlang" && function == "make_fun");
+}
+
+bool RuleSet::identifier_matters(std::string_view word) const
+{
+  return m_identifiers.contains(word);
+}
+
+std::vector<std::string_view> RuleSet::functions_with_rows(std::string_view module) const
+{
+  std::vector<std::string_view> out;
+  const auto& index = rules_by_module();
+  if (auto rows = index.find(module); rows != index.end()) {
+    for (const Rule* rule : rows->second) {
+      if (rule->function != "*") out.push_back(rule->function);
+    }
+  }
+  return out;
+}
+
+bool RuleSet::module_word(std::string_view word) const
+{
+  return m_module_words.contains(word);
 }
 
 bool RuleSet::restricted(std::string_view module) const { return contains(m_restricted, module); }
@@ -292,13 +367,13 @@ bool RuleSet::has_dangerous_functions(std::string_view module) const
 
 bool RuleSet::is_dangerous_function_name(std::string_view function) const
 {
-  for (const auto& rule : rule_table()) {
-    if (rule.function == function && !rule.safe && rule.severity >= Severity::high &&
-        (rule.always || restricted(rule.module))) {
-      return true;
-    }
-  }
-  return false;
+  return m_dangerous.contains(function);
+}
+
+bool RuleSet::may_be_vocabulary(std::string_view word) const
+{
+  auto first = static_cast<unsigned char>(word.front());
+  return word.size() < 64 && (m_shapes[first] >> word.size() & 1u) != 0;
 }
 
 std::string module_from_atom(std::string_view atom)

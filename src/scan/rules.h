@@ -4,16 +4,27 @@
 // ask it, so a source call and the import it compiles to get the same verdict.
 // docs/security.md is this table for people.
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 namespace sandbox::scan {
 
 enum class Severity { low, medium, high, critical };
 std::string_view to_string(Severity severity);
+
+// A set of strings that can be asked with a string_view, without a copy.
+struct WordHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
+};
+using WordSet = std::unordered_set<std::string, WordHash, std::equal_to<>>;
 
 // A module is named as the compile options name it: ":os" for an Erlang
 // module, "System" for an Elixir one (never "Elixir.System").
@@ -52,10 +63,41 @@ public:
   [[nodiscard]] bool allowed(std::string_view operation) const;
   [[nodiscard]] bool restricted(std::string_view module) const;
 
+  // The vocabulary of findings, so code that uses none of it can be passed
+  // over (scan/elixir_prefilter.h). A module matters when a call of it can be
+  // reported, or when it builds or applies modules (Module, String, List,
+  // Kernel, Function, :erlang); a name also matters when it is the first part
+  // of such a module ("Mix" of Mix.Shell).
+  [[nodiscard]] bool module_matters(std::string_view module) const;
+  // module.function can be reported, or builds or applies a module.
+  [[nodiscard]] bool call_matters(std::string_view module, std::string_view function) const;
+  // An identifier that can be reported wherever it is written: apply,
+  // on_load, a dangerous function name (x.cmd(...)), a reported Kernel
+  // function called bare (spawn).
+  [[nodiscard]] bool identifier_matters(std::string_view word) const;
+  // The functions with a row of their own for `module` (what a bare call
+  // after `import module` can reach).
+  [[nodiscard]] std::vector<std::string_view> functions_with_rows(std::string_view module) const;
+  // False when `word` (not empty) is certainly neither a module word nor an
+  // identifier that matters: a cheap test before the set lookups.
+  [[nodiscard]] bool may_be_vocabulary(std::string_view word) const;
+  // A word naming a module that matters: the first part of an Elixir module
+  // ("System", "Mix") or an Erlang module without its colon ("os").
+  [[nodiscard]] bool module_word(std::string_view word) const;
+
 private:
   std::vector<std::string> m_restricted;
   std::vector<std::string> m_allowed;
+  WordSet m_module_prefixes; // every module that matters, and "Mix" of Mix.Shell
+  WordSet m_module_words;
+  WordSet m_identifiers;
+  WordSet m_dangerous;
+  std::array<std::uint64_t, 256> m_shapes{}; // first character -> bit per word length
 };
+
+// True when module.function makes an atom or module name from data
+// (Module.concat, String.to_atom, :erlang.binary_to_atom, ...).
+bool builds_module_name(std::string_view module, std::string_view function);
 
 // "Elixir.System" -> "System", "os" -> ":os" (a BEAM atom as a module name).
 std::string module_from_atom(std::string_view atom);

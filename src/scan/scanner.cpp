@@ -76,7 +76,7 @@ scan_code_security(const fs::path& root, const ScanConfig& config, const std::ve
   if (only.empty()) {
     entries = util::list_tree(root);
   } else {
-    entries.emplace();
+    entries = std::vector<util::TreeEntry>{};
     for (const auto& relative : only) {
       std::error_code ec;
       auto status = fs::symlink_status(root / relative, ec);

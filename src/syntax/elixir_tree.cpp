@@ -1,5 +1,6 @@
 #include "syntax/elixir_tree.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -116,16 +117,38 @@ Node Node::first_child_of_type(std::string_view wanted) const
   return {};
 }
 
-Tree::Tree(std::unique_ptr<std::string> source, TSTree* tree)
-  : m_source(std::move(source)), m_tree(tree)
+namespace {
+
+std::vector<std::uint32_t> line_starts_of(const std::string& source)
 {
-  m_line_starts.push_back(0);
-  for (std::size_t i = 0; i < m_source->size(); ++i) {
-    if ((*m_source)[i] == '\n') m_line_starts.push_back(static_cast<std::uint32_t>(i + 1));
+  std::vector<std::uint32_t> starts{0};
+  for (std::size_t i = source.find('\n'); i != std::string::npos; i = source.find('\n', i + 1)) {
+    starts.push_back(static_cast<std::uint32_t>(i + 1));
   }
+  return starts;
+}
+
+TSPoint point_at(const std::vector<std::uint32_t>& line_starts, std::uint32_t byte)
+{
+  auto it = std::upper_bound(line_starts.begin(), line_starts.end(), byte);
+  auto row = static_cast<std::uint32_t>(it - line_starts.begin() - 1);
+  return {row, byte - line_starts[row]};
+}
+
+} // namespace
+
+Tree::Tree(std::unique_ptr<std::string> source, TSTree* tree, std::vector<std::uint32_t> line_starts)
+  : m_source(std::move(source)), m_tree(tree), m_line_starts(std::move(line_starts))
+{
 }
 
 std::expected<Tree, std::string> Tree::parse(std::string source, std::chrono::microseconds timeout)
+{
+  return parse_without(std::move(source), {}, timeout);
+}
+
+std::expected<Tree, std::string> Tree::parse_without(std::string source, const std::vector<ByteRange>& excluded,
+                                                     std::chrono::microseconds timeout)
 {
   if (source.size() > UINT32_MAX / 2) {
     return std::unexpected("source is too large to parse");
@@ -135,13 +158,37 @@ std::expected<Tree, std::string> Tree::parse(std::string source, std::chrono::mi
     return std::unexpected("the tree-sitter Elixir grammar does not match the tree-sitter library");
   }
   auto owned = std::make_unique<std::string>(std::move(source));
+  auto line_starts = line_starts_of(*owned);
+  auto size = static_cast<std::uint32_t>(owned->size());
+  std::vector<TSRange> included;
+  if (!excluded.empty()) {
+    std::uint32_t from = 0;
+    auto include = [&](std::uint32_t begin, std::uint32_t end) {
+      if (end > begin) {
+        included.push_back({point_at(line_starts, begin), point_at(line_starts, end), begin, end});
+      }
+    };
+    for (const auto& range : excluded) {
+      if (range.begin < from || range.end > size || range.end < range.begin) {
+        return std::unexpected("excluded ranges must be sorted, disjoint and inside the source");
+      }
+      include(from, range.begin);
+      from = range.end;
+    }
+    include(from, size);
+    if (included.empty()) included.push_back({point_at(line_starts, 0), point_at(line_starts, 0), 0, 0});
+  }
+  if (!ts_parser_set_included_ranges(parser, included.data(), static_cast<std::uint32_t>(included.size()))) {
+    return std::unexpected("tree-sitter rejected the included ranges");
+  }
   ts_parser_set_timeout_micros(parser, static_cast<std::uint64_t>(timeout.count()));
-  TSTree* tree = ts_parser_parse_string(parser, nullptr, owned->data(), static_cast<std::uint32_t>(owned->size()));
+  TSTree* tree = ts_parser_parse_string(parser, nullptr, owned->data(), size);
+  if (!included.empty()) ts_parser_set_included_ranges(parser, nullptr, 0);
   if (tree == nullptr) {
     ts_parser_reset(parser);
     return std::unexpected("parsing took longer than the parse deadline");
   }
-  return Tree(std::move(owned), tree);
+  return Tree(std::move(owned), tree, std::move(line_starts));
 }
 
 Node Tree::root() const

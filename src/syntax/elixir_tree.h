@@ -3,6 +3,8 @@
 // The scanner and the incremental planner read code through this, never
 // through regular expressions: comments, strings and docs are their own nodes.
 
+#include "syntax/elixir_lexer.h"
+
 #include <tree_sitter/api.h>
 
 #include <chrono>
@@ -74,6 +76,13 @@ public:
   static std::expected<Tree, std::string> parse(std::string source,
                                                 std::chrono::microseconds timeout = kDefaultTimeout);
 
+  // Parses `source` with the `excluded` byte ranges (sorted, disjoint) left
+  // out: the parser reads the rest as if those bytes were not there, and
+  // positions and text still refer to `source`.
+  static std::expected<Tree, std::string> parse_without(std::string source,
+                                                        const std::vector<ByteRange>& excluded,
+                                                        std::chrono::microseconds timeout = kDefaultTimeout);
+
   [[nodiscard]] Node root() const;
   [[nodiscard]] const std::string& source() const { return *m_source; }
   [[nodiscard]] bool has_errors() const { return root().has_error(); }
@@ -84,7 +93,7 @@ private:
   struct TreeDeleter {
     void operator()(TSTree* tree) const { ts_tree_delete(tree); }
   };
-  Tree(std::unique_ptr<std::string> source, TSTree* tree);
+  Tree(std::unique_ptr<std::string> source, TSTree* tree, std::vector<std::uint32_t> line_starts);
 
   std::unique_ptr<std::string> m_source; // stable address for the nodes
   std::unique_ptr<TSTree, TreeDeleter> m_tree;
