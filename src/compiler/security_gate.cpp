@@ -20,8 +20,8 @@ namespace sandbox::compiler {
 namespace {
 
 // The scan of unchanged files is not repeated. A long-running engine scans a
-// sandbox before every compile, and the parse costs about a second per
-// megabyte, more than an incremental compile itself. The last result per
+// sandbox before every compile, and reading every source costs more than the
+// rest of a no-change compile. The last result per
 // sandbox and configuration is kept in memory with what every entry of the
 // tree was (type, mode, size and, for a regular file, the SHA-256 of its
 // content; a link's target). The scanner reads each file on its own, and each
