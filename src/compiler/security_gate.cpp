@@ -1,9 +1,12 @@
 #include "compiler/security_gate.h"
 
+#include "compiler/engine_state.h"
 #include "compiler/sandbox_path.h"
 #include "scan/scanner.h"
 #include "util/fs.h"
 #include "util/hash.h"
+
+#include <nlohmann/json.hpp>
 
 #include <fmt/format.h>
 
@@ -166,6 +169,61 @@ rescan_changed(const fs::path& root, const scan::ScanConfig& config, const ScanC
   return merged;
 }
 
+// The last entry of each key is also kept in the engine's state directory
+// (which no jail binds), signed with the engine key, so that a one-shot
+// command (`sandbox incremental`) does not re-read an unchanged tree either.
+// What fails to read or verify is ignored; a result whose text is not valid
+// UTF-8 is not kept (JSON would change it).
+fs::path persisted_path(const std::string& key)
+{
+  return state_dir() / "scan-cache" / (key + ".json");
+}
+
+std::optional<ScanCacheEntry> load_persisted(const std::string& key)
+{
+  auto engine = engine_key();
+  if (!engine) return std::nullopt;
+  auto text = util::read_file(persisted_path(key), kScanCacheMaxBytes);
+  if (!text) return std::nullopt;
+  auto newline = text->find('\n');
+  if (newline == std::string::npos) return std::nullopt;
+  auto body = std::string_view(*text).substr(newline + 1);
+  if (!util::constant_time_equal(text->substr(0, newline), util::hmac_sha256_hex(*engine, key + "\n" + std::string(body)))) {
+    return std::nullopt;
+  }
+  auto doc = nlohmann::json::parse(body, nullptr, false);
+  if (!doc.is_object() || !doc.contains("facts") || !doc["facts"].is_object() || !doc.contains("result")) {
+    return std::nullopt;
+  }
+  ScanCacheEntry entry;
+  entry.key = key;
+  for (const auto& [path, fact] : doc["facts"].items()) {
+    if (!fact.is_string()) return std::nullopt;
+    entry.facts[path] = fact.get<std::string>();
+  }
+  auto result = scan::result_from_json(doc["result"]);
+  if (!result) return std::nullopt;
+  entry.result = std::move(*result);
+  return entry;
+}
+
+void save_persisted(const ScanCacheEntry& entry)
+{
+  auto engine = engine_key();
+  if (!engine) return;
+  std::string body;
+  try {
+    body = nlohmann::json{{"facts", entry.facts}, {"result", scan::to_json(entry.result)}}.dump();
+  } catch (const nlohmann::json::exception&) {
+    return; // not UTF-8
+  }
+  auto path = persisted_path(entry.key);
+  std::error_code ec;
+  fs::create_directories(path.parent_path(), ec);
+  fs::permissions(path.parent_path(), fs::perms::owner_all, ec);
+  (void)util::write_file_atomic(path, util::hmac_sha256_hex(*engine, entry.key + "\n" + body) + "\n" + body, 0600);
+}
+
 std::expected<scan::ScanResult, core::SecurityScanFailed>
 scan_with_cache(const fs::path& root, const scan::ScanConfig& config, const std::vector<fs::path>& only)
 {
@@ -187,6 +245,16 @@ scan_with_cache(const fs::path& root, const scan::ScanConfig& config, const std:
       }
     }
   }
+  if (!previous) {
+    previous = load_persisted(key);
+    if (previous && previous->facts == *before) {
+      auto hit = previous->result;
+      std::lock_guard lock(cache.mutex);
+      cache.entries.push_back(std::move(*previous));
+      while (cache.entries.size() > kScanCacheEntries) cache.entries.pop_front();
+      return hit;
+    }
+  }
   std::optional<std::expected<scan::ScanResult, core::SecurityScanFailed>> result;
   if (previous && only.empty()) {
     result = rescan_changed(root, config, *previous, *before, differing(previous->facts, *before));
@@ -201,6 +269,7 @@ scan_with_cache(const fs::path& root, const scan::ScanConfig& config, const std:
     while (cache.entries.size() > kScanCacheEntries) {
       cache.entries.pop_front();
     }
+    save_persisted(cache.entries.back());
   }
   return std::move(*result);
 }

@@ -42,6 +42,58 @@ nlohmann::json to_json(const ScanResult& result)
           {"scan_depth", result.scan_depth}};
 }
 
+namespace {
+
+std::optional<Finding> finding_from_json(const nlohmann::json& value)
+{
+  if (!value.is_object() || !value.contains("context") || !value["context"].is_object()) return std::nullopt;
+  Finding finding;
+  finding.type = value.at("type").get<std::string>();
+  auto severity = value.at("severity").get<std::string>();
+  bool known = false;
+  for (auto candidate : {Severity::low, Severity::medium, Severity::high, Severity::critical}) {
+    if (to_string(candidate) == severity) {
+      finding.severity = candidate;
+      known = true;
+    }
+  }
+  if (!known) return std::nullopt;
+  finding.operation = value.at("operation").get<std::string>();
+  finding.file = value.at("file").get<std::string>();
+  finding.line = value.at("line").get<std::uint32_t>();
+  finding.column = value.at("column").get<std::uint32_t>();
+  finding.message = value.at("message").get<std::string>();
+  finding.surrounding_code = value["context"].at("surrounding_code").get<std::string>();
+  finding.matched_text = value["context"].at("matched_text").get<std::string>();
+  if (value.contains("module")) finding.module = value["module"].get<std::string>();
+  if (value.contains("function")) finding.function = value["function"].get<std::string>();
+  if (value.contains("arity")) finding.arity = value["arity"].get<std::uint32_t>();
+  return finding;
+}
+
+} // namespace
+
+std::optional<ScanResult> result_from_json(const nlohmann::json& value)
+{
+  try {
+    ScanResult result;
+    for (auto [key, list] : {std::pair{"threats", &result.threats}, std::pair{"warnings", &result.warnings}}) {
+      for (const auto& item : value.at(key)) {
+        auto finding = finding_from_json(item);
+        if (!finding) return std::nullopt;
+        list->push_back(std::move(*finding));
+      }
+    }
+    result.files_scanned = value.at("files_scanned").get<std::uint64_t>();
+    result.bytes_scanned = value.at("bytes_scanned").get<std::uint64_t>();
+    result.beams_audited = value.at("beams_audited").get<std::uint64_t>();
+    result.scan_depth = value.at("scan_depth").get<int>();
+    return result;
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+}
+
 Report::Report(const ScanConfig& config)
     : m_rules(config.restricted_modules, config.allowed_operations), m_depth(config.scan_depth)
 {

@@ -42,6 +42,9 @@ struct ScanResult {
 nlohmann::json to_json(const Finding& finding);
 nlohmann::json to_json(const ScanResult& result);
 nlohmann::json to_json(const std::vector<Finding>& findings);
+// The inverse of to_json(ScanResult), for results kept on disk; nullopt when
+// `value` is not such a result.
+std::optional<ScanResult> result_from_json(const nlohmann::json& value);
 
 struct ScanConfig {
   std::vector<std::string> restricted_modules;

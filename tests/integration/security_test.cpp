@@ -68,6 +68,34 @@ TEST_F(SecurityScan, AThreatInTheSourcesStopsTheCompileBeforeItRuns)
   EXPECT_TRUE(entries_with_prefix(job_root(), "sandbox-job-").empty());
 }
 
+// The scan result is kept in the engine's state directory between commands:
+// it never hides a change, and what is planted or damaged there is ignored.
+TEST_F(SecurityScan, TheKeptScanNeverHidesAChangeAndDamageIsIgnored)
+{
+  const std::string clean = "defmodule A do\n  def f, do: 1\nend\n";
+  const std::string hostile = "defmodule A do\n  def f, do: System.cmd(\"ls\", [])\nend\n";
+  auto path = make_sandbox("kept", {{"lib/a.ex", clean}});
+  ASSERT_EQ(compile(path, {"--compiler", "elixirc"}).exit_code, 0);
+  auto kept = entries_with_prefix(state_dir() / "scan-cache", "");
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(fs::status(kept[0]).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  auto clean_entry = read_text(kept[0]);
+
+  std::ofstream(path / "lib" / "a.ex") << hostile;
+  EXPECT_TRUE(is_error(compile(path, {"--compiler", "elixirc"}), "security_threats_detected"));
+  // The entry of the clean tree put back: the tree differs, so it is not used.
+  std::ofstream(kept[0], std::ios::trunc) << clean_entry;
+  EXPECT_TRUE(is_error(compile(path, {"--compiler", "elixirc"}), "security_threats_detected"));
+  // A forged entry (the clean result with its signature broken) and garbage.
+  auto forged = clean_entry;
+  forged[0] = forged[0] == 'a' ? 'b' : 'a';
+  std::ofstream(kept[0], std::ios::trunc) << forged;
+  EXPECT_TRUE(is_error(compile(path, {"--compiler", "elixirc"}), "security_threats_detected"));
+  std::ofstream(kept[0], std::ios::trunc) << "not a scan";
+  std::ofstream(path / "lib" / "a.ex") << clean;
+  EXPECT_EQ(compile(path, {"--compiler", "elixirc"}).exit_code, 0);
+}
+
 TEST_F(SecurityScan, OptionsTakeEffect)
 {
   auto path = make_sandbox("opts", {{"lib/a.ex", "defmodule A do\n  def f, do: System.cmd(\"ls\", [])\nend\n"}});

@@ -236,3 +236,30 @@ TEST(Scopes, AnAliasDoesNotLeakOutOfItsFunction)
 
 } // namespace
 } // namespace sandbox::scan
+
+namespace sandbox::scan {
+namespace {
+
+TEST(ScanResultJson, ReadsBackWhatItWritesAndRejectsTheRest)
+{
+  Report report({core::default_restricted_modules(), {}, 3});
+  ASSERT_TRUE(scan_source("lib/a.ex",
+                          "defmodule A do\n  def f, do: System.cmd(\"ls\", [])\n  def g, do: spawn(fn -> 1 end)\nend\n",
+                          report));
+  const auto& result = report.result();
+  ASSERT_FALSE(result.threats.empty());
+  ASSERT_FALSE(result.warnings.empty());
+  auto back = result_from_json(to_json(result));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(to_json(*back), to_json(result));
+  auto broken = to_json(result);
+  broken["threats"][0]["severity"] = "extreme";
+  EXPECT_FALSE(result_from_json(broken));
+  broken = to_json(result);
+  broken["warnings"][0].erase("context");
+  EXPECT_FALSE(result_from_json(broken));
+  EXPECT_FALSE(result_from_json(nlohmann::json::array()));
+}
+
+} // namespace
+} // namespace sandbox::scan
