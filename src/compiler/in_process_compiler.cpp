@@ -67,26 +67,6 @@ std::expected<void, std::string> clear_previous_requests(worker::Worker& w)
   return {};
 }
 
-// The previous BEAMs of a partial compile, as copies in the worker's job
-// directory (never the engine's store itself).
-std::expected<void, std::string> place_prior_beams(const fs::path& dir, const std::vector<PriorBeam>& beams)
-{
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) {
-    return std::unexpected("cannot create " + dir.string() + ": " + ec.message());
-  }
-  for (const auto& beam : beams) {
-    if (beam.file_name.find('/') != std::string::npos || !beam.file_name.ends_with(".beam")) {
-      return std::unexpected("bad BEAM name " + beam.file_name);
-    }
-    if (auto written = util::write_file_replace(dir / beam.file_name, beam.bytes, 0644); !written) {
-      return std::unexpected(written.error());
-    }
-  }
-  return {};
-}
-
 InProcessResult run_in_worker(const WorkerJob& job, const fs::path& output,
                               const core::CompileOptions& limits)
 {
@@ -187,6 +167,24 @@ bool plain_source_name(std::string_view name)
 }
 
 } // namespace
+
+std::expected<void, std::string> place_prior_beams(const fs::path& dir, const std::vector<PriorBeam>& beams)
+{
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    return std::unexpected("cannot create " + dir.string() + ": " + ec.message());
+  }
+  for (const auto& beam : beams) {
+    if (beam.file_name.find('/') != std::string::npos || !beam.file_name.ends_with(".beam")) {
+      return std::unexpected("bad BEAM name " + beam.file_name);
+    }
+    if (auto written = util::write_file_replace(dir / beam.file_name, beam.bytes, 0644); !written) {
+      return std::unexpected(written.error());
+    }
+  }
+  return {};
+}
 
 InProcessResult compile_in_process(const fs::path& source, const fs::path& output,
                                    const InProcessOptions& options)

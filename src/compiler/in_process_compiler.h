@@ -34,6 +34,10 @@ struct PriorBeam {
   std::string bytes;
 };
 
+// Writes copies of `beams` into `dir` for a partial compile's code path
+// (copies, so a job cannot write through to the engine's object store).
+std::expected<void, std::string> place_prior_beams(const fs::path& dir, const std::vector<PriorBeam>& beams);
+
 struct InProcessOptions {
   bool debug_info = true;
   bool parallel = true;

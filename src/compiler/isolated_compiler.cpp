@@ -81,27 +81,6 @@ std::expected<void, std::string> make_work_dirs(const fs::path& work)
   return {};
 }
 
-// The previous build's BEAMs, for a partial compile's code path. Copies, so
-// the job cannot write through to the engine's object store.
-std::expected<void, std::string> place_prior_beams(const fs::path& dir,
-                                                   const std::vector<PriorBeam>& beams)
-{
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) {
-    return std::unexpected("cannot create " + dir.string() + ": " + ec.message());
-  }
-  for (const auto& beam : beams) {
-    if (beam.file_name.find('/') != std::string::npos || !beam.file_name.ends_with(".beam")) {
-      return std::unexpected("bad BEAM name " + beam.file_name);
-    }
-    if (auto written = util::write_file_replace(dir / beam.file_name, beam.bytes, 0644); !written) {
-      return std::unexpected(written.error());
-    }
-  }
-  return {};
-}
-
 } // namespace
 
 CompileResult compile_sandbox(const std::string& path, const core::CompileOptions& options)

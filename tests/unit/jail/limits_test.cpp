@@ -29,7 +29,9 @@ bool process_with_marker(const std::string& marker)
 
 TEST_F(LimitsTest, ForkBombIsProcessLimit)
 {
-  auto job_spec = shell("b() { b | b & }; b; wait");
+  // Without &: every level waits for its two children, so the job can only
+  // end by running out of processes (a backgrounded bomb may return first).
+  auto job_spec = shell("b() { b | b; }; b");
   job_spec.limits.max_processes = 20;
   auto result = runner().run(job_spec);
   ASSERT_EQ(result.verdict, Verdict::process_limit) << describe(result);
