@@ -24,9 +24,10 @@ std::multiset<int> g_children;
 // The parent pid from /proc/<pid>/stat (the field after the parenthesised name).
 int parent_of(const std::string& pid)
 {
-  std::ifstream in("/proc/" + pid + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) {
+  int number = -1;
+  std::from_chars(pid.data(), pid.data() + pid.size(), number);
+  std::string line = util::read_proc_file(number, "stat");
+  if (line.empty()) {
     return -1;
   }
   auto close = line.rfind(')');

@@ -252,6 +252,12 @@ std::vector<int> list_pids()
   return pids;
 }
 
+std::string read_proc_file(int pid, std::string_view name)
+{
+  auto text = read_file(fs::path("/proc") / std::to_string(pid) / name, 1 << 20);
+  return text ? std::move(*text) : std::string();
+}
+
 fs::path default_temp_root()
 {
   if (const char* env = std::getenv("TMPDIR"); env != nullptr && *env != '\0') {

@@ -77,4 +77,9 @@ std::string errno_message(std::string_view what);
 // and go while /proc is read; this never throws and returns what it saw.
 std::vector<int> list_pids();
 
+// The contents of /proc/PID/NAME, or an empty string when the process is gone
+// or the file cannot be read. A process may exit between list_pids() and this
+// read (reads then fail with ESRCH); callers treat "gone" as "not there".
+std::string read_proc_file(int pid, std::string_view name);
+
 } // namespace sandbox::util

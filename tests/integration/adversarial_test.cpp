@@ -272,12 +272,11 @@ std::vector<pid_t> processes_named(const std::string& name)
   std::vector<pid_t> found;
   std::error_code ec;
   for (int number : sandbox::util::list_pids()) {
-    auto pid = std::to_string(number);
-    std::ifstream in(fs::path("/proc") / pid / "comm");
+    std::stringstream in(sandbox::util::read_proc_file(number, "comm"));
     std::string comm;
     std::getline(in, comm);
     if (comm == name) {
-      found.push_back(static_cast<pid_t>(std::stol(pid)));
+      found.push_back(static_cast<pid_t>(number));
     }
   }
   return found;

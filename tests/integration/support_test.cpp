@@ -34,7 +34,7 @@ std::int64_t now_ms()
 
 std::int64_t read_vm_hwm_kb(pid_t pid)
 {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::stringstream status(sandbox::util::read_proc_file(pid, "status"));
   std::string line;
   while (std::getline(status, line)) {
     if (line.rfind("VmHWM:", 0) == 0) {
@@ -292,18 +292,26 @@ fs::path example_dir(const std::string& name)
   return source_dir() / "examples" / name;
 }
 
+std::optional<fs::path> corpora_root()
+{
+  fs::path dir = source_dir().parent_path() / "shared" / "corpora";
+  if (const char* env = std::getenv("SANDBOX_CORPORA"); env != nullptr && *env != '\0') {
+    dir = env;
+  }
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    return std::nullopt;
+  }
+  return dir;
+}
+
 fs::path corpus_dir(const std::string& name)
 {
-  if (const char* dir = std::getenv("SANDBOX_CORPORA"); dir != nullptr && *dir != '\0') {
-    return fs::path(dir) / name;
+  auto root = corpora_root();
+  if (!root) {
+    throw std::runtime_error("the corpora are absent (a test is missing SKIP_WITHOUT_CORPORA)");
   }
-  // shared/ sits beside the checkout.
-  auto beside = source_dir().parent_path() / "shared" / "corpora";
-  std::error_code ec;
-  if (fs::is_directory(beside, ec)) {
-    return beside / name;
-  }
-  return fs::path("/work/shared/corpora") / name;
+  return *root / name;
 }
 
 TempTree::TempTree(const std::string& prefix, const fs::path& parent)
@@ -359,14 +367,12 @@ std::vector<pid_t> processes_with_argument(const std::string& marker)
 {
   std::vector<pid_t> found;
   for (int pid : sandbox::util::list_pids()) {
-    auto name = std::to_string(pid);
-    std::ifstream in(fs::path("/proc") / name / "cmdline", std::ios::binary);
-    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::stringstream args(cmdline);
+    // The process may be gone by now: an empty cmdline, never an exception.
+    std::stringstream args(sandbox::util::read_proc_file(pid, "cmdline"));
     std::string arg;
     while (std::getline(args, arg, '\0')) {
       if (arg == marker) {
-        found.push_back(static_cast<pid_t>(std::stol(name)));
+        found.push_back(static_cast<pid_t>(pid));
         break;
       }
     }

@@ -15,10 +15,9 @@ using LimitsTest = JailTest;
 // True when some host process has `marker` in its command line.
 bool process_with_marker(const std::string& marker)
 {
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
-    std::ifstream in(entry.path() / "cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (int pid : util::list_pids()) {
+    // A process may exit while we look: its cmdline reads as empty.
+    std::string cmdline = util::read_proc_file(pid, "cmdline");
     std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
     if (cmdline.find(marker) != std::string::npos && cmdline.find("/bin/sh") == std::string::npos) {
       return true;
