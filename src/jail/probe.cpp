@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <string>
 #include <mutex>
 
 namespace sandbox::jail {
@@ -111,10 +112,29 @@ LayerProbe probe_seccomp()
                      : failure_detail("loading the seccomp filter", error)};
 }
 
+// Writes /proc/self/NAME; false with errno set when it cannot.
+bool write_self_file(const char* name, const std::string& text)
+{
+  std::string path = std::string("/proc/self/") + name;
+  util::Fd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  return fd && ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
+}
+
 LayerProbe probe_pivot_root()
 {
   int error = in_child([] {
-    if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0 && ::unshare(CLONE_NEWNS) != 0) {
+    // As the jail does: a user namespace with its uid and gid maps written
+    // (without them the fsuid is unmapped and mkdir fails with EOVERFLOW),
+    // then a private mount namespace.
+    uid_t uid = ::geteuid();
+    gid_t gid = ::getegid();
+    if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) == 0) {
+      if (!write_self_file("setgroups", "deny") ||
+          !write_self_file("uid_map", "0 " + std::to_string(uid) + " 1") ||
+          !write_self_file("gid_map", "0 " + std::to_string(gid) + " 1")) {
+        return errno;
+      }
+    } else if (::unshare(CLONE_NEWNS) != 0) {
       return errno;
     }
     if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||

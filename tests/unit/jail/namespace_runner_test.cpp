@@ -3,6 +3,7 @@
 
 #include "jail_test_support.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace sandbox::jail::testing {
@@ -169,6 +170,24 @@ TEST_F(NamespaceRunnerTest, IsolationReportsLayers)
     EXPECT_TRUE(isolation.layers[layer]) << layer;
   }
   EXPECT_TRUE(runner().remaps_paths());
+}
+
+} // namespace
+} // namespace sandbox::jail::testing
+
+namespace sandbox::jail::testing {
+namespace {
+
+// The doctor's pivot_root probe must do what the jail does: where the jail
+// runs a job (it pivots onto a fresh root), the probe says pivot_root works.
+TEST_F(NamespaceRunnerTest, PivotRootProbeAgreesWithTheJail)
+{
+  auto result = runner().run(shell("exit 0"));
+  ASSERT_EQ(result.verdict, Verdict::exited) << describe(result);
+  auto probes = probe_isolation();
+  auto it = std::ranges::find_if(probes, [](const LayerProbe& p) { return p.name == "pivot_root"; });
+  ASSERT_NE(it, probes.end());
+  EXPECT_TRUE(it->works) << it->detail;
 }
 
 } // namespace
