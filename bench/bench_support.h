@@ -82,12 +82,23 @@ inline std::vector<std::string> sources(const fs::path& root, const std::string&
   return out;
 }
 
+// The shared corpora: $SANDBOX_CORPORA, else ../shared/corpora beside the
+// checkout. A benchmark cannot measure without them: it says so and exits 2.
 inline fs::path corpora_dir()
 {
-  if (const char* dir = std::getenv("SANDBOX_CORPORA")) {
-    return dir;
+  fs::path dir = fs::path(SANDBOX_SOURCE_DIR).parent_path() / "shared" / "corpora";
+  if (const char* env = std::getenv("SANDBOX_CORPORA"); env != nullptr && *env != '\0') {
+    dir = env;
   }
-  return fs::path(SANDBOX_SOURCE_DIR) / ".." / "shared" / "corpora";
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    std::fprintf(stderr,
+                 "the corpora are not at %s: put shared/ beside the checkout or set "
+                 "SANDBOX_CORPORA to a folder holding decimal, mime and nimble_options\n",
+                 dir.c_str());
+    std::exit(2);
+  }
+  return dir;
 }
 
 } // namespace bench

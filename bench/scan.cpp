@@ -12,6 +12,7 @@
 #include "scan/scanner.h"
 #include "syntax/elixir_tree.h"
 #include "util/fs.h"
+#include "bench_support.h"
 
 #include <sched.h>
 #include <time.h>
@@ -47,8 +48,7 @@ struct Source {
 std::vector<Source> corpus_sources()
 {
   std::vector<Source> out;
-  const char* corpora = std::getenv("SANDBOX_CORPORA");
-  fs::path root = corpora ? corpora : "/work/shared/corpora";
+  fs::path root = bench::corpora_dir();
   for (const char* lib : {"decimal", "mime", "nimble_options"}) {
     std::error_code ec;
     for (auto it = fs::recursive_directory_iterator(root / lib, ec); !ec && it != fs::recursive_directory_iterator();

@@ -28,6 +28,7 @@ class Corpus : public SandboxTest, public ::testing::WithParamInterface<Library>
 
 TEST_P(Corpus, CompilesAndRunsInAFreshVm)
 {
+  SKIP_WITHOUT_CORPORA();
   const auto& lib = GetParam();
   auto sandbox_path = copy_corpus(lib.name);
   auto before = snapshot_tree(sandbox_path);
@@ -80,6 +81,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST_F(CorpusConfig, MimeCompileEnvReadsTheProjectConfigWithMix)
 {
+  SKIP_WITHOUT_CORPORA();
   // MIME reads `config :mime, :types` with Application.compile_env: the
   // project's config/config.exs is part of a mix compile.
   auto sandbox_path = copy_corpus("mime");

@@ -326,6 +326,7 @@ struct Corpus {
 
 TEST_F(InProcessTest, CorporaMatchElixirc)
 {
+  SKIP_WITHOUT_CORPORA();
   for (const Corpus& corpus :
        {Corpus{"nimble_options", "IO.inspect(NimbleOptions.validate([a: 1], [a: [type: :integer]]))"},
         Corpus{"decimal", "IO.puts(Decimal.add(Decimal.new(\"1.10\"), Decimal.new(\"2.205\")))"},
@@ -448,6 +449,7 @@ std::string show(const Edges& edges)
 
 TEST_F(InProcessTest, ReferencesAgreeWithMixXref)
 {
+  SKIP_WITHOUT_CORPORA();
   for (const char* name : {"nimble_options", "decimal"}) {
     SCOPED_TRACE(name);
     auto sandbox = copy_corpus(name);

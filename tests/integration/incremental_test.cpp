@@ -120,6 +120,7 @@ struct Edit {
 
 TEST_F(Incremental, EditScriptsOnNimbleOptionsMatchCleanBuildAndNeverExceedMix)
 {
+  SKIP_WITHOUT_CORPORA();
   auto sandbox_path = copy_corpus("nimble_options");
   MixOracle mix(sandbox_path, scratch());
   auto first = incremental(sandbox_path);
@@ -202,6 +203,7 @@ TEST_F(Incremental, CommentOnlyEditOfAMacroModuleRecompilesFewerFilesThanMix)
 
 TEST_F(Incremental, MixProjectPartialCompileMatchesACleanMixBuild)
 {
+  SKIP_WITHOUT_CORPORA();
   auto sandbox_path = copy_corpus("nimble_options");
   auto mix_incremental = [&] {
     return sandbox({"incremental", sandbox_path.string(), "--compiler", "mix", "--json"});

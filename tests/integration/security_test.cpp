@@ -26,6 +26,7 @@ bool contains(const std::vector<std::string>& list, const std::string& item)
 
 TEST_F(SecurityScan, RealLibrariesAndExamplesHaveNoThreatWithTheDefaults)
 {
+  SKIP_WITHOUT_CORPORA();
   std::vector<fs::path> trees = {copy_corpus("decimal"), copy_corpus("mime"), copy_corpus("nimble_options")};
   for (const char* example : {"hello_mix", "plain_lib", "erlang", "compile_error"}) {
     trees.push_back(copy_example(example));
@@ -42,6 +43,7 @@ TEST_F(SecurityScan, RealLibrariesAndExamplesHaveNoThreatWithTheDefaults)
 
 TEST_F(SecurityScan, CorporaCompileWithTheScanOnAndReportItsWarnings)
 {
+  SKIP_WITHOUT_CORPORA();
   for (const char* name : {"decimal", "mime", "nimble_options"}) {
     auto run = compile(copy_corpus(name), {"--compiler", "mix"});
     ASSERT_EQ(run.exit_code, 0) << name << "\n" << run.describe();

@@ -55,7 +55,20 @@ RunResult run_process(const std::vector<std::string>& argv, const RunOptions& op
 fs::path sandbox_binary();
 fs::path source_dir();
 fs::path example_dir(const std::string& name);
+// The shared corpora (real Elixir libraries): $SANDBOX_CORPORA, else
+// ../shared/corpora beside the checkout; nullopt when neither exists.
+std::optional<fs::path> corpora_root();
+// corpora_root() / name; only after SKIP_WITHOUT_CORPORA().
 fs::path corpus_dir(const std::string& name);
+
+// A test that needs the corpora skips, saying where it looked, when they are absent.
+#define SKIP_WITHOUT_CORPORA()                                                                   \
+  do {                                                                                           \
+    if (!::sandbox::test::corpora_root()) {                                                      \
+      GTEST_SKIP() << "the corpora are absent: put shared/ beside the checkout or set "          \
+                      "SANDBOX_CORPORA";                                                         \
+    }                                                                                            \
+  } while (false)
 
 // A directory made with mkdtemp, removed with everything in it at the end.
 class TempTree {
