@@ -198,12 +198,77 @@ std::expected<BackendRun, core::Error> run_job(const BackendRequest& request,
   if (result.succeeded()) {
     return run;
   }
-  return std::unexpected(
-    verdict_error(result, spec.limits, std::move(run.output), std::move(run.diagnostics)));
+  std::string job = fs::path(spec.argv.empty() ? "" : spec.argv.front()).filename().string();
+  bool mix_driver = spec.argv.size() > 2 && spec.argv[2].find("Mix.CLI") != std::string::npos;
+  if (job == "mix" || mix_driver) {
+    job = "mix compile";
+  } else if (!request.source_files.empty()) {
+    job += fmt::format(" of {}{}", request.source_files.front().string(),
+                       request.source_files.size() > 1
+                         ? fmt::format(" and {} more files", request.source_files.size() - 1)
+                         : std::string());
+  }
+  return std::unexpected(verdict_error(result, spec.limits, std::move(run.output),
+                                       std::move(run.diagnostics), job));
 }
 
+std::string describe_job(std::string_view job, std::string_view output)
+{
+  std::string_view progress;
+  std::size_t start = 0;
+  while (start < output.size()) {
+    std::size_t end = output.find('\n', start);
+    if (end == std::string_view::npos) {
+      end = output.size();
+    }
+    auto line = output.substr(start, end - start);
+    if (line.starts_with("Compiling ") || line.starts_with("==> ")) {
+      progress = line.substr(0, 200);
+    }
+    start = end + 1;
+  }
+  std::string text(job);
+  if (!progress.empty()) {
+    text += text.empty() ? std::string(progress) : " (" + std::string(progress) + ")";
+  }
+  return text;
+}
+
+namespace {
+
+std::string megabytes(double bytes)
+{
+  return fmt::format("{:.0f} MiB", bytes / (1024.0 * 1024.0));
+}
+
+core::ResourceLimitExceeded limit_error(core::LimitType type, double current, double limit,
+                                        std::string_view job, std::string_view output)
+{
+  core::ResourceLimitExceeded error{type, current, limit, describe_job(job, output), {}};
+  switch (type) {
+  case core::LimitType::memory_limit:
+    error.hint = fmt::format("the job needed more than its {} of memory; raise the limit with "
+                             "--memory-limit {}M (option memory_limit, in bytes)",
+                             megabytes(limit), static_cast<long long>(limit / (512.0 * 1024.0)));
+    break;
+  case core::LimitType::max_processes:
+    error.hint = fmt::format("the job reached {} processes and threads; raise the limit with "
+                             "--max-processes {} (option max_processes)",
+                             static_cast<long long>(limit), static_cast<long long>(limit * 2));
+    break;
+  case core::LimitType::cpu_limit:
+    error.hint = "the job used all the CPU time it was given; give it more with --timeout "
+                 "(option timeout) or a higher --cpu-limit";
+    break;
+  }
+  return error;
+}
+
+} // namespace
+
 core::Error verdict_error(const jail::ProcessResult& result, const jail::Limits& limits,
-                          std::string output, std::vector<core::Diagnostic> diagnostics)
+                          std::string output, std::vector<core::Diagnostic> diagnostics,
+                          std::string_view job)
 {
   switch (result.verdict) {
   case jail::Verdict::exited:
@@ -219,18 +284,17 @@ core::Error verdict_error(const jail::ProcessResult& result, const jail::Limits&
   case jail::Verdict::wall_timeout:
     return core::CompilationTimeout{limits.wall_timeout_ms};
   case jail::Verdict::cpu_time_limit:
-    return core::ResourceLimitExceeded{core::LimitType::cpu_limit,
-                                       static_cast<double>(result.usage.cpu_time_ms),
-                                       static_cast<double>(limits.cpu_time_ms)};
+    return limit_error(core::LimitType::cpu_limit, static_cast<double>(result.usage.cpu_time_ms),
+                       static_cast<double>(limits.cpu_time_ms), job, output);
   case jail::Verdict::memory_limit:
-    return core::ResourceLimitExceeded{
-      core::LimitType::memory_limit,
-      result.limit_reading > 0 ? result.limit_reading
-                               : static_cast<double>(result.usage.peak_memory_bytes),
-      static_cast<double>(limits.memory_bytes)};
+    return limit_error(core::LimitType::memory_limit,
+                       result.limit_reading > 0
+                         ? result.limit_reading
+                         : static_cast<double>(result.usage.peak_memory_bytes),
+                       static_cast<double>(limits.memory_bytes), job, output);
   case jail::Verdict::process_limit:
-    return core::ResourceLimitExceeded{core::LimitType::max_processes, result.limit_reading,
-                                       static_cast<double>(limits.max_processes)};
+    return limit_error(core::LimitType::max_processes, result.limit_reading,
+                       static_cast<double>(limits.max_processes), job, output);
   case jail::Verdict::output_limit:
     return core::OutputLimitExceeded{limits.output_cap_bytes};
   case jail::Verdict::setup_failure:

@@ -48,9 +48,16 @@ std::expected<BackendRun, core::Error> run_job(const BackendRequest& request,
 
 // The specification's error for a job that did not exit 0: a compilation
 // failure carrying `output` and `diagnostics`, or the limit, crash or setup
-// failure that ended it.
+// failure that ended it. `job` names what ran (for example "mix compile"):
+// a limit verdict says it, with what the job printed last and the option
+// that raises the limit.
 core::Error verdict_error(const jail::ProcessResult& result, const jail::Limits& limits,
-                          std::string output, std::vector<core::Diagnostic> diagnostics);
+                          std::string output, std::vector<core::Diagnostic> diagnostics,
+                          std::string_view job = {});
+
+// "mix compile (Compiling 3 files (.ex))": `job` and the last progress line
+// of `output` (Mix's "Compiling ..." or "==> app"), whichever are known.
+std::string describe_job(std::string_view job, std::string_view output);
 
 // Runs a compiler that writes into <work>/ebin: `argv` then each source as an
 // argument; on success the run lists that directory and the sources.

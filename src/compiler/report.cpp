@@ -84,8 +84,14 @@ json failure_report(const json& error)
   } else if (type == "resource_limit_exceeded") {
     auto details_obj = error.value("details", json::object());
     summary = fmt::format("Compilation failed: {} exceeded", value_or<std::string>(error, "limit_type", "limit"));
+    if (auto compiling = value_or<std::string>(error, "compiling", ""); !compiling.empty()) {
+      summary += " while compiling " + compiling;
+    }
     details = fmt::format("current {} > limit {}", value_or<double>(details_obj, "current", 0),
                           value_or<double>(details_obj, "limit", 0));
+    if (auto hint = value_or<std::string>(error, "hint", ""); !hint.empty()) {
+      details += "\n" + hint;
+    }
   } else if (type == "security_threats_detected") {
     auto threats = error.value("threats", json::array());
     summary = fmt::format("Compilation failed: {} security threat(s) detected", threats.size());

@@ -84,6 +84,12 @@ nlohmann::json to_json(const Error& error)
                [&](const ResourceLimitExceeded& e) {
                  out["limit_type"] = to_string(e.limit_type);
                  out["details"] = {{"current", e.current}, {"limit", e.limit}};
+                 if (!e.compiling.empty()) {
+                   out["compiling"] = e.compiling;
+                 }
+                 if (!e.hint.empty()) {
+                   out["hint"] = e.hint;
+                 }
                },
                [&](const ResourceMonitorFailed& e) { out["reason"] = e.reason; },
                [&](const SecurityThreatsDetected& e) { out["threats"] = e.threats; },
@@ -121,7 +127,15 @@ std::string describe(const Error& error)
         return fmt::format("BEAM validation failed for {}: {}", e.file, e.reason);
       },
       [](const ResourceLimitExceeded& e) {
-        return fmt::format("{} exceeded: {} > {}", to_string(e.limit_type), e.current, e.limit);
+        std::string text = fmt::format("{} exceeded", to_string(e.limit_type));
+        if (!e.compiling.empty()) {
+          text += " while compiling " + e.compiling;
+        }
+        text += fmt::format(": {} > {}", e.current, e.limit);
+        if (!e.hint.empty()) {
+          text += "; " + e.hint;
+        }
+        return text;
       },
       [](const ResourceMonitorFailed& e) { return "resource monitor failed: " + e.reason; },
       [](const SecurityThreatsDetected& e) {

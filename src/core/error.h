@@ -48,6 +48,11 @@ struct ResourceLimitExceeded {
   LimitType limit_type = LimitType::memory_limit;
   double current = 0;
   double limit = 0;
+  // What the job was compiling when it hit the limit (the compiler and the
+  // last progress line it printed), and which option raises the limit: a
+  // verdict a user can act on. Empty when unknown.
+  std::string compiling;
+  std::string hint;
 };
 
 struct ResourceMonitorFailed {

@@ -193,7 +193,7 @@ core::Error Worker::kill_and_explain(jail::Verdict reason, std::int64_t timeout_
     // Killed by the engine for a protocol violation.
     return core::CompilerCrash{"protocol", what, {{"output", result.output}}};
   }
-  return backends::verdict_error(result, limits, result.output, {});
+  return backends::verdict_error(result, limits, result.output, {}, "the warm compile worker");
 }
 
 std::expected<CompileReply, core::Error> Worker::compile(const CompileRequest& request,

@@ -174,7 +174,11 @@ TEST_P(MixAttack, MemoryHogHitsTheMemoryLimit)
   auto run = mix_attack("IO.inspect(byte_size(:binary.copy(<<0>>, 1_000_000_000)))\n",
                         {"--memory-limit", "128M", "--timeout", "20000"});
   ASSERT_TRUE(is_error(run, "resource_limit_exceeded", 1));
-  EXPECT_EQ(run.json()["error"]["limit_type"], "memory_limit") << run.out;
+  const auto& error = run.json()["error"];
+  EXPECT_EQ(error["limit_type"], "memory_limit") << run.out;
+  // A verdict a user can act on: what was compiling and which option raises the limit.
+  EXPECT_NE(error.value("compiling", "").find("mix compile"), std::string::npos) << run.out;
+  EXPECT_NE(error.value("hint", "").find("--memory-limit 256M"), std::string::npos) << run.out;
 }
 
 INSTANTIATE_TEST_SUITE_P(Adversarial, MixAttack, ::testing::Values("mix.exs", "config/config.exs"),

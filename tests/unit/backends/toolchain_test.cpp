@@ -101,3 +101,47 @@ TEST(AsArgument, NeverLooksLikeAFlag)
 
 } // namespace
 } // namespace sandbox::backends
+
+namespace sandbox::backends {
+namespace {
+
+TEST(VerdictError, MemoryLimitSaysWhatWasCompilingAndWhichOptionRaisesIt)
+{
+  jail::ProcessResult result;
+  result.verdict = jail::Verdict::memory_limit;
+  result.limit_reading = 256.0 * 1024 * 1024;
+  jail::Limits limits;
+  limits.memory_bytes = 256ull << 20;
+  auto error = verdict_error(result, limits, "==> poison\nCompiling 4 files (.ex)\n", {},
+                             "mix compile");
+  const auto* limit = std::get_if<core::ResourceLimitExceeded>(&error);
+  ASSERT_NE(limit, nullptr);
+  EXPECT_EQ(limit->compiling, "mix compile (Compiling 4 files (.ex))");
+  EXPECT_NE(limit->hint.find("256 MiB"), std::string::npos) << limit->hint;
+  EXPECT_NE(limit->hint.find("--memory-limit 512M"), std::string::npos) << limit->hint;
+  auto text = core::describe(error);
+  EXPECT_NE(text.find("while compiling mix compile"), std::string::npos) << text;
+}
+
+TEST(VerdictError, ProcessLimitNamesMaxProcesses)
+{
+  jail::ProcessResult result;
+  result.verdict = jail::Verdict::process_limit;
+  result.limit_reading = 64;
+  jail::Limits limits;
+  limits.max_processes = 64;
+  auto error = verdict_error(result, limits, "", {}, "elixirc");
+  const auto* limit = std::get_if<core::ResourceLimitExceeded>(&error);
+  ASSERT_NE(limit, nullptr);
+  EXPECT_EQ(limit->compiling, "elixirc");
+  EXPECT_NE(limit->hint.find("--max-processes 128"), std::string::npos) << limit->hint;
+}
+
+TEST(VerdictError, DescribeJobWithoutAJobNameUsesTheProgressLine)
+{
+  EXPECT_EQ(describe_job("", "Compiling 1 file (.ex)\nwarning\n"), "Compiling 1 file (.ex)");
+  EXPECT_EQ(describe_job("erlc", "no progress\n"), "erlc");
+}
+
+} // namespace
+} // namespace sandbox::backends
