@@ -80,7 +80,8 @@ protected:
   }
 
   // Job cgroups of this process still present, in any hierarchy.
-  std::string leftover_cgroups() const
+  // Job cgroups of the engine process `pid` (by default this one) that exist.
+  std::string leftover_cgroups(pid_t pid = ::getpid()) const
   {
     std::string left;
     const auto& layout = *m_runner->cgroup_layout();
@@ -91,7 +92,7 @@ protected:
     if (layout.unified) {
       parents.push_back(*layout.unified);
     }
-    std::string prefix = std::string(kJobCgroupPrefix) + std::to_string(::getpid()) + "-";
+    std::string prefix = std::string(kJobCgroupPrefix) + std::to_string(pid) + "-";
     for (const auto& parent : parents) {
       std::error_code ec;
       for (const auto& entry : fs::directory_iterator(parent, ec)) {
