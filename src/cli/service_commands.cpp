@@ -8,7 +8,13 @@
 
 #include <fmt/format.h>
 
+#include <grp.h>
+#include <pwd.h>
+
+#include <charconv>
 #include <iostream>
+#include <optional>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -26,7 +32,49 @@ struct ServeFlags {
   int grace_ms = 10'000;
   std::size_t workers = 2;
   std::size_t prestart = 1;
+  std::vector<std::string> allow_users;
+  std::vector<std::string> allow_groups;
+  std::size_t caller_share = 0;
 };
+
+std::optional<unsigned> numeric_id(const std::string& text)
+{
+  unsigned value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+// A user or group given by name or by number; nullopt when neither.
+std::optional<unsigned> user_id(const std::string& name)
+{
+  if (auto number = numeric_id(name)) {
+    return number;
+  }
+  std::vector<char> buffer(16384);
+  passwd entry{};
+  passwd* found = nullptr;
+  if (::getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) == 0 && found != nullptr) {
+    return found->pw_uid;
+  }
+  return std::nullopt;
+}
+
+std::optional<unsigned> group_id(const std::string& name)
+{
+  if (auto number = numeric_id(name)) {
+    return number;
+  }
+  std::vector<char> buffer(16384);
+  group entry{};
+  group* found = nullptr;
+  if (::getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) == 0 && found != nullptr) {
+    return found->gr_gid;
+  }
+  return std::nullopt;
+}
 
 int serve(const ServeFlags& flags)
 {
@@ -52,6 +100,23 @@ int serve(const ServeFlags& flags)
     std::cerr << "sandbox serve: --jobs, --workers and --max-connections must be at least 1\n";
     return kExitUsage;
   }
+  for (const auto& name : flags.allow_users) {
+    auto id = user_id(name);
+    if (!id) {
+      std::cerr << fmt::format("sandbox serve: --allow-users: no user {}\n", name);
+      return kExitUsage;
+    }
+    settings.allow_users.push_back(*id);
+  }
+  for (const auto& name : flags.allow_groups) {
+    auto id = group_id(name);
+    if (!id) {
+      std::cerr << fmt::format("sandbox serve: --allow-groups: no group {}\n", name);
+      return kExitUsage;
+    }
+    settings.allow_groups.push_back(*id);
+  }
+  settings.caller_share = flags.caller_share;
   settings.socket_mode = static_cast<mode_t>(mode);
   settings.max_jobs = flags.jobs;
   settings.max_queue = flags.queue;
@@ -95,6 +160,17 @@ void register_service_commands(CLI::App& app, std::function<int()>& selected)
                             "On SIGTERM, ms running jobs may finish before they are cancelled (default 10000)");
   serve_command->add_option("--workers", flags->workers, "Warm in_process workers at most (default 2)");
   serve_command->add_option("--prestart", flags->prestart, "Idle warm workers kept ready (default 1)");
+  serve_command
+    ->add_option("--allow-users", flags->allow_users,
+                 "Users (names or ids) who may connect besides root and the service's user; "
+                 "default: anyone the socket mode lets in")
+    ->delimiter(',');
+  serve_command
+    ->add_option("--allow-groups", flags->allow_groups,
+                 "Groups (names or ids) whose members may connect")
+    ->delimiter(',');
+  serve_command->add_option("--caller-share", flags->caller_share,
+                            "Jobs one caller may hold, running and queued (default half of --jobs + --queue)");
   serve_command->callback([&selected, flags] { selected = [flags] { return serve(*flags); }; });
 
   auto* request_command =

@@ -118,7 +118,7 @@ std::expected<fs::path, std::string> create_marked_temp_dir(const fs::path& pare
   return dir->keep();
 }
 
-std::expected<void, std::string> verify_temp_dir_marker(const fs::path& given)
+std::expected<void, std::string> verify_temp_dir_marker(const fs::path& given, std::optional<uid_t> owner)
 {
   // "link/" would make lstat follow the link: look at the name itself.
   // "link/" and "link/." would make lstat follow the link: look at the name
@@ -141,7 +141,7 @@ std::expected<void, std::string> verify_temp_dir_marker(const fs::path& given)
   if (!S_ISDIR(st.st_mode)) {
     return std::unexpected("is not a directory");
   }
-  if (st.st_uid != ::geteuid()) {
+  if (st.st_uid != owner.value_or(::geteuid())) {
     return std::unexpected("is not owned by this user");
   }
   std::error_code ec;

@@ -53,6 +53,7 @@ std::string_view error_type(const Error& error)
       [](const InvalidOption&) { return std::string_view("invalid_option"); },
       [](const NoBytecodeGenerated&) { return std::string_view("no_bytecode_generated"); },
       [](const OutputLimitExceeded&) { return std::string_view("output_limit_exceeded"); },
+      [](const PermissionDenied&) { return std::string_view("permission_denied"); },
     },
     error);
 }
@@ -108,6 +109,10 @@ nlohmann::json to_json(const Error& error)
                },
                [&](const NoBytecodeGenerated& e) { out["reason"] = e.reason; },
                [&](const OutputLimitExceeded& e) { out["limit"] = e.limit_bytes; },
+               [&](const PermissionDenied& e) {
+                 out["path"] = e.path;
+                 out["operation"] = e.operation;
+               },
              },
              error);
   return out;
@@ -156,6 +161,9 @@ std::string describe(const Error& error)
       [](const NoBytecodeGenerated& e) { return "no bytecode generated: " + e.reason; },
       [](const OutputLimitExceeded& e) {
         return fmt::format("output exceeded {} bytes", e.limit_bytes);
+      },
+      [](const PermissionDenied& e) {
+        return fmt::format("permission denied: the caller may not {} {}", e.operation, e.path);
       },
     },
     error);

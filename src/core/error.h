@@ -98,11 +98,18 @@ struct OutputLimitExceeded {
   std::uint64_t limit_bytes = 0;
 };
 
+// A caller of a shared service named a path it may not use that way
+// (operation: read, write, cleanup). Carries no byte of the file's content.
+struct PermissionDenied {
+  std::string path;
+  std::string operation;
+};
+
 using Error = std::variant<CompilationFailed, CompilationTimeout, CompilerCrash,
                            InvalidSandboxPath, BeamValidationFailed, ResourceLimitExceeded,
                            ResourceMonitorFailed, SecurityThreatsDetected, SecurityScanFailed,
                            JailSetupFailed, DependenciesUnavailable, InvalidOption,
-                           NoBytecodeGenerated, OutputLimitExceeded>;
+                           NoBytecodeGenerated, OutputLimitExceeded, PermissionDenied>;
 
 // The kind as the specification spells it, e.g. "compilation_failed".
 std::string_view error_type(const Error& error);

@@ -1,12 +1,15 @@
 #include "service/protocol.h"
 
+#include "compiler/engine_state.h"
 #include "compiler/in_process_compiler.h"
 #include "compiler/security_gate.h"
 #include "compiler/incremental_compile.h"
 #include "compiler/isolated_compiler.h"
 #include "compiler/report.h"
 #include "core/options.h"
+#include "service/caller_scope.h"
 #include "service/doctor.h"
+#include "util/fs.h"
 
 #include <openssl/evp.h>
 #include <unistd.h>
@@ -100,11 +103,6 @@ core::CompileOptions compile_options(const json& object)
   return *parsed;
 }
 
-template <class T> std::vector<fs::path> to_paths(const T& strings)
-{
-  return {strings.begin(), strings.end()};
-}
-
 // A private directory for BEAMs the caller wants back as binaries only;
 // removed with everything in it when the request ends.
 class ScratchDir {
@@ -142,33 +140,46 @@ json binaries_json(const std::vector<compiler::LoadedModule>& loaded)
   return modules;
 }
 
-json op_ping(const json&)
+json op_ping(const json&, CallerScope&)
 {
   return {{"ok", true}, {"version", SANDBOX_SERVICE_VERSION}, {"pid", ::getpid()}};
 }
 
-json op_doctor(const json&) { return doctor_json(); }
+json op_doctor(const json&, CallerScope&) { return doctor_json(); }
 
-json op_compile(const json& request)
+json op_compile(const json& request, CallerScope& scope)
 {
-  return compiler::to_json(compiler::compile_sandbox(string_argument(request, "path"),
-                                                     compile_options(options_object(request))));
+  auto options = compile_options(options_object(request));
+  scope.check_options(options);
+  return compiler::to_json(compiler::compile_sandbox(scope.tree(string_argument(request, "path")), options));
 }
 
-json op_compile_file(const json& request)
+json op_compile_file(const json& request, CallerScope& scope)
 {
-  return compiler::to_json(compiler::compile_file(string_argument(request, "file"),
-                                                  compile_options(options_object(request))));
+  auto options = compile_options(options_object(request));
+  scope.check_options(options);
+  return compiler::to_json(compiler::compile_file(scope.file(string_argument(request, "file")), options));
 }
 
-json op_incremental(const json& request)
+json op_incremental(const json& request, CallerScope& scope)
 {
-  return compiler::to_json(compiler::incremental_compile(string_argument(request, "path"),
-                                                         string_list(request, "changed_files", false),
-                                                         compile_options(options_object(request))));
+  auto options = compile_options(options_object(request));
+  scope.check_options(options);
+  auto path = string_argument(request, "path");
+  auto changed = string_list(request, "changed_files", false);
+  auto tree = scope.tree(path);
+  if (scope.acting()) {
+    // Hints named under the caller's path name the same files in its mirror.
+    for (auto& file : changed) {
+      if (file.starts_with(path + "/")) {
+        file = (tree / file.substr(path.size() + 1)).string();
+      }
+    }
+  }
+  return compiler::to_json(compiler::incremental_compile(tree, changed, options));
 }
 
-json op_scan(const json& request)
+json op_scan(const json& request, CallerScope& scope)
 {
   auto path = string_argument(request, "path");
   // scan_depth is the scan's own option; the rest are compile options.
@@ -187,7 +198,7 @@ json op_scan(const json& request)
   auto parsed = compile_options(options);
   scan_options.restricted_modules = parsed.restricted_modules;
   scan_options.allowed_operations = parsed.allowed_operations;
-  auto result = compiler::scan_code_security(path, scan_options);
+  auto result = compiler::scan_code_security(scope.tree(path), scan_options);
   if (!result) {
     return engine_error(result.error());
   }
@@ -198,9 +209,9 @@ json op_scan(const json& request)
   return out;
 }
 
-json op_cache_stats(const json& request)
+json op_cache_stats(const json& request, CallerScope& scope)
 {
-  auto stats = compiler::get_cache_statistics(string_argument(request, "path"));
+  auto stats = compiler::get_cache_statistics(scope.tree(string_argument(request, "path")));
   if (!stats) {
     return engine_error(stats.error());
   }
@@ -209,26 +220,51 @@ json op_cache_stats(const json& request)
   return response;
 }
 
-json op_cache_clear(const json& request)
+json op_cache_clear(const json& request, CallerScope& scope)
 {
-  auto cleared = compiler::clear_compilation_cache(string_argument(request, "path"));
+  auto cleared = compiler::clear_compilation_cache(scope.tree(string_argument(request, "path")));
   return cleared ? json{{"ok", true}} : engine_error(cleared.error());
 }
 
-json op_validate(const json& request)
+// The BEAMs a request names, as the engine may read them (staged copies for a
+// caller without the engine's rights).
+std::vector<fs::path> beam_paths(const json& request, CallerScope& scope)
 {
-  auto files = string_list(request, "beam_files", true);
-  auto checked = compiler::validate_beam_files(to_paths(files));
+  std::vector<fs::path> paths;
+  for (const auto& file : string_list(request, "beam_files", true)) {
+    paths.push_back(scope.file(file));
+  }
+  return paths;
+}
+
+json op_validate(const json& request, CallerScope& scope)
+{
+  auto checked = compiler::validate_beam_files(beam_paths(request, scope));
   return checked ? json{{"ok", true}} : engine_error(checked.error());
 }
 
-json op_cleanup(const json& request)
+json op_cleanup(const json& request, CallerScope& scope)
 {
-  auto removed = compiler::cleanup_temp_artifacts(string_argument(request, "temp_dir"));
-  return removed ? json{{"ok", true}} : engine_error(removed.error());
+  auto temp_dir = string_argument(request, "temp_dir");
+  if (!scope.acting()) {
+    auto removed = compiler::cleanup_temp_artifacts(temp_dir);
+    return removed ? json{{"ok", true}} : engine_error(removed.error());
+  }
+  // Only a temp dir the engine made and gave to this caller; removed with the
+  // caller's rights, so nothing the caller could not delete goes with it.
+  if (auto owned = check_owns(scope.caller(), temp_dir); !owned) {
+    return engine_error(owned.error());
+  }
+  if (auto verified = compiler::verify_temp_dir_marker(temp_dir, scope.caller().uid); !verified) {
+    return engine_error(core::InvalidSandboxPath{temp_dir, verified.error()});
+  }
+  ActingAs acting(scope.caller());
+  auto removed = acting.active() ? util::remove_tree(temp_dir)
+                                 : std::expected<void, std::string>(std::unexpected("cannot act as the caller"));
+  return removed ? json{{"ok", true}} : engine_error(core::PermissionDenied{temp_dir, "cleanup"});
 }
 
-json op_report(const json& request)
+json op_report(const json& request, CallerScope&)
 {
   auto report = compiler::compilation_report(argument(request, "result"));
   if (!report) {
@@ -237,13 +273,17 @@ json op_report(const json& request)
   return {{"ok", true}, {"report", *report}};
 }
 
-json op_compile_string(const json& request)
+json op_compile_string(const json& request, CallerScope& scope)
 {
   auto code = string_argument(request, "code");
   auto filename = string_argument(request, "filename");
   auto output = optional_string(request, "output");
   bool binaries = request.value("binaries", false);
   auto limits = compile_options(options_object(request));
+  scope.check_options(limits);
+  if (output) {
+    output = scope.output(*output).string();
+  }
   std::optional<ScratchDir> scratch;
   if (!output && binaries) {
     scratch.emplace();
@@ -265,7 +305,7 @@ json op_compile_string(const json& request)
   return result;
 }
 
-json op_compile_in_process(const json& request)
+json op_compile_in_process(const json& request, CallerScope& scope)
 {
   auto object = options_object(request);
   compiler::InProcessOptions options;
@@ -280,14 +320,15 @@ json op_compile_in_process(const json& request)
   }
   options.limits = compile_options(object);
   options.source_files = options.limits.source_files;
-  return compiler::to_json(compiler::compile_in_process(string_argument(request, "source"),
-                                                        string_argument(request, "output"), options));
+  scope.check_options(options.limits);
+  auto source = scope.tree(string_argument(request, "source"));
+  auto output = scope.output(string_argument(request, "output"));
+  return compiler::to_json(compiler::compile_in_process(source, output, options));
 }
 
-json op_load_beam_files(const json& request)
+json op_load_beam_files(const json& request, CallerScope& scope)
 {
-  auto files = string_list(request, "beam_files", true);
-  auto loaded = compiler::load_beam_files(to_paths(files));
+  auto loaded = compiler::load_beam_files(beam_paths(request, scope));
   if (!loaded) {
     return engine_error(loaded.error());
   }
@@ -366,12 +407,15 @@ ParsedRequest parse_request(std::string_view line)
   return parsed;
 }
 
-json dispatch(const Operation& operation, const json& request)
+json dispatch(const Operation& operation, const json& request, const Caller& caller)
 {
   try {
-    return operation.run(request);
+    CallerScope scope(caller);
+    return scope.finish(operation.run(request, scope));
   } catch (const BadArgument& bad) {
     return engine_error(bad.error);
+  } catch (const Refused& refused) {
+    return engine_error(refused.error);
   } catch (const std::exception& e) {
     return protocol_error(kind::internal_error, {{"reason", e.what()}});
   }
@@ -379,6 +423,7 @@ json dispatch(const Operation& operation, const json& request)
 
 json answer_line(std::string_view line, std::size_t max_request_bytes)
 {
+  const Caller caller = Caller::of_process();
   if (line.size() > max_request_bytes) {
     return protocol_error(kind::request_too_large, {{"limit", max_request_bytes}});
   }
@@ -386,7 +431,7 @@ json answer_line(std::string_view line, std::size_t max_request_bytes)
   if (parsed.error) {
     return with_id(*parsed.error, parsed.id);
   }
-  return with_id(dispatch(*parsed.operation, parsed.request), parsed.id);
+  return with_id(dispatch(*parsed.operation, parsed.request, caller), parsed.id);
 }
 
 std::string base64_encode(std::string_view bytes)

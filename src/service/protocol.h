@@ -7,6 +7,7 @@
 // sees the same answers with or without a running service.
 
 #include "core/error.h"
+#include "service/caller.h"
 
 #include <nlohmann/json.hpp>
 
@@ -29,14 +30,17 @@ inline constexpr std::string_view unsupported_operation = "unsupported_operation
 inline constexpr std::string_view busy = "busy";
 inline constexpr std::string_view cancelled = "cancelled";
 inline constexpr std::string_view internal_error = "internal_error";
+inline constexpr std::string_view caller_not_allowed = "caller_not_allowed";
 } // namespace kind
+
+class CallerScope;
 
 struct Operation {
   std::string_view name;
   // A job runs compilers (queued, counted against the concurrency limit,
   // cancellable); other operations are answered at once.
   bool is_job = false;
-  nlohmann::json (*run)(const nlohmann::json& request) = nullptr;
+  nlohmann::json (*run)(const nlohmann::json& request, CallerScope& scope) = nullptr;
 };
 
 // Every operation the protocol knows, in documentation order.
@@ -58,8 +62,9 @@ struct ParsedRequest {
 };
 ParsedRequest parse_request(std::string_view line);
 
-// Runs a parsed request to its response (never throws); `id` is copied in.
-nlohmann::json dispatch(const Operation& operation, const nlohmann::json& request);
+// Runs a parsed request for `caller` to its response (never throws): with the
+// caller's rights wherever it names a path (service/caller_scope.h).
+nlohmann::json dispatch(const Operation& operation, const nlohmann::json& request, const Caller& caller);
 // Parses and answers one line in the calling thread (`sandbox request`).
 nlohmann::json answer_line(std::string_view line, std::size_t max_request_bytes = kDefaultMaxRequestBytes);
 

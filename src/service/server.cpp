@@ -16,7 +16,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <map>
 #include <cerrno>
 #include <cstring>
 #include <expected>
@@ -166,11 +168,49 @@ struct Shared {
   Log& log;
   int stop_fd; // an eventfd, readable once the server is stopping
   std::atomic<bool> stopping{false};
+  std::mutex share_mutex{};
+  std::map<uid_t, std::size_t> jobs_by_caller{}; // running and queued, per uid
+};
+
+// One of a caller's job slots, taken for the life of a job.
+class CallerSlot {
+public:
+  CallerSlot(Shared& shared, uid_t uid) : m_shared(shared), m_uid(uid) {}
+  CallerSlot(const CallerSlot&) = delete;
+  CallerSlot& operator=(const CallerSlot&) = delete;
+  ~CallerSlot()
+  {
+    if (m_taken) {
+      std::lock_guard lock(m_shared.share_mutex);
+      if (--m_shared.jobs_by_caller[m_uid] == 0) {
+        m_shared.jobs_by_caller.erase(m_uid);
+      }
+    }
+  }
+  bool take()
+  {
+    std::lock_guard lock(m_shared.share_mutex);
+    auto& held = m_shared.jobs_by_caller[m_uid];
+    if (held >= effective_caller_share(m_shared.settings)) {
+      return false;
+    }
+    ++held;
+    m_taken = true;
+    return true;
+  }
+
+private:
+  Shared& m_shared;
+  uid_t m_uid;
+  bool m_taken = false;
 };
 
 class Connection {
 public:
-  Connection(Fd client, Shared& shared) : m_client(std::move(client)), m_shared(shared) {}
+  Connection(Fd client, Shared& shared, Caller caller, bool allowed)
+    : m_client(std::move(client)), m_shared(shared), m_caller(std::move(caller)), m_allowed(allowed)
+  {
+  }
 
   void run()
   {
@@ -178,8 +218,8 @@ public:
       if (line->empty()) {
         continue;
       }
-      auto response = answer(*line);
-      if (!response || !send_line(m_client.get(), *response)) {
+      auto response = m_allowed ? answer(*line) : refusal(*line);
+      if (!response || !send_line(m_client.get(), *response) || !m_allowed) {
         return;
       }
     }
@@ -242,6 +282,15 @@ private:
     return std::nullopt;
   }
 
+  // A caller outside the allow-lists gets one typed answer, then the
+  // connection closes; nothing of the request is run.
+  json refusal(const std::string& line) const
+  {
+    auto parsed = parse_request(line);
+    return with_id(protocol_error(kind::caller_not_allowed, {{"uid", m_caller.uid}, {"gid", m_caller.gid}}),
+                   parsed.id);
+  }
+
   std::optional<json> answer(const std::string& line)
   {
     auto parsed = parse_request(line);
@@ -251,11 +300,23 @@ private:
     const auto* operation = parsed.operation;
     const std::string name(operation->name);
     if (!operation->is_job) {
-      return with_id(dispatch(*operation, parsed.request), parsed.id);
+      return with_id(dispatch(*operation, parsed.request, m_caller), parsed.id);
+    }
+    CallerSlot slot(m_shared, m_caller.uid);
+    if (!slot.take()) {
+      m_shared.log.line(fmt::format("{} for {}: busy, the caller's share is in use", name, m_caller.describe()));
+      auto counts = m_shared.jobs.counts();
+      return with_id(protocol_error(kind::busy, {{"reason", "this caller's share of the job slots is in use"},
+                                                 {"caller_share", effective_caller_share(m_shared.settings)},
+                                                 {"running", counts.running},
+                                                 {"queued", counts.queued},
+                                                 {"max_jobs", m_shared.settings.max_jobs},
+                                                 {"max_queue", m_shared.settings.max_queue}}),
+                     parsed.id);
     }
     util::Stopwatch clock;
-    auto job = m_shared.jobs.submit([operation, request = std::move(parsed.request)] {
-      return dispatch(*operation, request);
+    auto job = m_shared.jobs.submit([operation, request = std::move(parsed.request), caller = m_caller] {
+      return dispatch(*operation, request, caller);
     });
     if (!job) {
       if (m_shared.stopping) {
@@ -271,11 +332,12 @@ private:
     if (!wait_for(*job)) {
       job->cancel("the client disconnected");
       job->take_response(); // the job's processes are gone when it returns
-      m_shared.log.line(fmt::format("{}: client disconnected, job cancelled after {} ms", name, clock.elapsed_ms()));
+      m_shared.log.line(fmt::format("{} for {}: client disconnected, job cancelled after {} ms", name,
+                                    m_caller.describe(), clock.elapsed_ms()));
       return std::nullopt;
     }
     auto response = job->take_response();
-    m_shared.log.line(fmt::format("{}: {} in {} ms", name,
+    m_shared.log.line(fmt::format("{} for {}: {} in {} ms", name, m_caller.describe(),
                                   response.value("ok", false) ? "ok"
                                                               : response["error"].value("type", "error"),
                                   clock.elapsed_ms()));
@@ -315,6 +377,8 @@ private:
 
   Fd m_client;
   Shared& m_shared;
+  Caller m_caller;
+  bool m_allowed = true;
   std::string m_buffer;
 };
 
@@ -336,6 +400,28 @@ void reap(std::list<Worker>& workers, bool all)
 }
 
 } // namespace
+
+std::size_t effective_caller_share(const ServerSettings& settings)
+{
+  if (settings.caller_share > 0) {
+    return settings.caller_share;
+  }
+  return std::max<std::size_t>(1, (settings.max_jobs + settings.max_queue) / 2);
+}
+
+bool caller_allowed(const ServerSettings& settings, const Caller& caller)
+{
+  if (caller.privileged() || caller.uid == ::geteuid() ||
+      (settings.allow_users.empty() && settings.allow_groups.empty())) {
+    return true;
+  }
+  auto in = [](const auto& list, auto value) { return std::find(list.begin(), list.end(), value) != list.end(); };
+  if (in(settings.allow_users, caller.uid) || in(settings.allow_groups, caller.gid)) {
+    return true;
+  }
+  return std::any_of(caller.groups.begin(), caller.groups.end(),
+                     [&](gid_t group) { return in(settings.allow_groups, group); });
+}
 
 int serve(const ServerSettings& settings, std::ostream& log_stream)
 {
@@ -372,8 +458,9 @@ int serve(const ServerSettings& settings, std::ostream& log_stream)
   JobQueue jobs(settings.max_jobs, settings.max_queue);
   Shared shared{settings, jobs, log, stop_fd.get()};
   std::list<Worker> connections;
-  log.line(fmt::format("listening on {} (jobs {}, queue {}, max request {} bytes)", settings.socket_path.string(),
-                       settings.max_jobs, settings.max_queue, settings.max_request_bytes));
+  log.line(fmt::format("listening on {} (jobs {}, queue {}, {} per caller, max request {} bytes)", settings.socket_path.string(),
+                       settings.max_jobs, settings.max_queue, effective_caller_share(settings),
+                       settings.max_request_bytes));
 
   while (true) {
     pollfd fds[2] = {{listener->get(), POLLIN, 0}, {signal_fd.get(), POLLIN, 0}};
@@ -395,6 +482,15 @@ int serve(const ServerSettings& settings, std::ostream& log_stream)
     if (!client) {
       continue;
     }
+    auto caller = Caller::of_socket(client.get());
+    if (!caller) {
+      log.line(fmt::format("connection refused: {}", caller.error()));
+      continue;
+    }
+    bool allowed = caller_allowed(settings, *caller);
+    if (!allowed) {
+      log.line(fmt::format("connection from {} refused: not an allowed user or group", caller->describe()));
+    }
     if (connections.size() >= settings.max_connections) {
       send_line(client.get(), protocol_error(kind::busy, {{"reason", "too many connections"},
                                                           {"max_connections", settings.max_connections}}));
@@ -404,8 +500,9 @@ int serve(const ServerSettings& settings, std::ostream& log_stream)
     timeval send_timeout{60, 0};
     ::setsockopt(client.get(), SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
     Worker worker;
-    worker.thread = std::thread([&shared, fd = client.release(), finished = worker.finished] {
-      Connection(Fd(fd), shared).run();
+    worker.thread = std::thread([&shared, fd = client.release(), finished = worker.finished,
+                                 who = std::move(*caller), allowed]() mutable {
+      Connection(Fd(fd), shared, std::move(who), allowed).run();
       finished->store(true);
     });
     connections.push_back(std::move(worker));

@@ -72,6 +72,9 @@ std::vector<Case> cases()
        {{"option", "timeout"}, {"reason", "out of range"}}},
       {NoBytecodeGenerated{"no defmodule"}, "no_bytecode_generated", {{"reason", "no defmodule"}}},
       {OutputLimitExceeded{1 << 20}, "output_limit_exceeded", {{"limit", 1 << 20}}},
+      {PermissionDenied{"/root/secret", "read"},
+       "permission_denied",
+       {{"path", "/root/secret"}, {"operation", "read"}}},
   };
 }
 
