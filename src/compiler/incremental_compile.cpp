@@ -18,6 +18,7 @@
 #include "incremental/tree_stamps.h"
 #include "util/fs.h"
 #include "util/hash.h"
+#include "util/json.h"
 #include "util/time.h"
 
 #include <fmt/format.h>
@@ -101,7 +102,9 @@ std::string fingerprint(const core::CompileOptions& options)
     auto elixir_root = fs::canonical(tools->elixir, ec).parent_path().parent_path();
     fp["elixir_app"] = stat_identity(elixir_root / "lib" / "elixir" / "ebin" / "elixir.app");
   }
-  return util::sha256_hex(fp.dump(-1, ' ', false, json::error_handler_t::replace));
+  // Escaped, not replaced: two names that differ only in bytes that are not
+  // UTF-8 must not give the same fingerprint.
+  return util::sha256_hex(util::escape_strings(fp).dump());
 }
 
 bool config_input(const std::string& relative)

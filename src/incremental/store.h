@@ -15,6 +15,10 @@
 // BEAM files never live at a path a cache file names: they are kept in a
 // content-addressed store under <state_dir>/objects, named by their SHA-256 and
 // checked against it on every read.
+//
+// Strings in the files are byte strings (file names need not be UTF-8):
+// written with util::escape_bytes, so a valid UTF-8 name appears as it is and
+// any other one NUL-marked with \xHH escapes; read back exactly.
 
 #include "util/fd.h"
 

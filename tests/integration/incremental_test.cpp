@@ -285,6 +285,46 @@ TEST_F(Incremental, InterruptedCacheWriteKeepsThePreviousState)
   EXPECT_EQ(md5s(ebin_of(result)), clean_build(sandbox_path));
 }
 
+// File names are bytes, not always UTF-8: such a name is cached like any
+// other (escaped in the cache files), and an edit of that file reaches the
+// module that reads it.
+TEST_F(Incremental, FileNameThatIsNotUtf8IsCachedAndItsEditIsSeen)
+{
+  const std::string data = "data/caf\xe9.txt"; // Latin-1 e-acute: not UTF-8
+  auto sandbox_path = make_sandbox("latin1", {
+    {"lib/a.ex", "defmodule A do\n  @data File.read!(\"data/caf\\xE9.txt\")\n  def data, do: @data\nend\n"},
+    {"lib/b.ex", "defmodule B do\n  def b, do: 1\nend\n"},
+    {data, "one"},
+  });
+  auto first = incremental(sandbox_path);
+  ASSERT_EQ(first.exit_code, 0) << first.describe();
+  EXPECT_EQ(first.json()["cache_warnings"], json::array());
+  auto hit = incremental(sandbox_path);
+  ASSERT_EQ(hit.exit_code, 0) << hit.describe();
+  EXPECT_EQ(hit.json()["compilation_strategy"], "cache_hit") << hit.json()["cache_warnings"];
+  EXPECT_EQ(hit.json()["cache_warnings"], json::array());
+  // Valid names are keys as they are; this one is NUL-marked and escaped.
+  auto hashes = read_text(sandbox_path / ".sandbox_cache" / "file_hashes.json");
+  EXPECT_NE(hashes.find("\"lib/a.ex\""), std::string::npos);
+  EXPECT_NE(hashes.find("\"\\u0000data/caf\\\\xe9.txt\""), std::string::npos) << hashes;
+
+  std::ofstream(sandbox_path / data, std::ios::trunc) << "two";
+  auto run = incremental(sandbox_path);
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  auto result = run.json();
+  EXPECT_EQ(result["compilation_strategy"], "incremental") << result["cache_warnings"];
+  EXPECT_EQ(result["cache_warnings"], json::array());
+  EXPECT_EQ(strings(result["changed_files"]), std::set<std::string>{"lib/a.ex"});
+  // Results are JSON text: there the byte that is not UTF-8 reads U+FFFD.
+  EXPECT_EQ(strings(result["original_changed_files"]), std::set<std::string>{"data/caf\xef\xbf\xbd.txt"});
+  auto value = run_elixir(ebin_of(result), "IO.write(A.data())");
+  EXPECT_EQ(value.out, "two") << value.describe();
+  EXPECT_EQ(md5s(ebin_of(result)), clean_build(sandbox_path));
+  auto again = incremental(sandbox_path);
+  ASSERT_EQ(again.exit_code, 0) << again.describe();
+  EXPECT_TRUE(again.json()["cache_hit"].get<bool>()) << again.json()["cache_warnings"];
+}
+
 TEST_F(Incremental, TamperedCacheFilesAreMissesWithAWarning)
 {
   auto sandbox_path = make_sandbox("tamper", {{"lib/a.ex", "defmodule A do\n  def a, do: 1\nend\n"}});
