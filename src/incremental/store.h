@@ -52,8 +52,9 @@ public:
   static std::expected<CacheDir, std::string> open(const fs::path& sandbox, const fs::path& state_dir,
                                                    bool create, std::vector<std::string>& warnings);
 
-  // The verified JSON of `name`, or why it is not usable (missing, not a
-  // regular file, too large, not JSON, HMAC mismatch).
+  // The verified JSON of `name`, its strings unescaped, or why it is not
+  // usable (missing, not a regular file, too large, not JSON, HMAC mismatch,
+  // an escaped string that escape_bytes did not write).
   [[nodiscard]] std::expected<nlohmann::json, std::string> read(const std::string& name,
                                                                 const std::string& key) const;
   [[nodiscard]] std::expected<void, std::string> write(const std::string& name, nlohmann::json data,
