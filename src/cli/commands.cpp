@@ -383,7 +383,7 @@ void Commands::register_all(CLI::App& app)
         std::cout << util::dump_json(out) << "\n";
       } else {
         for (const auto& [key, value] : result->items()) {
-          std::cout << fmt::format("{}: {}\n", key, value.dump());
+          std::cout << fmt::format("{}: {}\n", key, util::dump_json(value));
         }
       }
       return kExitOk;

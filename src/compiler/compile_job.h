@@ -1,8 +1,9 @@
 #pragma once
 // One compile job: resolve the path -> (scan) -> backend in a runner -> collect
 // and validate outputs. compile_sandbox runs one directly or, in incremental
-// mode, through the planner in incremental_compile.cpp, which may run several
-// partial jobs with the previous build's BEAMs on the code path.
+// mode, through incremental_compile.cpp, whose partial rounds
+// (incremental_partial.cpp) run jobs with the previous build's BEAMs on the
+// code path.
 
 #include "compiler/in_process_compiler.h"
 #include "compiler/isolated_compiler.h"

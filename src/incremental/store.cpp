@@ -2,6 +2,7 @@
 
 #include "util/fs.h"
 #include "util/hash.h"
+#include "util/json.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -205,7 +206,11 @@ std::expected<nlohmann::json, std::string> CacheDir::read_signed(const std::stri
   if (!util::constant_time_equal(mac, expected)) {
     return std::unexpected("authentication failed (not written by this engine for this sandbox)");
   }
-  return doc;
+  auto decoded = util::unescape_strings(doc);
+  if (!decoded) {
+    return std::unexpected(decoded.error());
+  }
+  return std::move(*decoded);
 }
 
 std::expected<void, std::string> CacheDir::write(const std::string& name, nlohmann::json data,
@@ -216,6 +221,8 @@ std::expected<void, std::string> CacheDir::write(const std::string& name, nlohma
   }
   std::string text;
   try {
+    // File names are bytes; the escape keeps those that are not UTF-8.
+    data = util::escape_strings(data);
     data["format"] = kFormat;
     data.erase("hmac");
     auto body = data.dump();

@@ -15,6 +15,10 @@
 // BEAM files never live at a path a cache file names: they are kept in a
 // content-addressed store under <state_dir>/objects, named by their SHA-256 and
 // checked against it on every read.
+//
+// Strings in the files are byte strings (file names need not be UTF-8):
+// written with util::escape_bytes, so a valid UTF-8 name appears as it is and
+// any other one NUL-marked with \xHH escapes; read back exactly.
 
 #include "util/fd.h"
 
@@ -48,8 +52,9 @@ public:
   static std::expected<CacheDir, std::string> open(const fs::path& sandbox, const fs::path& state_dir,
                                                    bool create, std::vector<std::string>& warnings);
 
-  // The verified JSON of `name`, or why it is not usable (missing, not a
-  // regular file, too large, not JSON, HMAC mismatch).
+  // The verified JSON of `name`, its strings unescaped, or why it is not
+  // usable (missing, not a regular file, too large, not JSON, HMAC mismatch,
+  // an escaped string that escape_bytes did not write).
   [[nodiscard]] std::expected<nlohmann::json, std::string> read(const std::string& name,
                                                                 const std::string& key) const;
   [[nodiscard]] std::expected<void, std::string> write(const std::string& name, nlohmann::json data,

@@ -28,25 +28,6 @@ protected:
     return sandbox(argv);
   }
 
-  // module -> beam_lib:md5 of every BEAM in `dir`.
-  static std::map<std::string, std::string> md5s(const fs::path& dir)
-  {
-    auto run = run_erl(dir, "{ok, Fs} = file:list_dir(\"" + dir.string() +
-                                "\"), [begin {ok, {M, D}} = beam_lib:md5(filename:join(\"" + dir.string() +
-                                "\", F)), io:format(\"~s ~s~n\", [M, binary:encode_hex(D)]) end"
-                                " || F <- Fs, filename:extension(F) == \".beam\"], halt().");
-    std::map<std::string, std::string> out;
-    std::istringstream lines(run.out);
-    std::string module;
-    std::string digest;
-    while (lines >> module >> digest) {
-      out[module] = digest;
-    }
-    return out;
-  }
-
-  static fs::path ebin_of(const json& result) { return fs::path(result["temp_dir"].get<std::string>()) / "ebin"; }
-
   // A clean full compile of a copy of `sandbox` at a fixed path.
   std::map<std::string, std::string> clean_build(const fs::path& sandbox_path) const
   {
@@ -57,7 +38,7 @@ protected:
     fs::remove_all(copy / ".sandbox_cache", ec);
     auto run = compile(copy, {"--compiler", "elixirc"});
     EXPECT_EQ(run.exit_code, 0) << run.describe();
-    auto digests = md5s(ebin_of(run.json()));
+    auto digests = beam_md5s(result_ebin(run.json()));
     EXPECT_FALSE(digests.empty()) << "no BEAM digests read from the clean build";
     return digests;
   }
@@ -130,7 +111,7 @@ TEST_F(Incremental, EditScriptsOnNimbleOptionsMatchCleanBuildAndNeverExceedMix)
   ASSERT_EQ(hit.exit_code, 0) << hit.describe();
   EXPECT_EQ(hit.json()["compilation_strategy"], "cache_hit");
   EXPECT_TRUE(hit.json()["cache_hit"].get<bool>());
-  EXPECT_EQ(md5s(ebin_of(hit.json())), md5s(ebin_of(first.json())));
+  EXPECT_EQ(beam_md5s(result_ebin(hit.json())), beam_md5s(result_ebin(first.json())));
 
   std::vector<Edit> edits = {
     {"leaf edit", [](const fs::path& d) {
@@ -164,7 +145,7 @@ TEST_F(Incremental, EditScriptsOnNimbleOptionsMatchCleanBuildAndNeverExceedMix)
     for (const auto& file : ours) {
       EXPECT_TRUE(mix_compiled.contains(file)) << file << " recompiled, Mix did not";
     }
-    EXPECT_EQ(md5s(ebin_of(result)), clean_build(sandbox_path));
+    EXPECT_EQ(beam_md5s(result_ebin(result)), clean_build(sandbox_path));
   }
 }
 
@@ -188,7 +169,7 @@ TEST_F(Incremental, CommentOnlyEditOfAMacroModuleRecompilesFewerFilesThanMix)
   auto ours = strings(run.json()["changed_files"]);
   EXPECT_EQ(ours, std::set<std::string>{"lib/m/macros.ex"});
   EXPECT_EQ(mix_compiled, (std::set<std::string>{"lib/m/macros.ex", "lib/m/a.ex", "lib/m/b.ex"}));
-  EXPECT_EQ(md5s(ebin_of(run.json())), clean_build(sandbox_path));
+  EXPECT_EQ(beam_md5s(result_ebin(run.json())), clean_build(sandbox_path));
   // A real change of the macro does reach its users.
   for (const auto& dir : {sandbox_path, mix.dir()}) {
     replace(dir / "lib/m/macros.ex", "* 2", "* 3");
@@ -198,7 +179,7 @@ TEST_F(Incremental, CommentOnlyEditOfAMacroModuleRecompilesFewerFilesThanMix)
   ASSERT_EQ(run.exit_code, 0) << run.describe();
   ours = strings(run.json()["changed_files"]);
   EXPECT_EQ(ours, mix_compiled);
-  EXPECT_EQ(md5s(ebin_of(run.json())), clean_build(sandbox_path));
+  EXPECT_EQ(beam_md5s(result_ebin(run.json())), clean_build(sandbox_path));
 }
 
 TEST_F(Incremental, MixProjectPartialCompileMatchesACleanMixBuild)
@@ -221,9 +202,9 @@ TEST_F(Incremental, MixProjectPartialCompileMatchesACleanMixBuild)
   fs::remove_all(copy / ".sandbox_cache");
   auto clean = compile(copy, {"--compiler", "mix"});
   ASSERT_EQ(clean.exit_code, 0) << clean.describe();
-  auto expected = md5s(ebin_of(clean.json()));
+  auto expected = beam_md5s(result_ebin(clean.json()));
   EXPECT_FALSE(expected.empty());
-  EXPECT_EQ(md5s(ebin_of(result)), expected);
+  EXPECT_EQ(beam_md5s(result_ebin(result)), expected);
 }
 
 TEST_F(Incremental, FileReadAtCompileTimeIsAnInput)
@@ -238,7 +219,7 @@ TEST_F(Incremental, FileReadAtCompileTimeIsAnInput)
   auto run = incremental(sandbox_path);
   ASSERT_EQ(run.exit_code, 0) << run.describe();
   EXPECT_EQ(strings(run.json()["changed_files"]), std::set<std::string>{"lib/a.ex"});
-  EXPECT_EQ(md5s(ebin_of(run.json())), clean_build(sandbox_path));
+  EXPECT_EQ(beam_md5s(result_ebin(run.json())), clean_build(sandbox_path));
 }
 
 TEST_F(Incremental, CompileConnectedDependentIsRecompiled)
@@ -260,7 +241,7 @@ TEST_F(Incremental, CompileConnectedDependentIsRecompiled)
   EXPECT_TRUE(compiled.contains("lib/c.ex"));
   EXPECT_FALSE(compiled.contains("lib/d.ex")); // runtime only
   EXPECT_EQ(strings(run.json()["original_changed_files"]), std::set<std::string>{"lib/c.ex"});
-  EXPECT_EQ(md5s(ebin_of(run.json())), clean_build(sandbox_path));
+  EXPECT_EQ(beam_md5s(result_ebin(run.json())), clean_build(sandbox_path));
 }
 
 // A crash after the graph and hashes of a compile were written but before its
@@ -284,7 +265,47 @@ TEST_F(Incremental, InterruptedCacheWriteKeepsThePreviousState)
   auto result = third.json();
   EXPECT_EQ(result["compilation_strategy"], "incremental") << result["cache_warnings"].dump();
   EXPECT_EQ(strings(result["changed_files"]), std::set<std::string>{"lib/a.ex"});
-  EXPECT_EQ(md5s(ebin_of(result)), clean_build(sandbox_path));
+  EXPECT_EQ(beam_md5s(result_ebin(result)), clean_build(sandbox_path));
+}
+
+// File names are bytes, not always UTF-8: such a name is cached like any
+// other (escaped in the cache files), and an edit of that file reaches the
+// module that reads it.
+TEST_F(Incremental, FileNameThatIsNotUtf8IsCachedAndItsEditIsSeen)
+{
+  const std::string data = "data/caf\xe9.txt"; // Latin-1 e-acute: not UTF-8
+  auto sandbox_path = make_sandbox("latin1", {
+    {"lib/a.ex", "defmodule A do\n  @data File.read!(\"data/caf\\xE9.txt\")\n  def data, do: @data\nend\n"},
+    {"lib/b.ex", "defmodule B do\n  def b, do: 1\nend\n"},
+    {data, "one"},
+  });
+  auto first = incremental(sandbox_path);
+  ASSERT_EQ(first.exit_code, 0) << first.describe();
+  EXPECT_EQ(first.json()["cache_warnings"], json::array());
+  auto hit = incremental(sandbox_path);
+  ASSERT_EQ(hit.exit_code, 0) << hit.describe();
+  EXPECT_EQ(hit.json()["compilation_strategy"], "cache_hit") << hit.json()["cache_warnings"];
+  EXPECT_EQ(hit.json()["cache_warnings"], json::array());
+  // Valid names are keys as they are; this one is NUL-marked and escaped.
+  auto hashes = read_text(sandbox_path / ".sandbox_cache" / "file_hashes.json");
+  EXPECT_NE(hashes.find("\"lib/a.ex\""), std::string::npos);
+  EXPECT_NE(hashes.find("\"\\u0000data/caf\\\\xe9.txt\""), std::string::npos) << hashes;
+
+  std::ofstream(sandbox_path / data, std::ios::trunc) << "two";
+  auto run = incremental(sandbox_path);
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  auto result = run.json();
+  EXPECT_EQ(result["compilation_strategy"], "incremental") << result["cache_warnings"];
+  EXPECT_EQ(result["cache_warnings"], json::array());
+  EXPECT_EQ(strings(result["changed_files"]), std::set<std::string>{"lib/a.ex"});
+  // Results are JSON text: there the byte that is not UTF-8 reads U+FFFD.
+  EXPECT_EQ(strings(result["original_changed_files"]), std::set<std::string>{"data/caf\xef\xbf\xbd.txt"});
+  auto value = run_elixir(result_ebin(result), "IO.write(A.data())");
+  EXPECT_EQ(value.out, "two") << value.describe();
+  EXPECT_EQ(beam_md5s(result_ebin(result)), clean_build(sandbox_path));
+  auto again = incremental(sandbox_path);
+  ASSERT_EQ(again.exit_code, 0) << again.describe();
+  EXPECT_TRUE(again.json()["cache_hit"].get<bool>()) << again.json()["cache_warnings"];
 }
 
 TEST_F(Incremental, TamperedCacheFilesAreMissesWithAWarning)
@@ -354,7 +375,7 @@ TEST_F(Incremental, FailedCompileIsNeverALaterCacheHit)
   auto run = incremental(sandbox_path);
   ASSERT_EQ(run.exit_code, 0) << run.describe();
   EXPECT_EQ(run.json()["compilation_strategy"], "incremental");
-  EXPECT_EQ(md5s(ebin_of(run.json())), clean_build(sandbox_path));
+  EXPECT_EQ(beam_md5s(result_ebin(run.json())), clean_build(sandbox_path));
   auto stats = sandbox({"cache", "stats", sandbox_path.string(), "--json"});
   ASSERT_EQ(stats.exit_code, 0) << stats.describe();
   EXPECT_EQ(stats.json()["failed_compilations"], 2);
@@ -412,7 +433,7 @@ TEST_F(Incremental, RandomEditSequencesMatchACleanBuild)
     mutations[which]();
     auto run = incremental(sandbox_path);
     ASSERT_EQ(run.exit_code, 0) << run.describe();
-    EXPECT_EQ(md5s(ebin_of(run.json())), clean_build(sandbox_path));
+    EXPECT_EQ(beam_md5s(result_ebin(run.json())), clean_build(sandbox_path));
   }
 }
 

@@ -21,7 +21,6 @@
 #include <cstring>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <thread>
 
 namespace sandbox::test {
@@ -207,23 +206,6 @@ TEST_F(ServiceTest, RequestCommandAnswersOneLineLikeTheService)
   EXPECT_EQ(compiled.json()["modules"], json::array({"Elixir.Gamma"}));
 }
 
-// module -> beam_lib:md5 of every BEAM in `dir`.
-std::map<std::string, std::string> beam_md5s(const fs::path& dir)
-{
-  auto run = run_erl(dir, "{ok, Fs} = file:list_dir(\"" + dir.string() +
-                              "\"), [begin {ok, {M, D}} = beam_lib:md5(filename:join(\"" + dir.string() +
-                              "\", F)), io:format(\"~s ~s~n\", [M, binary:encode_hex(D)]) end"
-                              " || F <- Fs, filename:extension(F) == \".beam\"], halt().");
-  std::map<std::string, std::string> out;
-  std::istringstream lines(run.out);
-  std::string module;
-  std::string digest;
-  while (lines >> module >> digest) {
-    out[module] = digest;
-  }
-  return out;
-}
-
 // A long-running service compiles an edit in a warm worker; the BEAMs stay
 // those of a clean jailed build, paths included (__ENV__.file is compiled in).
 TEST_F(ServiceTest, IncrementalEditsCompileInTheWarmPoolAndMatchACleanBuild)
@@ -264,9 +246,9 @@ TEST_F(ServiceTest, IncrementalEditsCompileInTheWarmPoolAndMatchACleanBuild)
   fs::remove_all(clean / ".sandbox_cache");
   auto reference = compile(clean, {"--compiler", "elixirc"});
   ASSERT_EQ(reference.exit_code, 0) << reference.describe();
-  auto expected = beam_md5s(fs::path(reference.json()["temp_dir"].get<std::string>()) / "ebin");
+  auto expected = beam_md5s(result_ebin(reference.json()));
   EXPECT_EQ(expected.size(), 4u);
-  EXPECT_EQ(beam_md5s(fs::path(edit["temp_dir"].get<std::string>()) / "ebin"), expected);
+  EXPECT_EQ(beam_md5s(result_ebin(edit)), expected);
 }
 
 } // namespace

@@ -155,4 +155,10 @@ std::vector<fs::path> beam_paths(const nlohmann::json& result);
 // File names of beam_files.
 std::vector<std::string> beam_names(const nlohmann::json& result);
 
+// The ebin directory of a success result (temp_dir/ebin).
+fs::path result_ebin(const nlohmann::json& result);
+// Module -> beam_lib:md5 (hex) of every BEAM in `dir`: what a clean build is
+// compared on.
+std::map<std::string, std::string> beam_md5s(const fs::path& dir);
+
 } // namespace sandbox::test

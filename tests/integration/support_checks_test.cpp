@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <sstream>
 
 namespace sandbox::test {
 
@@ -253,6 +254,41 @@ TEST(Support, SnapshotSeesAddedChangedAndRemovedFiles)
   EXPECT_NE(diff.find("changed: a.txt"), std::string::npos) << diff;
   EXPECT_NE(diff.find("removed: d/b.txt"), std::string::npos) << diff;
   EXPECT_NE(diff.find("added: link"), std::string::npos) << diff;
+}
+
+fs::path result_ebin(const nlohmann::json& result)
+{
+  return fs::path(result.at("temp_dir").get<std::string>()) / "ebin";
+}
+
+std::map<std::string, std::string> beam_md5s(const fs::path& dir)
+{
+  auto run = run_erl(dir, "{ok, Fs} = file:list_dir(\"" + dir.string() +
+                              "\"), [begin {ok, {M, D}} = beam_lib:md5(filename:join(\"" + dir.string() +
+                              "\", F)), io:format(\"~s ~s~n\", [M, binary:encode_hex(D)]) end"
+                              " || F <- Fs, filename:extension(F) == \".beam\"], halt().");
+  std::map<std::string, std::string> out;
+  std::istringstream lines(run.out);
+  std::string module;
+  std::string digest;
+  while (lines >> module >> digest) {
+    out[module] = digest;
+  }
+  return out;
+}
+
+TEST(Support, BeamMd5sReadsEveryBeamOfADirectory)
+{
+  TempTree tree("support-test-");
+  auto source = tree.write("m.erl", "-module(m).\n-export([f/0]).\nf() -> 1.\n");
+  fs::create_directories(tree.path() / "ebin");
+  auto built = run_process({"erlc", "-o", (tree.path() / "ebin").string(), source.string()});
+  ASSERT_EQ(built.exit_code, 0) << built.describe();
+  auto digests = beam_md5s(tree.path() / "ebin");
+  ASSERT_EQ(digests.size(), 1u);
+  EXPECT_EQ(digests.begin()->first, "m");
+  EXPECT_EQ(digests.begin()->second.size(), 32u);
+  EXPECT_EQ(result_ebin(nlohmann::json{{"temp_dir", "/t"}}), fs::path("/t/ebin"));
 }
 
 } // namespace sandbox::test

@@ -116,6 +116,62 @@ TEST(Store, PreviousCopiesVerifyUnderTheirOwnName)
   EXPECT_FALSE(fs::exists(sandbox / kCacheDirName));
 }
 
+// File names are bytes: one that is not UTF-8 goes through the signed cache
+// files and back unchanged, as does a valid name that looks like an escape.
+TEST(Store, FileNamesThatAreNotUtf8RoundTrip)
+{
+  auto root = util::TempDir::create("/tmp", "inc-unit-");
+  ASSERT_TRUE(root);
+  auto sandbox = root->path() / "sb";
+  fs::create_directories(sandbox / "lib");
+  const std::string latin1 = "lib/caf\xe9.ex";
+  const std::string look_alike = "lib/caf\\xe9.ex"; // valid UTF-8, a backslash
+  std::ofstream(sandbox / latin1) << "defmodule Cafe do\nend\n";
+  std::ofstream(sandbox / look_alike) << "defmodule Look do\nend\n";
+  std::ofstream(sandbox / "d\xff\xfe.txt") << "data";
+  auto stamps = stamp_tree(sandbox);
+  ASSERT_TRUE(stamps) << stamps.error();
+  ASSERT_EQ(stamps->size(), 3u);
+  DependencyGraph graph;
+  graph.files[latin1].modules = {"Cafe"};
+  graph.files[latin1].reads = {"d\xff\xfe.txt"};
+  graph.files[look_alike].modules = {"Look"};
+
+  std::vector<std::string> warnings;
+  auto dir = CacheDir::open(sandbox, root->path() / "state", true, warnings);
+  ASSERT_TRUE(dir) << dir.error();
+  std::string key(32, 'k');
+  auto written = dir->write(kFileHashes, {{"files", to_json(*stamps)}, {"changed", {latin1}}}, key);
+  ASSERT_TRUE(written) << written.error();
+  ASSERT_TRUE(dir->write(kDependencyGraph, {{"graph", to_json(graph)}}, key));
+  // Valid names are keys as they are; the other one is NUL-marked.
+  auto text = *util::read_file(sandbox / kCacheDirName / kFileHashes);
+  EXPECT_NE(text.find("\"lib/caf\\\\xe9.ex\""), std::string::npos) << text;
+  EXPECT_NE(text.find("\"\\u0000lib/caf\\\\xe9.ex\""), std::string::npos) << text;
+
+  auto hashes = dir->read(kFileHashes, key);
+  ASSERT_TRUE(hashes) << hashes.error();
+  auto stamps_back = stamps_from_json(hashes->at("files"));
+  EXPECT_EQ(stamps_back.size(), stamps->size());
+  for (const auto& [path, stamp] : *stamps) {
+    ASSERT_TRUE(stamps_back.contains(path)) << path;
+    EXPECT_EQ(stamps_back.at(path).sha256, stamp.sha256);
+  }
+  EXPECT_EQ(hashes->at("changed"), nlohmann::json({latin1}));
+  auto graph_doc = dir->read(kDependencyGraph, key);
+  ASSERT_TRUE(graph_doc) << graph_doc.error();
+  auto graph_back = graph_from_json(graph_doc->at("graph"));
+  EXPECT_EQ(graph_back.owners(), graph.owners());
+  EXPECT_EQ(graph_back.files.at(latin1).reads, graph.files.at(latin1).reads);
+  EXPECT_EQ(readers_of(graph_back, "d\xff\xfe.txt"), std::set<std::string>{latin1});
+
+  // An edit of the non-UTF-8 file is seen against the stamps read back.
+  std::ofstream(sandbox / "d\xff\xfe.txt", std::ios::trunc) << "other";
+  auto now = stamp_tree(sandbox, stamps_back, now_ns());
+  ASSERT_TRUE(now);
+  EXPECT_EQ(diff_trees(stamps_back, *now).changed, std::set<std::string>{"d\xff\xfe.txt"});
+}
+
 TEST(Store, ObjectsAreCheckedAgainstTheirName)
 {
   auto root = util::TempDir::create("/tmp", "inc-unit-");

@@ -1,0 +1,238 @@
+#include "compiler/incremental_state.h"
+
+#include "compiler/engine_state.h"
+#include "util/fs.h"
+
+#include <fmt/format.h>
+
+namespace sandbox::compiler {
+
+namespace {
+
+namespace inc = sandbox::incremental;
+using nlohmann::json;
+
+json state_files_json(const CacheState& s)
+{
+  json functions = json::object();
+  json ast = json::object();
+  for (const auto& [file, record] : s.sources) {
+    functions[file] = record.functions;
+    ast[file] = record.ast_digest;
+  }
+  return {{"generation", s.generation}, {"recorded_at_ns", s.recorded_at_ns},
+          {"files", inc::to_json(s.stamps)}, {"functions", functions}, {"ast_digests", ast}};
+}
+
+json last_compilation_json(const CacheState& s)
+{
+  json modules = json::object();
+  for (const auto& [name, m] : s.modules) {
+    modules[name] = {{"file", m.file}, {"beam_sha256", m.beam_sha256}, {"md5", m.md5},
+                     {"export_digest", m.export_digest}, {"has_macros", m.has_macros}};
+  }
+  json app = s.app ? json{{"name", s.app->first}, {"sha256", s.app->second}} : json(nullptr);
+  return {{"generation", s.generation}, {"status", "ok"}, {"compiler", s.compiler},
+          {"fingerprint", s.fingerprint}, {"compilation_strategy", s.strategy},
+          {"compilation_time", s.compilation_time_ms}, {"changed_files", s.changed_files},
+          {"compiled_at_ns", inc::now_ns()}, {"modules", modules}, {"app_file", app},
+          {"unattributed_modules", s.unattributed}};
+}
+
+struct CommittedDocs {
+  json last;  // last_compilation.json
+  json files; // file_hashes.json
+  json graph; // dependency_graph.json
+};
+
+// last_compilation.json names the generation; the graph and the hashes of
+// that generation are the current files or, when a later compile's write was
+// interrupted before its last_compilation.json, the kept previous ones.
+std::optional<CommittedDocs> read_committed(const inc::CacheDir& dir, const std::string& key,
+                                            std::vector<std::string>& warnings)
+{
+  auto last = dir.read(inc::kLastCompilation, key);
+  if (!last) {
+    if (last.error() != "missing") {
+      warnings.push_back(
+        fmt::format("{}: {}: ignored, compiling without it", inc::kLastCompilation, last.error()));
+    }
+    return std::nullopt;
+  }
+  auto of_generation = [&](const char* name) -> std::optional<json> {
+    auto current = dir.read(name, key);
+    if (current && current->is_object() && current->contains("generation") &&
+        (*last)["generation"] == (*current)["generation"]) {
+      return *current;
+    }
+    auto previous = dir.read_previous(name, key);
+    if (previous && previous->is_object() && previous->contains("generation") &&
+        (*last)["generation"] == (*previous)["generation"]) {
+      return *previous;
+    }
+    if (!current && current.error() != "missing") {
+      warnings.push_back(fmt::format("{}: {}: ignored, compiling without it", name, current.error()));
+    } else {
+      warnings.push_back(fmt::format("{}: not of the last compile's generation: ignored", name));
+    }
+    return std::nullopt;
+  };
+  auto files = of_generation(inc::kFileHashes);
+  auto graph = of_generation(inc::kDependencyGraph);
+  if (!files || !graph) {
+    return std::nullopt;
+  }
+  return CommittedDocs{std::move(*last), std::move(*files), std::move(*graph)};
+}
+
+ModuleRecord module_from_json(const json& m)
+{
+  ModuleRecord r;
+  r.file = m.at("file").get<std::string>();
+  r.beam_sha256 = m.at("beam_sha256").get<std::string>();
+  r.md5 = m.at("md5").get<std::string>();
+  r.export_digest = m.at("export_digest").get<std::string>();
+  r.has_macros = m.at("has_macros").get<bool>();
+  return r;
+}
+
+// Throws json::exception on a missing or mistyped field.
+CacheState state_from_json(const json& last, const json& files, const json& graph)
+{
+  CacheState s;
+  s.generation = last.at("generation").get<std::string>();
+  s.recorded_at_ns = files.at("recorded_at_ns").get<std::int64_t>();
+  s.stamps = inc::stamps_from_json(files.at("files"));
+  for (const auto& [file, fns] : files.at("functions").items()) {
+    s.sources[file].functions = fns.get<std::map<std::string, std::string>>();
+  }
+  for (const auto& [file, digest] : files.at("ast_digests").items()) {
+    s.sources[file].ast_digest = digest.get<std::string>();
+  }
+  s.graph = inc::graph_from_json(graph.at("graph"));
+  s.compiler = last.at("compiler").get<std::string>();
+  s.fingerprint = last.at("fingerprint").get<std::string>();
+  s.strategy = last.at("compilation_strategy").get<std::string>();
+  s.compilation_time_ms = last.at("compilation_time").get<std::int64_t>();
+  s.changed_files = last.at("changed_files").get<std::vector<std::string>>();
+  s.unattributed = last.at("unattributed_modules").get<bool>();
+  for (const auto& [name, m] : last.at("modules").items()) {
+    s.modules.emplace(name, module_from_json(m));
+  }
+  if (!last.at("app_file").is_null()) {
+    s.app = std::make_pair(last.at("app_file").at("name").get<std::string>(),
+                           last.at("app_file").at("sha256").get<std::string>());
+  }
+  return s;
+}
+
+} // namespace
+
+std::string elixir_name(const std::string& beam_module)
+{
+  return beam_module.starts_with("Elixir.") ? beam_module.substr(7) : beam_module;
+}
+
+std::optional<CacheState> load_state(const inc::CacheDir& dir, const std::string& key,
+                                     std::vector<std::string>& warnings)
+{
+  auto docs = read_committed(dir, key, warnings);
+  if (!docs) {
+    return std::nullopt;
+  }
+  try {
+    return state_from_json(docs->last, docs->files, docs->graph);
+  } catch (const json::exception& e) {
+    warnings.push_back(fmt::format("cache files are malformed ({}): ignored", e.what()));
+    return std::nullopt;
+  }
+}
+
+std::expected<void, std::string> save_state(const inc::CacheDir& dir, const std::string& key,
+                                            const CacheState& s)
+{
+  json graph = {{"generation", s.generation}, {"graph", inc::to_json(s.graph)}};
+  // last_compilation.json is written last and commits the generation. Before
+  // the graph and the hashes are replaced, the copies of the committed
+  // generation are kept as <name>.previous, so a write interrupted anywhere
+  // before the commit leaves the previous compile's state readable (a
+  // partial compile next time, not a full one).
+  std::optional<json> committed;
+  if (auto last = dir.read(inc::kLastCompilation, key); last && last->is_object()) {
+    committed = last->value("generation", json());
+  }
+  for (const auto& [name, doc] : {std::pair{inc::kDependencyGraph, graph},
+                                  std::pair{inc::kFileHashes, state_files_json(s)}}) {
+    auto current = dir.read(name, key);
+    if (committed && current && current->is_object() && current->value("generation", json()) == *committed) {
+      if (auto kept = dir.keep_previous(name); !kept) {
+        return std::unexpected(fmt::format("{}: {}", name, kept.error()));
+      }
+    }
+    if (auto written = dir.write(name, doc, key); !written) {
+      return std::unexpected(fmt::format("{}: {}", name, written.error()));
+    }
+  }
+  if (auto written = dir.write(inc::kLastCompilation, last_compilation_json(s), key); !written) {
+    return std::unexpected(fmt::format("{}: {}", inc::kLastCompilation, written.error()));
+  }
+  return {};
+}
+
+std::expected<CompileInfo, core::Error> materialize(const CacheState& s, const inc::ObjectStore& store,
+                                                    const core::CompileOptions& options)
+{
+  auto parent = options.temp_dir.value_or(util::default_temp_root());
+  auto temp = create_marked_temp_dir(parent);
+  if (!temp) {
+    return std::unexpected(core::JailSetupFailed{"temp_dir", temp.error()});
+  }
+  CompileInfo info;
+  info.temp_dir = *temp;
+  auto ebin = *temp / "ebin";
+  std::error_code ec;
+  fs::create_directories(ebin, ec);
+  auto fail = [&](const std::string& why) -> std::expected<CompileInfo, core::Error> {
+    (void)util::remove_tree(*temp);
+    return std::unexpected(core::CompilerCrash{"cache", why, {}});
+  };
+  if (ec) {
+    return fail("cannot create " + ebin.string());
+  }
+  for (const auto& [module, record] : s.modules) {
+    auto bytes = store.get(record.beam_sha256);
+    if (!bytes) {
+      return fail(bytes.error());
+    }
+    auto path = ebin / (module + ".beam");
+    if (auto written = util::write_file_replace(path, *bytes, 0644); !written) {
+      return fail(written.error());
+    }
+    info.beam_files.push_back(path);
+    info.modules.push_back(module);
+  }
+  if (s.app) {
+    auto bytes = store.get(s.app->second);
+    if (!bytes) {
+      return fail(bytes.error());
+    }
+    auto path = ebin / s.app->first;
+    if (auto written = util::write_file_replace(path, *bytes, 0644); !written) {
+      return fail(written.error());
+    }
+    info.app_file = path;
+  }
+  return info;
+}
+
+bool objects_present(const CacheState& s, const inc::ObjectStore& store)
+{
+  for (const auto& [module, record] : s.modules) {
+    if (!store.has(record.beam_sha256)) {
+      return false;
+    }
+  }
+  return !s.app || store.has(s.app->second);
+}
+
+} // namespace sandbox::compiler
