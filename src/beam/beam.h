@@ -70,4 +70,11 @@ std::expected<BeamInfo, BeamError> parse_beam(std::string_view bytes, const Limi
 std::expected<BeamInfo, BeamError> validate_beam_file(const std::filesystem::path& path,
                                                       const Limits& limits = {});
 
+// Whether the module has an on_load function: the loader calls it as soon as
+// the module is loaded, before anyone calls the module. `bytes` is the file
+// `info` was parsed from. The instruction stream is decoded operand by
+// operand; an opcode this reader does not know (a newer OTP's) or a
+// malformed operand is an error, never a guess.
+std::expected<bool, BeamError> has_on_load(std::string_view bytes, const BeamInfo& info);
+
 } // namespace sandbox::beam

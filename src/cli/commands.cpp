@@ -135,6 +135,8 @@ void CompileFlags::add_to(CLI::App& command)
   command.add_flag("--no-security-scan", no_security_scan, "Skip the security scan");
   command.add_option("--restricted-module", restricted_modules, "Restricted module (repeatable)");
   command.add_option("--allowed-operation", allowed_operations, "Allowed operation (repeatable)");
+  command.add_option("--scan-scope", scan_scope,
+                     "compiled (default: only code a host may load can be a threat) or all (every file)");
   command.add_option("--source-file", source_files, "Source file to compile (repeatable)");
 }
 
@@ -154,6 +156,7 @@ std::optional<json> CompileFlags::to_options(std::string& error) const
   put("temp_dir", temp_dir);
   put("output_limit", output_limit);
   put("isolation", isolation);
+  put("scan_scope", scan_scope);
   if (in_process) options["in_process"] = true;
   if (no_validate_beams) options["validate_beams"] = false;
   if (incremental) options["incremental"] = true;

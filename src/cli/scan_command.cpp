@@ -1,6 +1,7 @@
 // `sandbox scan PATH [--restricted-module M]... [--allowed-operation OP]...
-// [--scan-depth N] [--json]`: the security scan alone. Exit 0 when there is no
-// threat, 1 with threats or when the scan fails, 2 on bad usage.
+// [--scan-depth N] [--scan-scope compiled|all] [--json]`: the security scan
+// alone. Exit 0 when there is no threat, 1 with threats or when the scan
+// fails, 2 on bad usage.
 
 #include "cli/commands.h"
 
@@ -53,17 +54,21 @@ void Commands::register_scan(CLI::App& app)
   command->add_option("--scan-depth", m_scan_depth,
                       fmt::format("Levels of alias/import/apply indirection followed (default {})",
                                   compiler::kDefaultScanDepth));
+  command->add_option("--scan-scope", m_flags.scan_scope,
+                      "compiled (default: only code a host may load can be a threat) or all (every file)");
   command->add_flag("--json", m_json, "Print one JSON object");
   command->callback([this] {
     m_selected = [this] {
       json object = json::object();
       if (!m_flags.restricted_modules.empty()) object["restricted_modules"] = m_flags.restricted_modules;
       if (!m_flags.allowed_operations.empty()) object["allowed_operations"] = m_flags.allowed_operations;
+      if (m_flags.scan_scope) object["scan_scope"] = *m_flags.scan_scope;
       auto parsed = core::parse_compile_options(object);
       if (!parsed) return scan_usage_error(m_json, parsed.error().option, parsed.error().reason);
       compiler::ScanOptions options;
       options.restricted_modules = parsed->restricted_modules;
       options.allowed_operations = parsed->allowed_operations;
+      options.scope = parsed->scan_scope;
       if (m_scan_depth) {
         int depth = -1;
         const auto& text = *m_scan_depth;

@@ -191,7 +191,7 @@ CompileResult compile_job(const std::string& path, const core::CompileOptions& o
       info.modules.push_back(beam_file.stem().string());
     }
   }
-  auto audited = security_gate_after(collected->beam_files, options);
+  auto audited = security_gate_after(collected->beam_files, options, collected->app_files);
   if (!audited) {
     return std::unexpected(audited.error());
   }

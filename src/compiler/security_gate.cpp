@@ -30,8 +30,9 @@ namespace {
 // content; a link's target). The scanner reads each file on its own, and each
 // finding names its file, so a later scan of the whole tree reads only the
 // files whose entry differs and keeps the other files' findings. A changed
-// file outside the compile inputs (whose findings the scanner downgrades) or
-// a configuration not seen before means a full scan. The tree is described
+// file whose code runs only in the jail (scan::file_runs_in, which a scan of
+// named files would not apply) or a configuration not seen before means a
+// full scan. The tree is described
 // before and after each scan and a result is kept only when both agree.
 constexpr std::size_t kScanCacheEntries = 32;
 constexpr std::uint64_t kScanCacheMaxBytes = 64ull << 20; // larger trees are scanned every time
@@ -84,9 +85,14 @@ std::optional<TreeFacts> describe_tree(const fs::path& root)
   return facts;
 }
 
+// Bumped when what a scan reports for the same tree and options changes, so
+// that results kept by an older engine are not used.
+constexpr std::string_view kScanCacheVersion = "2"; // 2: runs_in and scan_scope
+
 std::string scan_key(const fs::path& root, const scan::ScanConfig& config, const std::vector<fs::path>& only)
 {
-  std::string input = field(root.string()) + std::to_string(config.scan_depth) + ":";
+  std::string input = fmt::format("v{}:s{}:", kScanCacheVersion, core::to_string(config.scope)) +
+                      field(root.string()) + std::to_string(config.scan_depth) + ":";
   for (const auto& m : config.restricted_modules) input += "r" + field(m);
   for (const auto& o : config.allowed_operations) input += "a" + field(o);
   for (const auto& f : only) input += "f" + field(f.string());
@@ -133,7 +139,7 @@ rescan_changed(const fs::path& root, const scan::ScanConfig& config, const ScanC
   std::vector<fs::path> reread;
   for (const auto& path : changed) {
     if (scan::language_of(path) == scan::Language::other) continue;
-    if (!scan::is_compile_input(path)) return std::nullopt;
+    if (scan::file_runs_in(path) != scan::RunsIn::host) return std::nullopt;
     auto it = now.find(path);
     if (it != now.end() && it->second.starts_with(fmt::format("{}:", static_cast<int>(fs::file_type::regular)))) {
       reread.push_back(path);
@@ -276,7 +282,7 @@ scan_with_cache(const fs::path& root, const scan::ScanConfig& config, const std:
 
 scan::ScanConfig config_of(const core::CompileOptions& options)
 {
-  return {options.restricted_modules, options.allowed_operations, kDefaultScanDepth};
+  return {options.restricted_modules, options.allowed_operations, kDefaultScanDepth, options.scan_scope};
 }
 
 std::expected<std::vector<scan::Finding>, core::Error> gate(scan::ScanResult result)
@@ -298,7 +304,7 @@ std::expected<scan::ScanResult, core::Error> scan_code_security(const std::strin
   auto sandbox = resolve_sandbox(path);
   if (!sandbox) return std::unexpected(sandbox.error());
   auto result = scan::scan_code_security(
-    *sandbox, {options.restricted_modules, options.allowed_operations, options.scan_depth});
+    *sandbox, {options.restricted_modules, options.allowed_operations, options.scan_depth, options.scope});
   if (!result) return std::unexpected(result.error());
   return std::move(*result);
 }
@@ -316,10 +322,11 @@ security_gate_before(const fs::path& sandbox, const std::vector<fs::path>& sourc
 }
 
 std::expected<std::vector<scan::Finding>, core::Error>
-security_gate_after(const std::vector<fs::path>& beam_files, const core::CompileOptions& options)
+security_gate_after(const std::vector<fs::path>& beam_files, const core::CompileOptions& options,
+                    const std::vector<fs::path>& app_files)
 {
   if (!options.security_scan) return std::vector<scan::Finding>{};
-  return gate(scan::audit_beam_files(beam_files, config_of(options)));
+  return gate(scan::audit_beam_files(beam_files, config_of(options), app_files));
 }
 
 } // namespace sandbox::compiler

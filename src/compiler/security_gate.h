@@ -24,6 +24,7 @@ struct ScanOptions {
   std::vector<std::string> restricted_modules = core::default_restricted_modules();
   std::vector<std::string> allowed_operations;
   int scan_depth = kDefaultScanDepth;
+  core::ScanScope scope = core::ScanScope::compiled;
 };
 
 // Resolves `path` as compile_sandbox does and scans it.
@@ -37,8 +38,10 @@ std::expected<std::vector<scan::Finding>, core::Error>
 security_gate_before(const fs::path& sandbox, const std::vector<fs::path>& source_files,
                      const core::CompileOptions& options);
 
-// After compiling: the import tables of the produced BEAMs.
+// After compiling: the import tables of the produced BEAMs, each judged by
+// its module, and the callback module of the application files written.
 std::expected<std::vector<scan::Finding>, core::Error>
-security_gate_after(const std::vector<fs::path>& beam_files, const core::CompileOptions& options);
+security_gate_after(const std::vector<fs::path>& beam_files, const core::CompileOptions& options,
+                    const std::vector<fs::path>& app_files = {});
 
 } // namespace sandbox::compiler

@@ -120,7 +120,7 @@ const std::array kOperations = {
   "system_command", "code_evaluation", "code_loading", "file_read",     "file_write",
   "file_delete",    "network_access",  "process_spawn", "port_access", "system_halt",
   "nif_loading",    "distribution",    "dynamic_dispatch", "database_access", "host_path_access",
-  "process_introspection", "path_operations",
+  "process_introspection", "path_operations", "mix_task",
 };
 
 } // namespace
@@ -145,6 +145,15 @@ std::string_view to_string(IsolationMode mode)
   return "jail";
 }
 
+std::string_view to_string(ScanScope scope)
+{
+  switch (scope) {
+  case ScanScope::compiled: return "compiled";
+  case ScanScope::all: return "all";
+  }
+  return "compiled";
+}
+
 std::vector<std::string> default_restricted_modules()
 {
   return {":os", ":file", ":code", ":erlang", "System", "File", "Code", "Port"};
@@ -158,6 +167,7 @@ const std::vector<std::string_view>& known_option_names()
     "force_recompile",  "cache_enabled",     "skip_cache",        "dependency_analysis",
     "cpu_limit",        "max_processes",     "security_scan",     "restricted_modules",
     "allowed_operations", "in_process",      "output_limit",      "isolation",
+    "scan_scope",
   };
   return names;
 }
@@ -256,6 +266,13 @@ std::expected<CompileOptions, InvalidOption> parse_compile_options(const json& o
       if (name == "jail") options.isolation = IsolationMode::jail;
       else if (name == "process_group") options.isolation = IsolationMode::process_group;
       else return invalid(key, fmt::format("\"{}\" is not one of jail, process_group", name));
+    } else if (key == "scan_scope") {
+      if (!value.is_string()) return invalid(key, "expected compiled or all");
+      auto name = value.get<std::string>();
+      if (name.starts_with(':')) name = name.substr(1);
+      if (name == "compiled") options.scan_scope = ScanScope::compiled;
+      else if (name == "all") options.scan_scope = ScanScope::all;
+      else return invalid(key, fmt::format("\"{}\" is not one of compiled, all", name));
     } else if (key == "env") {
       if (!value.is_object()) return invalid(key, "expected an object of string values");
       for (const auto& [name, var] : value.items()) {
@@ -346,6 +363,7 @@ json to_json(const CompileOptions& options)
   out["security_scan"] = options.security_scan;
   out["restricted_modules"] = options.restricted_modules;
   out["allowed_operations"] = options.allowed_operations;
+  out["scan_scope"] = to_string(options.scan_scope);
   out["output_limit"] = options.output_limit;
   out["isolation"] = to_string(options.isolation);
   return out;

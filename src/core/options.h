@@ -29,6 +29,14 @@ std::string_view to_string(Backend backend);
 enum class IsolationMode { jail, process_group };
 std::string_view to_string(IsolationMode mode);
 
+// Which files' findings can stop a compile (docs/security.md, "Where code
+// runs decides what is a threat"). `compiled`: only code that becomes a BEAM
+// a host may load; code that runs only inside the jail (mix.exs, config,
+// scripts, tests) or only under Mix (Mix tasks) is reported, not judged.
+// `all`: every file read is judged as if a host ran it.
+enum class ScanScope { compiled, all };
+std::string_view to_string(ScanScope scope);
+
 // The specification's default restricted modules.
 std::vector<std::string> default_restricted_modules();
 
@@ -54,6 +62,7 @@ struct CompileOptions {
   bool security_scan = true;
   std::vector<std::string> restricted_modules = default_restricted_modules();
   std::vector<std::string> allowed_operations;
+  ScanScope scan_scope = ScanScope::compiled;
   // Engine options
   std::uint64_t output_limit = 1ull << 20;
   IsolationMode isolation = IsolationMode::jail;

@@ -6,15 +6,32 @@
 #include "beam/beam.h"
 #include "scan/findings.h"
 
+#include <filesystem>
 #include <string_view>
 
 namespace sandbox::scan {
 
+// Where a BEAM came from decides how it is judged. One shipped in the sandbox
+// is judged as host code whatever its module: nothing says how it gets
+// loaded. One a compile produced is judged by its module: a Mix task
+// (Elixir.Mix.Tasks.*) without an on_load function is code only Mix runs
+// (RunsIn::mix); any other module is host code, and with scope compiled it
+// must not name a Mix task (mix_task_reference), since the task's code was
+// not judged as host code.
+enum class BeamOrigin { shipped, compiled };
+
 // `file` names the BEAM in findings (relative to the sandbox or the output).
-void audit_beam(const beam::BeamInfo& info, std::string_view file, Report& report);
+void audit_beam(const beam::BeamInfo& info, std::string_view file, Report& report,
+                RunsIn runs_in = RunsIn::host);
 
 // Reads and audits one file; an unreadable or malformed BEAM is itself a
 // finding (a threat: it cannot be vetted).
-void audit_beam_file(const std::filesystem::path& path, std::string_view file, Report& report);
+void audit_beam_file(const std::filesystem::path& path, std::string_view file, Report& report,
+                     BeamOrigin origin = BeamOrigin::shipped);
+
+// An application resource file (.app) a compile produced: with scope
+// compiled, a Mix task as the application's callback module (`mod`) is a
+// mix_task_reference, since starting the application runs it in the host.
+void audit_app_file(const std::filesystem::path& path, std::string_view file, Report& report);
 
 } // namespace sandbox::scan

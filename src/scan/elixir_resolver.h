@@ -66,6 +66,8 @@ public:
   // (a defmodule names the scope's module).
   void open_scope(const Node& parent);
   void close_scope();
+  // The enclosing defmodule's full name ("" outside one).
+  [[nodiscard]] const std::string& current_module() const { return scope().module; }
 
   [[nodiscard]] Resolved resolve_alias(std::string_view text) const;
   [[nodiscard]] Resolved resolve_expr(const Node& node, int guard = 0) const;

@@ -19,10 +19,14 @@ namespace {
 
 using namespace elixir;
 
+// The namespace of Mix tasks: `mix name` runs Mix.Tasks.Name.run/1.
+constexpr std::string_view kMixTasks = "Mix.Tasks.";
+
 class ElixirScanner {
 public:
-  ElixirScanner(std::string_view file, const syntax::Tree& tree, const RuleSet& rules, int depth)
-      : m_file(file), m_tree(tree), m_rules(rules), m_depth(depth), m_resolver(rules)
+  ElixirScanner(std::string_view file, const syntax::Tree& tree, const Report& report)
+      : m_file(file), m_tree(tree), m_rules(report.rules()), m_depth(report.scan_depth()),
+        m_scope(report.scope()), m_file_runs_in(report.file_runs_in()), m_resolver(report.rules())
   {
   }
 
@@ -141,6 +145,8 @@ private:
         report(node, "dangerous_operation", "nif_loading", Severity::medium,
                "@on_load hook: code runs when the module is loaded (how NIFs are loaded) [MEDIUM RISK]",
                std::nullopt, std::nullopt, std::nullopt);
+        // Even in a Mix task: loading the BEAM runs it, and a host loads every BEAM.
+        m_findings.back().runs_in = RunsIn::host;
       }
       if (args.size() == 1) {
         auto value = m_resolver.resolve_expr(args[0]);
@@ -346,6 +352,16 @@ private:
                   std::optional<std::uint32_t> arity, const std::vector<Node>& args,
                   std::string_view how)
   {
+    if (m_scope == core::ScanScope::compiled && m_file_runs_in == RunsIn::host &&
+        module.name.starts_with(kMixTasks) && code_runs_in() == RunsIn::host) {
+      // The task's own code is not judged as host code (code_runs_in), so
+      // host code must not reach it.
+      report(node, "mix_task_reference", "mix_task", Severity::high,
+             fmt::format("Call of the Mix task {} from code a host may load: a task's code is judged "
+                         "only as code Mix runs [HIGH RISK]",
+                         display_call(module.name, function, arity)),
+             module.name, std::string(function), arity);
+    }
     const auto& rules = m_rules;
     auto rule = rules.lookup(module.name, function);
     if (!rule) return;
@@ -411,6 +427,7 @@ private:
     finding.operation = std::move(operation);
     finding.severity = severity;
     finding.message = std::move(message);
+    finding.runs_in = code_runs_in();
     fill_position(finding, node);
     return finding;
   }
@@ -424,6 +441,28 @@ private:
     finding.function = std::move(function);
     finding.arity = arity;
     m_findings.push_back(std::move(finding));
+  }
+
+  // Where the node being visited runs: mix inside the do block of a
+  // `defmodule Mix.Tasks.*`, host anywhere else. Code in a quote lands in
+  // whatever module unquotes it, and a defimpl or defprotocol inside a task
+  // is a module of its own that protocol dispatch reaches from any caller:
+  // both are host code. A defmodule written without a do block (`, do:`) is
+  // not told apart, so its code counts as host code too.
+  [[nodiscard]] RunsIn code_runs_in() const
+  {
+    for (std::size_t i = m_path.size(); i-- > 0;) {
+      const auto& node = m_path[i];
+      if (node.type() != "call") continue;
+      if (type_is_call_named(node, "quote") || type_is_call_named(node, "defimpl") ||
+          type_is_call_named(node, "defprotocol")) {
+        return RunsIn::host;
+      }
+      if (!type_is_call_named(node, "defmodule")) continue;
+      bool in_do_block = i + 1 < m_path.size() && m_path[i + 1].type() == "do_block";
+      return in_do_block && m_resolver.current_module().starts_with(kMixTasks) ? RunsIn::mix : RunsIn::host;
+    }
+    return RunsIn::host;
   }
 
   void fill_position(Finding& finding, const Node& node)
@@ -447,6 +486,8 @@ private:
   const syntax::Tree& m_tree;
   const RuleSet& m_rules;
   int m_depth;
+  core::ScanScope m_scope;
+  RunsIn m_file_runs_in;
   std::set<std::pair<std::uint32_t, std::uint32_t>> m_heads;
   std::optional<Node> m_first_error;
   std::vector<Node> m_path;
@@ -463,7 +504,7 @@ std::expected<std::vector<Finding>, std::string> scan_whole(std::string_view fil
 {
   auto tree = syntax::Tree::parse(std::move(source));
   if (!tree) return std::unexpected(tree.error());
-  ElixirScanner scanner(file, *tree, report.rules(), report.scan_depth());
+  ElixirScanner scanner(file, *tree, report);
   scanner.run();
   return std::move(scanner.findings());
 }
@@ -487,7 +528,7 @@ std::optional<std::vector<Finding>> scan_skipping(std::string_view file, const s
     if (!tree || tree->has_errors() || !parse_agrees_with_lexer(*tree, *lexed, occurrences, skipped)) {
       return std::nullopt;
     }
-    ElixirScanner scanner(file, *tree, report.rules(), report.scan_depth());
+    ElixirScanner scanner(file, *tree, report);
     scanner.run();
     bool grew = false;
     for (const auto& name : scanner.bound_names()) grew = bound.insert(name).second || grew;

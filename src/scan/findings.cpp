@@ -4,6 +4,16 @@
 
 namespace sandbox::scan {
 
+std::string_view to_string(RunsIn where)
+{
+  switch (where) {
+  case RunsIn::host: return "host";
+  case RunsIn::jail: return "jail";
+  case RunsIn::mix: return "mix";
+  }
+  return "host";
+}
+
 nlohmann::json to_json(const Finding& finding)
 {
   nlohmann::json out = {
@@ -18,6 +28,7 @@ nlohmann::json to_json(const Finding& finding)
      {{"surrounding_code", finding.surrounding_code},
       {"matched_text", finding.matched_text},
       {"line_number", finding.line}}},
+    {"runs_in", to_string(finding.runs_in)},
   };
   if (finding.module) out["module"] = *finding.module;
   if (finding.function) out["function"] = *finding.function;
@@ -68,6 +79,15 @@ std::optional<Finding> finding_from_json(const nlohmann::json& value)
   if (value.contains("module")) finding.module = value["module"].get<std::string>();
   if (value.contains("function")) finding.function = value["function"].get<std::string>();
   if (value.contains("arity")) finding.arity = value["arity"].get<std::uint32_t>();
+  auto runs_in = value.at("runs_in").get<std::string>();
+  known = false;
+  for (auto candidate : {RunsIn::host, RunsIn::jail, RunsIn::mix}) {
+    if (to_string(candidate) == runs_in) {
+      finding.runs_in = candidate;
+      known = true;
+    }
+  }
+  if (!known) return std::nullopt;
   return finding;
 }
 
@@ -95,7 +115,8 @@ std::optional<ScanResult> result_from_json(const nlohmann::json& value)
 }
 
 Report::Report(const ScanConfig& config)
-    : m_rules(config.restricted_modules, config.allowed_operations), m_depth(config.scan_depth)
+    : m_rules(config.restricted_modules, config.allowed_operations), m_depth(config.scan_depth),
+      m_scope(config.scope)
 {
   m_result.scan_depth = config.scan_depth;
 }
@@ -103,9 +124,14 @@ Report::Report(const ScanConfig& config)
 void Report::add(Finding finding)
 {
   if (m_rules.allowed(finding.operation)) return;
-  if (m_not_compiled && finding.severity > Severity::low) {
-    finding.message += fmt::format(" (was {}; reported as a warning: no compile runs this file)",
-                                   to_string(finding.severity));
+  // A file no backend compiles is never in a BEAM, whatever module it defines.
+  if (m_file_runs_in != RunsIn::host) finding.runs_in = m_file_runs_in;
+  if (m_scope == core::ScanScope::compiled && finding.runs_in != RunsIn::host &&
+      finding.severity > Severity::low) {
+    finding.message += fmt::format(" (was {}; reported as a warning: {})", to_string(finding.severity),
+                                   finding.runs_in == RunsIn::jail
+                                     ? "this code runs only inside the jail"
+                                     : "a Mix task runs only under Mix, never in a host that loads the BEAMs");
     finding.severity = Severity::low;
   }
   auto& into = finding.severity == Severity::low ? m_result.warnings : m_result.threats;

@@ -2,6 +2,7 @@
 // What the scanner reports: the specification's finding shape, and the
 // collector every scanner (Elixir, Erlang, BEAM audit) reports into.
 
+#include "core/options.h"
 #include "scan/rules.h"
 
 #include <nlohmann/json.hpp>
@@ -13,6 +14,15 @@
 #include <vector>
 
 namespace sandbox::scan {
+
+// Where the code of a finding runs, which decides whether it can be a threat
+// to a host (docs/security.md, "Where code runs decides what is a threat").
+// host: it becomes a BEAM a host may load and call. jail: it runs only inside
+// the compile's jail (mix.exs, config, scripts, tests, files no backend
+// compiles). mix: a Mix task, which only Mix runs, never a host that loads
+// the BEAMs.
+enum class RunsIn { host, jail, mix };
+std::string_view to_string(RunsIn where);
 
 struct Finding {
   std::string type; // dangerous_operation, host_path_access, dynamic_dispatch, ...
@@ -28,6 +38,7 @@ struct Finding {
   std::optional<std::string> module;
   std::optional<std::string> function;
   std::optional<std::uint32_t> arity;
+  RunsIn runs_in = RunsIn::host;
 };
 
 struct ScanResult {
@@ -54,6 +65,8 @@ struct ScanConfig {
   // apply/3, a module built from constants each cost one level. Literal
   // calls (System.cmd, :os.cmd, :"Elixir.System".cmd) cost none.
   int scan_depth = 3;
+  // compiled: findings in code that never runs in a host are warnings.
+  core::ScanScope scope = core::ScanScope::compiled;
 };
 
 // Collects findings for one scan: drops those whose operation is allowed,
@@ -64,16 +77,22 @@ public:
 
   [[nodiscard]] const RuleSet& rules() const { return m_rules; }
   [[nodiscard]] int scan_depth() const { return m_depth; }
+  [[nodiscard]] core::ScanScope scope() const { return m_scope; }
+  // With scope compiled, a finding whose code does not run in a host
+  // (runs_in jail or mix) is reported as a warning, its severity in the
+  // message.
   void add(Finding finding);
-  // While set, findings are reported as warnings: the file is scanned but no
-  // compile runs it (tests, scripts).
-  void set_not_compiled(bool value) { m_not_compiled = value; }
+  // Where the code of the file being scanned runs: jail for a file no
+  // backend compiles, which every finding of the file then carries.
+  void set_file_runs_in(RunsIn where) { m_file_runs_in = where; }
+  [[nodiscard]] RunsIn file_runs_in() const { return m_file_runs_in; }
   ScanResult& result() { return m_result; }
 
 private:
   RuleSet m_rules;
   int m_depth;
-  bool m_not_compiled = false;
+  core::ScanScope m_scope;
+  RunsIn m_file_runs_in = RunsIn::host;
   ScanResult m_result;
 };
 

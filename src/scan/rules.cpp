@@ -246,7 +246,9 @@ RuleSet::RuleSet(std::vector<std::string> restricted_modules,
     if (op.starts_with(':')) op.erase(0, 1);
   }
   std::vector<std::string> matter(m_restricted.begin(), m_restricted.end());
-  for (const char* module : {"Module", "String", "List", "Kernel", "Function", ":erlang"}) {
+  // Mix.Tasks: a call of a Mix task from host code is reported (Mix tasks
+  // are judged only as code Mix runs).
+  for (const char* module : {"Module", "String", "List", "Kernel", "Function", ":erlang", "Mix.Tasks"}) {
     matter.emplace_back(module);
   }
   for (const auto& rule : rule_table()) {
@@ -290,7 +292,7 @@ bool builds_module_name(std::string_view module, std::string_view function)
 
 bool RuleSet::module_matters(std::string_view module) const
 {
-  return m_module_prefixes.contains(module);
+  return m_module_prefixes.contains(module) || module.starts_with("Mix.Tasks.");
 }
 
 bool RuleSet::call_matters(std::string_view module, std::string_view function) const

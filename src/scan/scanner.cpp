@@ -48,22 +48,23 @@ bool skipped_directory(const fs::path& relative)
 
 } // namespace
 
-bool is_compile_input(const fs::path& relative)
+RunsIn file_runs_in(const fs::path& relative)
 {
-  if (relative == "mix.exs") return true;
-  auto first = relative.begin();
-  if (first == relative.end()) return false;
-  auto top = first->string();
-  if (top == "lib" || top == "src" || top == "include" || top == "config" || top == "deps") return true;
-  // An umbrella project: apps/<app>/ holds a project of its own.
-  if (top == "apps") {
-    auto rest = fs::path();
-    auto it = first;
-    if (++it == relative.end() || ++it == relative.end()) return false;
-    for (; it != relative.end(); ++it) rest /= *it;
-    return is_compile_input(rest);
-  }
-  return false;
+  std::vector<std::string> parts;
+  for (const auto& part : relative) parts.push_back(part.string());
+  // apps/<app>/ (an umbrella) and deps/<dep>/ hold projects of their own.
+  std::size_t at = 0;
+  while (parts.size() - at >= 3 && (parts[at] == "apps" || parts[at] == "deps")) at += 2;
+  if (at >= parts.size()) return RunsIn::jail;
+  auto ext = relative.extension();
+  const auto& top = parts[at];
+  bool at_root = parts.size() - at == 1;
+  // What mix, elixirc and erlc compile without source_files: lib/**/*.ex,
+  // src/**/*.erl and *.erl at the root, with the headers they include.
+  if (ext == ".ex") return top == "lib" && !at_root ? RunsIn::host : RunsIn::jail;
+  if (ext == ".erl") return at_root || top == "src" ? RunsIn::host : RunsIn::jail;
+  if (ext == ".hrl") return at_root || top == "src" || top == "include" ? RunsIn::host : RunsIn::jail;
+  return RunsIn::jail; // .exs: mix.exs, config, tests, scripts
 }
 
 std::expected<ScanResult, core::SecurityScanFailed>
@@ -117,9 +118,10 @@ scan_code_security(const fs::path& root, const ScanConfig& config, const std::ve
     if (!source) {
       return std::unexpected(core::SecurityScanFailed{fmt::format("{}: {}", name, source.error())});
     }
-    report.set_not_compiled(only.empty() && !is_compile_input(entry.relative));
+    // Files named by source_files are what the backend compiles.
+    report.set_file_runs_in(only.empty() ? file_runs_in(entry.relative) : RunsIn::host);
     auto scanned = scan_source(name, std::move(*source), report);
-    report.set_not_compiled(false);
+    report.set_file_runs_in(RunsIn::host);
     if (!scanned) {
       return std::unexpected(scanned.error());
     }
@@ -127,11 +129,15 @@ scan_code_security(const fs::path& root, const ScanConfig& config, const std::ve
   return std::move(report.result());
 }
 
-ScanResult audit_beam_files(const std::vector<fs::path>& beams, const ScanConfig& config)
+ScanResult audit_beam_files(const std::vector<fs::path>& beams, const ScanConfig& config,
+                            const std::vector<fs::path>& app_files)
 {
   Report report(config);
   for (const auto& beam : beams) {
-    audit_beam_file(beam, beam.filename().string(), report);
+    audit_beam_file(beam, beam.filename().string(), report, BeamOrigin::compiled);
+  }
+  for (const auto& app : app_files) {
+    audit_app_file(app, app.filename().string(), report);
   }
   return std::move(report.result());
 }

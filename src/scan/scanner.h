@@ -26,10 +26,13 @@ struct ScanLimits {
 enum class Language { elixir, erlang, beam, other };
 Language language_of(const fs::path& path);
 
-// True for the files a compile reads: mix.exs, config/, lib/, src/,
-// include/, deps/ (and the same under apps/<app>/ of an umbrella). Findings in
-// other files (test/, scripts) are reported as warnings: no compile runs them.
-bool is_compile_input(const fs::path& relative);
+// Where the code of a source file of the sandbox runs when the whole tree is
+// compiled: host for what the backends compile into BEAMs (lib/**/*.ex,
+// src/**/*.erl, *.erl at the root, the .hrl files they include; the same
+// under apps/<app>/ and deps/<dep>/), jail for everything else (mix.exs,
+// config/, other .exs scripts, test/, priv/). A Mix task module inside a host
+// file is told apart by the Elixir scanner.
+RunsIn file_runs_in(const fs::path& relative);
 
 // Scans the sandbox `root` (already resolved). With `only` non-empty, only
 // those files (relative to root) are read.
@@ -44,7 +47,10 @@ scan_code_security(const fs::path& root, const ScanConfig& config,
 std::expected<void, core::SecurityScanFailed> scan_source(const std::string& relative_name,
                                                           std::string source, Report& report);
 
-// Audits BEAM files produced by a compile; `names` label them in findings.
-ScanResult audit_beam_files(const std::vector<fs::path>& beams, const ScanConfig& config);
+// Audits the BEAM files a compile produced, each judged by its module (see
+// scan/beam_audit.h), and the application resource files it wrote (`mod`).
+// Findings name a file by its file name.
+ScanResult audit_beam_files(const std::vector<fs::path>& beams, const ScanConfig& config,
+                            const std::vector<fs::path>& app_files = {});
 
 } // namespace sandbox::scan

@@ -198,6 +198,7 @@ json op_scan(const json& request, CallerScope& scope)
   auto parsed = compile_options(options);
   scan_options.restricted_modules = parsed.restricted_modules;
   scan_options.allowed_operations = parsed.allowed_operations;
+  scan_options.scope = parsed.scan_scope;
   auto result = compiler::scan_code_security(scope.tree(path), scan_options);
   if (!result) {
     return engine_error(result.error());

@@ -5,6 +5,7 @@
 #include "support.h"
 
 #include <fstream>
+#include <set>
 
 namespace sandbox::test {
 
@@ -185,6 +186,143 @@ TEST_F(SecurityScan, ScanCommandContract)
   EXPECT_EQ(missing.json()["error"]["type"], "invalid_sandbox_path");
   auto human = sandbox({"scan", path.string()});
   EXPECT_NE(human.out.find("lib/a.ex:3:"), std::string::npos) << human.out;
+}
+
+// --- where code runs decides what is a threat --------------------------------
+
+// What widely used libraries carry beside their code: a mix.exs alias that
+// runs a command, and a Mix task that loads a file and writes one.
+const char* const kAliasDefinition = R"(
+  defp aliases do
+    ["docs.assets": &build_assets/1]
+  end
+
+  defp build_assets(_args) do
+    {_, 0} = System.cmd("npm", ["run", "build"], cd: "assets")
+  end
+end
+)";
+
+const char* const kGenDocsTask = R"(defmodule Mix.Tasks.NimbleOptions.GenDocs do
+  @shortdoc "Writes the docs of a schema to a Markdown file"
+  @moduledoc "mix nimble_options.gen_docs SCHEMA_FILE OUT.md"
+  use Mix.Task
+
+  @impl true
+  def run([schema_file, out]) do
+    Mix.Task.run("compile")
+    [{module, _} | _] = Code.require_file(schema_file)
+    File.write!(out, NimbleOptions.docs(module.schema()))
+    Mix.shell().info("wrote #{out}")
+  end
+end
+)";
+
+class SecurityScope : public SandboxTest {
+protected:
+  // A copy of a real library with both added, as its maintainers would.
+  fs::path library_with_alias_and_task() const;
+};
+
+fs::path SecurityScope::library_with_alias_and_task() const
+{
+  auto path = copy_corpus("nimble_options");
+  auto mix = read_text(path / "mix.exs");
+  mix.replace(mix.find("      deps: "), 0, "      aliases: aliases(),\n");
+  mix.replace(mix.rfind("end"), 3, kAliasDefinition);
+  std::ofstream(path / "mix.exs", std::ios::trunc) << mix;
+  fs::create_directories(path / "lib" / "mix" / "tasks");
+  std::ofstream(path / "lib" / "mix" / "tasks" / "nimble_options.gen_docs.ex") << kGenDocsTask;
+  return path;
+}
+
+TEST_F(SecurityScope, ALibraryWithACommandInAMixAliasAndAMixTaskCompilesByDefault)
+{
+  if (!fs::is_directory(corpus_dir("nimble_options"))) {
+    GTEST_SKIP() << "the corpora are absent (" << corpus_dir("nimble_options") << ")";
+  }
+  auto path = library_with_alias_and_task();
+  auto scan = sandbox({"scan", path.string(), "--json"});
+  ASSERT_EQ(scan.exit_code, 0) << scan.describe();
+  std::set<std::pair<std::string, std::string>> reported; // (runs_in, operation)
+  auto scanned = scan.json();
+  for (const auto& w : scanned["warnings"]) reported.emplace(w["runs_in"].get<std::string>(), w["operation"].get<std::string>());
+  EXPECT_TRUE(reported.contains({"jail", "system_command"})) << scan.out;
+  EXPECT_TRUE(reported.contains({"mix", "code_evaluation"})) << scan.out;
+  EXPECT_TRUE(reported.contains({"mix", "file_write"})) << scan.out;
+
+  auto run = compile(path, {"--compiler", "mix"});
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  auto result = run.json();
+  auto modules = result["modules"].get<std::vector<std::string>>();
+  EXPECT_TRUE(contains(modules, "Elixir.Mix.Tasks.NimbleOptions.GenDocs") ||
+              contains(modules, "Mix.Tasks.NimbleOptions.GenDocs"))
+    << result["modules"];
+  bool audited_task = false;
+  for (const auto& w : result["security_warnings"]) {
+    audited_task |= w["type"] == "dangerous_import" && w["runs_in"] == "mix";
+  }
+  EXPECT_TRUE(audited_task) << "the task's BEAM is audited and reported: " << result["security_warnings"].dump(2);
+
+  // Every file judged: the alias and the task are threats, before anything runs.
+  for (const char* command : {"compile", "incremental"}) {
+    auto strict = sandbox({command, path.string(), "--compiler", "mix", "--scan-scope", "all", "--json"});
+    ASSERT_TRUE(is_error(strict, "security_threats_detected")) << command << "\n" << strict.describe();
+    std::set<std::string> files;
+    auto error = strict.json()["error"];
+    for (const auto& t : error["threats"]) files.insert(t["file"].get<std::string>());
+    EXPECT_TRUE(files.contains("mix.exs")) << strict.out;
+    EXPECT_TRUE(files.contains("lib/mix/tasks/nimble_options.gen_docs.ex")) << strict.out;
+  }
+  EXPECT_EQ(sandbox({"scan", path.string(), "--scan-scope", "all"}).exit_code, 1);
+  EXPECT_EQ(sandbox({"scan", path.string(), "--scan-scope", "everything"}).exit_code, 2);
+  EXPECT_EQ(sandbox({"compile", path.string(), "--scan-scope", "everything"}).exit_code, 2);
+}
+
+TEST_F(SecurityScope, CompileFileOfAMixTaskFollowsTheScope)
+{
+  auto path = make_sandbox("task_file", {{"gen.ex", "defmodule Mix.Tasks.Gen do\n"
+                                                    "  def run(_), do: File.write!(\"out.txt\", \"x\")\nend\n"}});
+  auto run = sandbox({"compile-file", (path / "gen.ex").string(), "--json"});
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  auto strict = sandbox({"compile-file", (path / "gen.ex").string(), "--scan-scope", "all", "--json"});
+  ASSERT_TRUE(is_error(strict, "security_threats_detected")) << strict.describe();
+}
+
+// Host code must not reach a task's code, which was not judged as host code:
+// not through a macro the source scan cannot follow (the bytecode names the
+// task), and not as the application's callback module.
+TEST_F(SecurityScope, HostCodeThatReachesAMixTaskIsRejected)
+{
+  const std::string task = "defmodule Mix.Tasks.Evil do\n  def run(_), do: System.cmd(\"id\", [])\n"
+                           "  def start(_, _), do: {System.cmd(\"id\", []), self()}\nend\n";
+  auto macro = make_sandbox("task_macro", {
+    {"lib/mix/tasks/evil.ex", task},
+    {"lib/gen.ex", "defmodule Gen do\n  defmacro call(m, f), do: quote(do: unquote(m).unquote(f)([]))\nend\n"},
+    {"lib/user.ex", "defmodule User do\n  require Gen\n  def go, do: Gen.call(Mix.Tasks.Evil, :run)\nend\n"},
+  });
+  auto scan = sandbox({"scan", macro.string(), "--json"});
+  ASSERT_EQ(scan.exit_code, 0) << "the source scan cannot see it: " << scan.describe();
+  auto run = compile(macro, {"--compiler", "elixirc"});
+  ASSERT_TRUE(is_error(run, "security_threats_detected")) << run.describe();
+  auto threats = run.json()["error"]["threats"];
+  ASSERT_EQ(threats.size(), 1u) << threats.dump(2);
+  EXPECT_EQ(threats[0]["type"], "mix_task_reference");
+  EXPECT_EQ(threats[0]["file"], "Elixir.User.beam");
+  EXPECT_TRUE(entries_with_prefix(job_root(), "sandbox-job-").empty()) << "outputs must be discarded";
+
+  auto app = make_sandbox("task_app", {
+    {"mix.exs", "defmodule TaskApp.MixProject do\n  use Mix.Project\n"
+                "  def project, do: [app: :task_app, version: \"0.1.0\"]\n"
+                "  def application, do: [mod: {Mix.Tasks.Evil, []}]\nend\n"},
+    {"lib/mix/tasks/evil.ex", task},
+  });
+  run = compile(app, {"--compiler", "mix"});
+  ASSERT_TRUE(is_error(run, "security_threats_detected")) << run.describe();
+  threats = run.json()["error"]["threats"];
+  ASSERT_EQ(threats.size(), 1u) << threats.dump(2);
+  EXPECT_EQ(threats[0]["type"], "mix_task_reference");
+  EXPECT_EQ(threats[0]["file"], "task_app.app");
 }
 
 } // namespace

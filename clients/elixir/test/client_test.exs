@@ -71,6 +71,25 @@ defmodule Sandbox.ClientTest do
         assert {:error, {:invalid_option, :no_such_option, _}} = IsolatedCompiler.compile_sandbox(path, no_such_option: 1)
       end
 
+      test "code that runs only in the jail is reported; scan_scope: :all judges it" do
+        path =
+          Engine.sandbox("scoped", %{
+            "lib/a.ex" => "defmodule A, do: nil\n",
+            "build.exs" => "System.cmd(\"make\", [])\n"
+          })
+
+        assert {:ok, %{threats: [], warnings: [warning]}} = IsolatedCompiler.scan_code_security(path)
+        assert warning.runs_in == :jail
+        assert warning.operation == :system_command
+        assert {:ok, %{threats: [threat]}} = IsolatedCompiler.scan_code_security(path, scan_scope: :all)
+        assert threat.file == "build.exs"
+        assert {:ok, _} = IsolatedCompiler.compile_sandbox(path, compiler: :elixirc)
+        assert {:error, {:security_threats_detected, [_]}} =
+                 IsolatedCompiler.compile_sandbox(path, compiler: :elixirc, scan_scope: :all)
+        assert {:error, {:invalid_option, :scan_scope, _}} =
+                 IsolatedCompiler.compile_sandbox(path, compiler: :elixirc, scan_scope: :everything)
+      end
+
       test "compile_file, validate_beam_files and compilation_report" do
         path = Engine.sandbox("single", %{"one.ex" => "defmodule One do\n  def one, do: 1\nend\n"})
         assert {:ok, info} = IsolatedCompiler.compile_file(Path.join(path, "one.ex"))

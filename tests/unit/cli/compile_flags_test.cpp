@@ -64,6 +64,8 @@ TEST(CompileFlags, EveryFlagMapsToItsSpecificationName)
                                ":os",
                                "--allowed-operation",
                                "file_read",
+                               "--scan-scope",
+                               "all",
                                "--source-file",
                                "lib/a.ex"});
   EXPECT_EQ(options["compiler"], "elixirc");
@@ -85,6 +87,7 @@ TEST(CompileFlags, EveryFlagMapsToItsSpecificationName)
   EXPECT_EQ(options["restricted_modules"], json::array({":os"}));
   EXPECT_EQ(options["allowed_operations"], json::array({"file_read"}));
   EXPECT_EQ(options["source_files"], json::array({"lib/a.ex"}));
+  EXPECT_EQ(options["scan_scope"], "all");
   // Every key is one parse_compile_options knows, and the whole set parses.
   const auto& names = core::known_option_names();
   for (const auto& [key, value] : options.items()) {
@@ -96,6 +99,7 @@ TEST(CompileFlags, EveryFlagMapsToItsSpecificationName)
   EXPECT_EQ(parsed->timeout_ms, 5000);
   EXPECT_EQ(parsed->memory_limit, 512ull << 20);
   EXPECT_FALSE(parsed->cache_enabled);
+  EXPECT_EQ(parsed->scan_scope, core::ScanScope::all);
 }
 
 TEST(CompileFlags, InProcessFlag)

@@ -36,13 +36,14 @@ protected:
 
   // The gate's verdict (threats as JSON, or the warnings) next to a fresh,
   // uncached scan's.
-  void expect_same_as_a_fresh_scan(bool expect_threat)
+  void expect_same_as_a_fresh_scan(bool expect_threat, core::ScanScope scope = core::ScanScope::compiled)
   {
     core::CompileOptions options;
     options.compiler = core::Backend::mix; // the whole tree
+    options.scan_scope = scope;
     auto gated = security_gate_before(m_root, {}, options);
     auto fresh = scan::scan_code_security(
-      m_root, {options.restricted_modules, options.allowed_operations, kDefaultScanDepth});
+      m_root, {options.restricted_modules, options.allowed_operations, kDefaultScanDepth, scope});
     ASSERT_TRUE(fresh) << fresh.error().reason;
     if (expect_threat) {
       ASSERT_FALSE(gated);
@@ -79,6 +80,29 @@ TEST_F(SecurityGate, EditsAreRescannedAndUnchangedFilesKeepTheirFindings)
   expect_same_as_a_fresh_scan(false);
   write("lib/a.ex", "defmodule A do\n  def a, do: :os.cmd(~c\"id\")\nend\n");
   expect_same_as_a_fresh_scan(true);
+}
+
+// The kept result of one scope is never the answer for another, and edits of
+// jail-only files and of Mix tasks give what a fresh scan gives in each.
+TEST_F(SecurityGate, EachScopeHasItsOwnKeptResult)
+{
+  using core::ScanScope;
+  write("mix.exs", "defmodule P.MixProject do\n  defp sh(_), do: System.cmd(\"make\", [])\nend\n");
+  for (int round = 0; round < 2; ++round) {
+    expect_same_as_a_fresh_scan(false, ScanScope::compiled);
+    expect_same_as_a_fresh_scan(true, ScanScope::all);
+  }
+  write("mix.exs", "defmodule P.MixProject do\nend\n");
+  expect_same_as_a_fresh_scan(false, ScanScope::compiled);
+  expect_same_as_a_fresh_scan(false, ScanScope::all);
+  fs::create_directories(m_root / "lib/mix/tasks");
+  write("lib/mix/tasks/p.gen.ex", "defmodule Mix.Tasks.P.Gen do\n  def run(_), do: File.write!(\"x\", \"\")\nend\n");
+  expect_same_as_a_fresh_scan(false, ScanScope::compiled);
+  expect_same_as_a_fresh_scan(true, ScanScope::all);
+  write("lib/b.ex", "defmodule B do\n  def b, do: Mix.Tasks.P.Gen.run([])\nend\n");
+  expect_same_as_a_fresh_scan(true, ScanScope::compiled);
+  write("lib/b.ex", "defmodule B do\n  def b, do: :ok\nend\n");
+  expect_same_as_a_fresh_scan(false, ScanScope::compiled);
 }
 
 } // namespace

@@ -50,6 +50,7 @@ TEST(Options, DefaultsFollowTheSpecification)
                                       "Port"}));
   EXPECT_TRUE(options.allowed_operations.empty());
   EXPECT_EQ(options.isolation, IsolationMode::jail);
+  EXPECT_EQ(options.scan_scope, ScanScope::compiled);
   EXPECT_TRUE(options.given.empty());
   // null means "no options".
   EXPECT_TRUE(parse_compile_options(json(nullptr)));
@@ -85,6 +86,7 @@ TEST(Options, EveryKnownNameIsAcceptedWithAValidValue)
       {"in_process", false},
       {"output_limit", "2M"},
       {"isolation", "process_group"},
+      {"scan_scope", "all"},
   };
   const auto& names = known_option_names();
   EXPECT_EQ(names.size(), valid.size());
@@ -289,6 +291,19 @@ TEST(Options, ErlangSpellingOfAnElixirModuleIsTheSameModule)
                     "instead of \"System\"";
   }
   EXPECT_EQ(modules, std::vector<std::string>{"System"});
+}
+
+TEST(Options, ScanScope)
+{
+  EXPECT_EQ(parse_ok({{"scan_scope", "compiled"}}).scan_scope, ScanScope::compiled);
+  EXPECT_EQ(parse_ok({{"scan_scope", "all"}}).scan_scope, ScanScope::all);
+  EXPECT_EQ(parse_ok({{"scan_scope", ":all"}}).scan_scope, ScanScope::all); // an Elixir atom
+  for (const json& bad : {json("ALL"), json("lib"), json(""), json(true), json(1)}) {
+    EXPECT_EQ(rejected_option({{"scan_scope", bad}}), "scan_scope") << bad;
+  }
+  EXPECT_EQ(to_json(parse_ok({{"scan_scope", "all"}}))["scan_scope"], "all");
+  EXPECT_EQ(parse_ok({{"allowed_operations", {"mix_task"}}}).allowed_operations,
+            std::vector<std::string>{"mix_task"});
 }
 
 TEST(Options, AllowedOperations)

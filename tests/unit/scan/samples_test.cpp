@@ -139,5 +139,47 @@ TEST(ScanSamples, EverySampleGivesItsExpectedVerdict)
   }
 }
 
+// The same samples in a sandbox tree, scanned as a compile scans it (scope
+// compiled, the default): .ex under lib/ and .erl under src/, where compiled
+// code lives, are caught as above; an .exs sample is a script that runs only
+// in the jail, so it is reported as a warning that says so, and caught with
+// scope all.
+TEST(ScanSamples, HostileAndEvasiveSamplesAreCaughtInASandboxTree)
+{
+  auto samples = load_samples();
+  ASSERT_FALSE(samples.empty());
+  int checked = 0;
+  for (const auto& sample : samples) {
+    if (sample.verdict != "threat" || (sample.label != "hostile" && sample.label != "evasive")) continue;
+    SCOPED_TRACE(sample.file);
+    auto dir = util::TempDir::create("/tmp", "scan-sample-");
+    ASSERT_TRUE(dir) << dir.error();
+    auto source = util::read_file(kData / sample.file);
+    ASSERT_TRUE(source) << source.error();
+    bool script = sample.file.ends_with(".exs");
+    auto placed = fs::path(script ? "" : sample.file.ends_with(".erl") ? "src" : "lib") / sample.file;
+    fs::create_directories((dir->path() / placed).parent_path());
+    ASSERT_TRUE(util::write_file_atomic(dir->path() / placed, *source));
+    for (auto scope : {core::ScanScope::compiled, core::ScanScope::all}) {
+      auto config = sample.config;
+      config.scope = scope;
+      auto result = scan_code_security(dir->path(), config);
+      ASSERT_TRUE(result) << result.error().reason;
+      auto all = "  threats:\n" + describe(result->threats) + "  warnings:\n" + describe(result->warnings);
+      const auto& judged = script && scope == core::ScanScope::compiled ? result->warnings : result->threats;
+      EXPECT_FALSE(judged.empty()) << placed << " in scope " << core::to_string(scope) << "\n" << all;
+      for (const auto& op : sample.operations) {
+        EXPECT_TRUE(has_operation(judged, op)) << placed << " lacks " << op << "\n" << all;
+      }
+      if (script && scope == core::ScanScope::compiled) {
+        EXPECT_TRUE(result->threats.empty()) << all;
+        for (const auto& warning : result->warnings) EXPECT_EQ(warning.runs_in, RunsIn::jail);
+      }
+    }
+    ++checked;
+  }
+  EXPECT_GE(checked, 40);
+}
+
 } // namespace
 } // namespace sandbox::scan

@@ -65,17 +65,39 @@ TEST_F(TempTree, FilesNoCompileRunsGiveWarningsNotThreats)
 {
   write("test/a_test.exs", "Code.compile_file(\"x.exs\")\n");
   write("bench.exs", "System.cmd(\"ls\", [])\n");
+  write("mix.exs", "System.cmd(\"ls\", [])\n");
   auto result = scan_code_security(root, defaults());
   ASSERT_TRUE(result);
   EXPECT_TRUE(result->threats.empty());
-  EXPECT_EQ(result->warnings.size(), 2u);
-  write("mix.exs", "System.cmd(\"ls\", [])\n");
-  result = scan_code_security(root, defaults());
+  ASSERT_EQ(result->warnings.size(), 3u);
+  for (const auto& warning : result->warnings) {
+    EXPECT_EQ(warning.runs_in, RunsIn::jail) << warning.file;
+    EXPECT_NE(warning.message.find("(was critical; reported as a warning: this code runs only inside the jail)"),
+              std::string::npos)
+      << warning.message;
+  }
+  auto all = defaults();
+  all.scope = core::ScanScope::all;
+  result = scan_code_security(root, all);
   ASSERT_TRUE(result);
-  EXPECT_EQ(result->threats.size(), 1u);
-  EXPECT_TRUE(is_compile_input("apps/web/lib/a.ex"));
-  EXPECT_TRUE(is_compile_input("config/runtime.exs"));
-  EXPECT_FALSE(is_compile_input("apps/web/test/a_test.exs"));
+  EXPECT_EQ(result->threats.size(), 3u);
+  EXPECT_TRUE(result->warnings.empty());
+}
+
+TEST(FileRunsIn, WhatTheBackendsCompileRunsInAHostTheRestInTheJail)
+{
+  for (const char* host : {"lib/a.ex", "lib/a/b/c.ex", "src/a.erl", "src/x/a.erl", "a.erl", "include/a.hrl",
+                           "src/a.hrl", "apps/web/lib/a.ex", "deps/dep/lib/a.ex", "deps/dep/src/a.erl",
+                           "apps/web/deps/dep/lib/a.ex"}) {
+    EXPECT_EQ(file_runs_in(host), RunsIn::host) << host;
+  }
+  for (const char* jail : {"mix.exs", "config/config.exs", "config/runtime.exs", "test/a_test.exs",
+                           "test/support/case.ex", "priv/script.exs", "priv/templates/a.ex", "bench.exs",
+                           "a.ex", "lib/a.exs", "lib/tasks.erl", "src/a.ex", "apps/web/mix.exs",
+                           "apps/web/test/a_test.exs", "deps/dep/mix.exs", "deps/dep/test/a.ex",
+                           "apps/lib/a.ex", "deps/a.ex"}) {
+    EXPECT_EQ(file_runs_in(jail), RunsIn::jail) << jail;
+  }
 }
 
 TEST_F(TempTree, NonUtf8AndBinaryGarbageAreScannedWithoutCrashing)

@@ -8,8 +8,10 @@ defmodule Sandbox.IsolatedCompiler do
   `validate_beams`, `compiler`, `env`, `source_files`, `incremental`,
   `force_recompile`, `cache_enabled`, `skip_cache`, `dependency_analysis`,
   `cpu_limit`, `max_processes`, `security_scan`, `restricted_modules`,
-  `allowed_operations`, `in_process`) plus the engine's `output_limit` and
-  `isolation`. The engine validates them; an unknown option or a bad value is
+  `allowed_operations`, `in_process`) plus the engine's `output_limit`,
+  `isolation` and `scan_scope` (`:compiled`, the default: only code a host
+  may load can be a threat; `:all`: every file is judged). The engine
+  validates them; an unknown option or a bad value is
   `{:error, {:invalid_option, option, reason}}`.
 
   Results are the guide's `compile_info` maps (atom keys) and its error tuples;
@@ -63,7 +65,8 @@ defmodule Sandbox.IsolatedCompiler do
 
   @doc """
   Scans a sandbox's source for dangerous operations. Options:
-  `restricted_modules`, `allowed_operations`, `scan_depth`.
+  `restricted_modules`, `allowed_operations`, `scan_depth`, `scan_scope`.
+  Each finding's `runs_in` says where its code runs (`:host`, `:jail`, `:mix`).
   """
   @spec scan_code_security(String.t(), keyword()) :: {:ok, map()} | {:error, term()}
   def scan_code_security(sandbox_path, opts \\ []) do

@@ -100,7 +100,9 @@ defmodule Sandbox.Client.Result do
     t
     |> atomize()
     |> Map.new(fn
-      {key, value} when key in [:type, :severity, :operation] and is_binary(value) -> {key, String.to_atom(value)}
+      {key, value} when key in [:type, :severity, :operation, :runs_in] and is_binary(value) ->
+        {key, String.to_atom(value)}
+
       pair -> pair
     end)
   end
