@@ -5,6 +5,7 @@
 #include "scan/scanner.h"
 #include "util/fs.h"
 #include "util/hash.h"
+#include "util/json.h"
 
 #include <nlohmann/json.hpp>
 
@@ -178,8 +179,8 @@ rescan_changed(const fs::path& root, const scan::ScanConfig& config, const ScanC
 // The last entry of each key is also kept in the engine's state directory
 // (which no jail binds), signed with the engine key, so that a one-shot
 // command (`sandbox incremental`) does not re-read an unchanged tree either.
-// What fails to read or verify is ignored; a result whose text is not valid
-// UTF-8 is not kept (JSON would change it).
+// What fails to read or verify is ignored; text that is not UTF-8 (a file
+// name, a line of code) is stored escaped and read back exactly.
 fs::path persisted_path(const std::string& key)
 {
   return state_dir() / "scan-cache" / (key + ".json");
@@ -197,7 +198,11 @@ std::optional<ScanCacheEntry> load_persisted(const std::string& key)
   if (!util::constant_time_equal(text->substr(0, newline), util::hmac_sha256_hex(*engine, key + "\n" + std::string(body)))) {
     return std::nullopt;
   }
-  auto doc = nlohmann::json::parse(body, nullptr, false);
+  auto parsed = nlohmann::json::parse(body, nullptr, false);
+  auto unescaped = parsed.is_discarded() ? std::expected<nlohmann::json, std::string>(std::unexpected("not JSON"))
+                                         : util::unescape_strings(parsed);
+  if (!unescaped) return std::nullopt;
+  const auto& doc = *unescaped;
   if (!doc.is_object() || !doc.contains("facts") || !doc["facts"].is_object() || !doc.contains("result")) {
     return std::nullopt;
   }
@@ -219,9 +224,10 @@ void save_persisted(const ScanCacheEntry& entry)
   if (!engine) return;
   std::string body;
   try {
-    body = nlohmann::json{{"facts", entry.facts}, {"result", scan::to_json(entry.result)}}.dump();
+    // Names that are not UTF-8 are kept escaped (util::escape_strings).
+    body = util::escape_strings(nlohmann::json{{"facts", entry.facts}, {"result", scan::to_json(entry.result)}}).dump();
   } catch (const nlohmann::json::exception&) {
-    return; // not UTF-8
+    return;
   }
   auto path = persisted_path(entry.key);
   std::error_code ec;

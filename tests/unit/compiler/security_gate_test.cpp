@@ -4,9 +4,11 @@
 #include "compiler/security_gate.h"
 #include "scan/scanner.h"
 #include "util/fs.h"
+#include "util/json.h"
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <optional>
 
@@ -103,6 +105,35 @@ TEST_F(SecurityGate, EachScopeHasItsOwnKeptResult)
   expect_same_as_a_fresh_scan(true, ScanScope::compiled);
   write("lib/b.ex", "defmodule B do\n  def b, do: :ok\nend\n");
   expect_same_as_a_fresh_scan(false, ScanScope::compiled);
+}
+
+// A file whose name is not UTF-8 does not keep the scan from being saved: the
+// kept result on disk holds the name, escaped, and gives it back exactly.
+TEST_F(SecurityGate, NamesThatAreNotUtf8AreKeptOnDisk)
+{
+  auto state = util::TempDir::create("/tmp", "sandbox-gate-state-");
+  ASSERT_TRUE(state) << state.error();
+  const char* previous = std::getenv("SANDBOX_STATE_DIR");
+  std::string saved = previous ? previous : "";
+  ::setenv("SANDBOX_STATE_DIR", state->path().c_str(), 1);
+  const std::string name = "lib/caf\xe9.ex";
+  write(name, "defmodule Cafe do\n  def c, do: System.cmd(\"id\", [])\nend\n");
+  expect_same_as_a_fresh_scan(true);
+  std::vector<fs::path> kept;
+  for (const auto& entry : fs::directory_iterator(state->path() / "scan-cache")) {
+    kept.push_back(entry.path());
+  }
+  if (previous) {
+    ::setenv("SANDBOX_STATE_DIR", saved.c_str(), 1);
+  } else {
+    ::unsetenv("SANDBOX_STATE_DIR");
+  }
+  ASSERT_EQ(kept.size(), 1u);
+  auto text = util::read_file(kept.front());
+  ASSERT_TRUE(text);
+  auto doc = util::unescape_strings(nlohmann::json::parse(text->substr(text->find('\n') + 1)));
+  ASSERT_TRUE(doc) << doc.error();
+  EXPECT_TRUE((*doc)["facts"].contains(name)) << doc->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 } // namespace
