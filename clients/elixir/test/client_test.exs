@@ -133,4 +133,9 @@ defmodule Sandbox.ClientTest do
       end
     end
   end
+
+  test "a path the caller may not use is {:permission_denied, path, operation}" do
+    response = %{"ok" => false, "error" => %{"type" => "permission_denied", "path" => "/root/p", "operation" => "read"}}
+    assert {:error, {:permission_denied, "/root/p", :read}} = Sandbox.Client.Result.compile_info(response)
+  end
 end

@@ -85,12 +85,13 @@ defmodule Sandbox.Client.Result do
   defp reason("resource_monitor_failed", e), do: {:resource_monitor_failed, e["reason"]}
   defp reason("security_threats_detected", e), do: {:security_threats_detected, Enum.map(e["threats"] || [], &threat/1)}
   defp reason("security_scan_failed", e), do: {:security_scan_failed, e["reason"]}
-  # The engine's own kinds (README "Errors") and the protocol's (docs/protocol.md).
+  # The engine's own kinds (docs/usage.md) and the protocol's (docs/protocol.md).
   defp reason("jail_setup_failed", e), do: {:jail_setup_failed, e["stage"], e["reason"]}
   defp reason("dependencies_unavailable", e), do: {:dependencies_unavailable, e["dependencies"], e["reason"]}
   defp reason("invalid_option", e), do: {:invalid_option, atom_or_nil(e["option"]), e["reason"]}
   defp reason("output_limit_exceeded", e), do: {:output_limit_exceeded, e["limit"]}
   defp reason("no_bytecode_generated", e), do: {:no_bytecode_generated, e["reason"]}
+  defp reason("permission_denied", e), do: {:permission_denied, e["path"], atom_or_nil(e["operation"])}
   defp reason("cancelled", e), do: {:cancelled, e["reason"]}
   defp reason("unsupported_operation", e), do: {:unsupported_operation, e["reason"]}
   defp reason(type, e), do: {String.to_atom(type), e |> Map.delete("type") |> atomize()}
