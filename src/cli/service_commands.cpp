@@ -47,33 +47,31 @@ std::optional<unsigned> numeric_id(const std::string& text)
   return value;
 }
 
-// A user or group given by name or by number; nullopt when neither.
-std::optional<unsigned> user_id(const std::string& name)
+// A user or group given by name or by number; nullopt when neither. `lookup`
+// is getpwnam_r or getgrnam_r, `id_of` reads the id out of the entry.
+template <class Entry, class Lookup, class IdOf>
+std::optional<unsigned> named_id(const std::string& name, Lookup lookup, IdOf id_of)
 {
   if (auto number = numeric_id(name)) {
     return number;
   }
   std::vector<char> buffer(16384);
-  passwd entry{};
-  passwd* found = nullptr;
-  if (::getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) == 0 && found != nullptr) {
-    return found->pw_uid;
+  Entry entry{};
+  Entry* found = nullptr;
+  if (lookup(name.c_str(), &entry, buffer.data(), buffer.size(), &found) == 0 && found != nullptr) {
+    return id_of(*found);
   }
   return std::nullopt;
 }
 
+std::optional<unsigned> user_id(const std::string& name)
+{
+  return named_id<passwd>(name, ::getpwnam_r, [](const passwd& entry) { return entry.pw_uid; });
+}
+
 std::optional<unsigned> group_id(const std::string& name)
 {
-  if (auto number = numeric_id(name)) {
-    return number;
-  }
-  std::vector<char> buffer(16384);
-  group entry{};
-  group* found = nullptr;
-  if (::getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) == 0 && found != nullptr) {
-    return found->gr_gid;
-  }
-  return std::nullopt;
+  return named_id<group>(name, ::getgrnam_r, [](const group& entry) { return entry.gr_gid; });
 }
 
 int serve(const ServeFlags& flags)

@@ -73,6 +73,15 @@ fs::path CallerScope::scratch()
   return *m_scratch;
 }
 
+fs::path CallerScope::scratch_subdir(const std::string& prefix)
+{
+  auto dir = scratch() / (prefix + std::to_string(m_files++));
+  if (::mkdir(dir.c_str(), 0755) != 0) {
+    throw Refused{core::JailSetupFailed{"stage", util::errno_message("mkdir " + dir.string())}};
+  }
+  return dir;
+}
+
 fs::path CallerScope::tree(const std::string& path)
 {
   if (!m_acting) {
@@ -93,10 +102,7 @@ fs::path CallerScope::file(const std::string& path)
   if (!m_acting) {
     return path;
   }
-  auto dir = scratch() / ("in" + std::to_string(m_files++));
-  if (::mkdir(dir.c_str(), 0755) != 0) {
-    throw Refused{core::JailSetupFailed{"stage", util::errno_message("mkdir " + dir.string())}};
-  }
+  auto dir = scratch_subdir("in");
   auto staged = stage_file(m_caller, path, dir);
   if (!staged) {
     throw Refused{staged.error()};
@@ -112,10 +118,7 @@ fs::path CallerScope::output(const std::string& target)
   if (!m_acting) {
     return target;
   }
-  auto dir = scratch() / ("out" + std::to_string(m_files++));
-  if (::mkdir(dir.c_str(), 0755) != 0) {
-    throw Refused{core::JailSetupFailed{"stage", util::errno_message("mkdir " + dir.string())}};
-  }
+  auto dir = scratch_subdir("out");
   m_outputs.emplace_back(dir, target);
   return dir;
 }

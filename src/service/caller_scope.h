@@ -50,6 +50,8 @@ public:
 
 private:
   std::filesystem::path scratch();
+  // A new directory in scratch() for one staged input or one output.
+  std::filesystem::path scratch_subdir(const std::string& prefix);
 
   Caller m_caller;
   bool m_acting = false;

@@ -174,7 +174,8 @@ TEST_P(MixAttack, MemoryHogHitsTheMemoryLimit)
   auto run = mix_attack("IO.inspect(byte_size(:binary.copy(<<0>>, 1_000_000_000)))\n",
                         {"--memory-limit", "128M", "--timeout", "20000"});
   ASSERT_TRUE(is_error(run, "resource_limit_exceeded", 1));
-  const auto& error = run.json()["error"];
+  const auto result = run.json();
+  const auto& error = result["error"];
   EXPECT_EQ(error["limit_type"], "memory_limit") << run.out;
   // A verdict a user can act on: what was compiling and which option raises the limit.
   EXPECT_NE(error.value("compiling", "").find("mix compile"), std::string::npos) << run.out;

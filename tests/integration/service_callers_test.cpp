@@ -262,6 +262,16 @@ TEST_F(ServiceCallers, ACallerOutsideTheAllowListIsRefusedAtConnect)
   EXPECT_NE(read_text(scratch() / "serve.log").find("uid 65534"), std::string::npos);
 }
 
+TEST_F(ServiceCallers, AnUnknownUserOrGroupIsAUsageError)
+{
+  for (const char* flag : {"--allow-users", "--allow-groups"}) {
+    auto run = sandbox({"serve", "--socket", socket_path().string(), flag, "no-such-name-7f3a"});
+    EXPECT_EQ(run.exit_code, 2) << flag;
+    EXPECT_NE(run.err.find("no-such-name-7f3a"), std::string::npos) << run.err;
+    EXPECT_FALSE(fs::exists(socket_path()));
+  }
+}
+
 TEST_F(ServiceCallers, AFloodingCallerDoesNotStarveAnother)
 {
   start({"--socket-mode", "0666", "--jobs", "2", "--queue", "0"});
