@@ -72,20 +72,28 @@ std::expected<std::string, std::string> engine_key()
         }
         return *existing;
       }
-      util::Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+      // Written whole under a private name, then published with link(): a
+      // concurrent engine sees no key or a complete one, never a partial one.
+      std::string staged = (dir / "key.XXXXXX").string();
+      util::Fd fd(::mkostemp(staged.data(), O_CLOEXEC));
       if (!fd) {
-        if (errno == EEXIST) {
-          continue; // another engine created it first: read theirs
-        }
-        return std::unexpected(util::errno_message("cannot create " + path.string()));
+        return std::unexpected(util::errno_message("cannot create a key in " + dir.string()));
       }
       auto key = util::random_bytes(kKeyBytes);
-      if (::write(fd.get(), key.data(), key.size()) != static_cast<ssize_t>(key.size()) ||
-          ::fsync(fd.get()) != 0) {
-        ::unlink(path.c_str());
-        return std::unexpected(util::errno_message("cannot write " + path.string()));
+      bool written = ::fchmod(fd.get(), 0600) == 0 &&
+                     ::write(fd.get(), key.data(), key.size()) == static_cast<ssize_t>(key.size()) &&
+                     ::fsync(fd.get()) == 0;
+      int published = written ? ::link(staged.c_str(), path.c_str()) : -1;
+      int error = errno;
+      ::unlink(staged.c_str());
+      if (published == 0) {
+        return key;
       }
-      return key;
+      if (written && error == EEXIST) {
+        continue; // another engine published its key first: read theirs
+      }
+      errno = error;
+      return std::unexpected(util::errno_message("cannot write " + path.string()));
     }
     return std::unexpected("cannot read or create " + path.string());
   }();

@@ -1,5 +1,6 @@
 #include "compiler/engine_state.h"
 #include "util/fs.h"
+#include "util/hash.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,9 @@
 #include <fstream>
 #include <gtest/gtest.h>
 #include <optional>
+#include <sstream>
+#include <sys/wait.h>
+#include <vector>
 
 namespace sandbox::compiler {
 
@@ -244,4 +248,67 @@ TEST_F(EngineState, CreateFailsForAMissingParent)
 
 } // namespace
 
+} // namespace sandbox::compiler
+
+namespace sandbox::compiler {
+namespace {
+
+// Engines started at the same moment on a fresh state dir agree on one key:
+// none reads another's key before it is whole.
+TEST(EngineKey, ConcurrentEnginesAgreeOnOneKey)
+{
+  auto dir = util::TempDir::create("/tmp", "engine-key-race-");
+  ASSERT_TRUE(dir) << dir.error();
+  int start[2];
+  int results[2];
+  ASSERT_EQ(::pipe(start), 0);
+  ASSERT_EQ(::pipe(results), 0);
+  std::vector<pid_t> engines;
+  for (int i = 0; i < 16; ++i) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(start[1]);
+      ::setenv("SANDBOX_STATE_DIR", (dir->path() / "state").c_str(), 1);
+      char go = 0;
+      (void)::read(start[0], &go, 1); // returns when the parent closes its end
+      auto key = engine_key();
+      std::string line = key ? util::sha256_hex(*key) + (key->size() == 32 ? "" : " short") : "error " + key.error();
+      line = line.substr(0, 200) + "\n";
+      (void)::write(results[1], line.data(), line.size());
+      ::_exit(0);
+    }
+    engines.push_back(pid);
+  }
+  ::close(start[0]);
+  ::close(results[1]);
+  ::close(start[1]); // all at once
+  std::string text;
+  char chunk[4096];
+  ssize_t n;
+  while ((n = ::read(results[0], chunk, sizeof chunk)) > 0) {
+    text.append(chunk, static_cast<std::size_t>(n));
+  }
+  ::close(results[0]);
+  for (pid_t pid : engines) {
+    ::waitpid(pid, nullptr, 0);
+  }
+  std::vector<std::string> lines;
+  std::stringstream stream(text);
+  for (std::string line; std::getline(stream, line);) {
+    lines.push_back(line);
+  }
+  ASSERT_EQ(lines.size(), 16u) << text;
+  for (const auto& line : lines) {
+    EXPECT_EQ(line, lines.front()) << text;
+    EXPECT_EQ(line.size(), 64u) << line;
+  }
+  // Only the key is left in the state dir: no staged copies behind.
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir->path() / "state")) {
+    names.push_back(entry.path().filename().string());
+  }
+  EXPECT_EQ(names, std::vector<std::string>{"key"});
+}
+
+} // namespace
 } // namespace sandbox::compiler
