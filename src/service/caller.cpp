@@ -69,11 +69,12 @@ core::Error open_error(const std::string& path, int error, const char* operation
   return core::InvalidSandboxPath{path, std::strerror(error)};
 }
 
-// Copies what `in` holds into a new file at `target` (mode 0644, mtime of `st`).
-std::expected<void, std::string> copy_fd_to(int in, const struct stat& st, const fs::path& target)
+// Copies what `in` holds into a new file at `target` (mode 0644, mtime of `st`),
+// written first at `incoming` (on the same file system, outside the copied tree,
+// so no name of the caller's can collide with it) and renamed into place.
+std::expected<void, std::string> copy_fd_to(int in, const struct stat& st, const fs::path& target,
+                                            const fs::path& incoming)
 {
-  fs::path incoming = target;
-  incoming += ".sandbox-incoming";
   Fd out(::open(incoming.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
   if (!out) {
     return std::unexpected(util::errno_message("create " + incoming.string()));
@@ -115,8 +116,8 @@ std::expected<void, std::string> copy_fd_to(int in, const struct stat& st, const
 // was opened as the caller; every entry is looked at and opened as the caller.
 class TreeSync {
 public:
-  TreeSync(const Caller& caller, std::string display_root, const StageLimits& limits)
-    : m_caller(caller), m_display_root(std::move(display_root)), m_limits(limits)
+  TreeSync(const Caller& caller, std::string display_root, const StageLimits& limits, fs::path incoming)
+    : m_caller(caller), m_display_root(std::move(display_root)), m_limits(limits), m_incoming(std::move(incoming))
   {
   }
 
@@ -235,7 +236,7 @@ private:
     if (exists && !S_ISREG(current.st_mode)) {
       fs::remove_all(target, ec);
     }
-    if (auto copied = copy_fd_to(in.get(), opened, target); !copied) {
+    if (auto copied = copy_fd_to(in.get(), opened, target, m_incoming); !copied) {
       return std::unexpected(core::JailSetupFailed{"stage", copied.error()});
     }
     return {};
@@ -244,6 +245,7 @@ private:
   const Caller& m_caller;
   std::string m_display_root;
   StageLimits m_limits;
+  fs::path m_incoming;
   std::size_t m_entries = 0;
   std::uint64_t m_bytes = 0;
 };
@@ -349,7 +351,7 @@ std::expected<Mirror, core::Error> Mirror::sync(const Caller& caller, const std:
     return std::unexpected(core::JailSetupFailed{"stage", util::errno_message("mkdir " + mirror.m_tree.string())});
   }
   ::chmod(mirror.m_tree.c_str(), 0755);
-  TreeSync syncer(caller, path, limits);
+  TreeSync syncer(caller, path, limits, base / "incoming");
   if (auto synced = syncer.sync(root.get(), mirror.m_tree, ""); !synced) {
     return std::unexpected(synced.error());
   }
@@ -370,7 +372,8 @@ std::expected<fs::path, core::Error> stage_file(const Caller& caller, const std:
     return std::unexpected(core::InvalidSandboxPath{file, "too large"});
   }
   auto target = dir / fs::path(file).filename();
-  if (auto copied = copy_fd_to(in.get(), st, target); !copied) {
+  if (auto copied = copy_fd_to(in.get(), st, target, dir.parent_path() / (dir.filename().string() + ".incoming"));
+      !copied) {
     return std::unexpected(core::JailSetupFailed{"stage", copied.error()});
   }
   return target;

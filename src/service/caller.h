@@ -41,7 +41,8 @@ struct Caller {
 
 // While alive, this thread opens, creates and stats files as `caller`; the
 // engine's own credentials come back at destruction. Other threads are not
-// affected.
+// affected, but a thread or process started while it is alive inherits the
+// caller's credentials: keep its scope to the file operations themselves.
 class ActingAs {
 public:
   explicit ActingAs(const Caller& caller);
