@@ -169,6 +169,20 @@ protected:
     FAIL() << "the service did not listen: " << read_text(scratch() / "serve.log");
   }
 
+  // The service writes a job's log line after the job's processes and temp dir
+  // are gone, so a test that saw those go waits for the line too.
+  bool log_shows(const std::string& text, int timeout_ms = 10'000) const
+  {
+    auto start = Clock::now();
+    while (read_text(scratch() / "serve.log").find(text) == std::string::npos) {
+      if (ms_since(start) > timeout_ms) {
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return true;
+  }
+
   // SIGTERM and wait; returns the exit status (-1 when it did not stop in time).
   int stop(int timeout_ms = 30'000)
   {

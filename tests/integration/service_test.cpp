@@ -156,7 +156,7 @@ TEST_F(ServiceTest, ClientDisconnectCancelsItsJobAndKillsItsProcesses)
   }
   auto left = job_temp_dirs();
   EXPECT_TRUE(left.empty()) << (left.empty() ? "" : left.front().string());
-  EXPECT_NE(read_text(scratch() / "serve.log").find("client disconnected, job cancelled"), std::string::npos);
+  EXPECT_TRUE(log_shows("client disconnected, job cancelled")) << read_text(scratch() / "serve.log");
 }
 
 TEST_F(ServiceTest, SigtermCancelsRunningJobsRemovesTheSocketAndLeavesNothing)
