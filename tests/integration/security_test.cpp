@@ -238,9 +238,7 @@ fs::path SecurityScope::library_with_alias_and_task() const
 
 TEST_F(SecurityScope, ALibraryWithACommandInAMixAliasAndAMixTaskCompilesByDefault)
 {
-  if (!fs::is_directory(corpus_dir("nimble_options"))) {
-    GTEST_SKIP() << "the corpora are absent (" << corpus_dir("nimble_options") << ")";
-  }
+  SKIP_WITHOUT_CORPORA();
   auto path = library_with_alias_and_task();
   auto scan = sandbox({"scan", path.string(), "--json"});
   ASSERT_EQ(scan.exit_code, 0) << scan.describe();
