@@ -6,13 +6,12 @@
 // BENCH_JOBS (the service's --jobs, default 2).
 
 #include "bench_support.h"
+#include "service_client.h"
 
 #include <nlohmann/json.hpp>
 
 #include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 
 #include <cstring>
 #include <mutex>
@@ -34,28 +33,7 @@ double seconds_since(Clock::time_point start)
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// One request per connection, as the Elixir client does.
-json call(const bench::fs::path& socket, const json& request)
-{
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, socket.c_str(), sizeof address.sun_path - 1);
-  json response = json::value_t::discarded;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
-    std::string line = request.dump() + "\n", buffer;
-    if (::send(fd, line.data(), line.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(line.size())) {
-      char chunk[65536];
-      ssize_t n;
-      while (buffer.find('\n') == std::string::npos && (n = ::read(fd, chunk, sizeof chunk)) > 0) {
-        buffer.append(chunk, static_cast<std::size_t>(n));
-      }
-      response = json::parse(buffer.substr(0, buffer.find('\n')), nullptr, false);
-    }
-  }
-  ::close(fd);
-  return response;
-}
+using bench::call;
 
 std::string module_source(int i)
 {
