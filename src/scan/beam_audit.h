@@ -20,9 +20,14 @@ namespace sandbox::scan {
 // not judged as host code.
 enum class BeamOrigin { shipped, compiled };
 
-// `file` names the BEAM in findings (relative to the sandbox or the output).
-void audit_beam(const beam::BeamInfo& info, std::string_view file, Report& report,
-                RunsIn runs_in = RunsIn::host);
+// `file` names the BEAM in findings (relative to the sandbox or the output);
+// `bytes` is the file `info` was parsed from. Each import, and each external
+// fun written as a literal (fun M:F/A), is looked up in the rule table; a
+// module of the table used as a value together with a dynamic call of one of
+// its functions is a value_flow finding (docs/security.md). With
+// `task_references`, a module that names a Mix task is a mix_task_reference.
+void audit_beam(const beam::BeamInfo& info, std::string_view bytes, std::string_view file, Report& report,
+                RunsIn runs_in = RunsIn::host, bool task_references = false);
 
 // Reads and audits one file; an unreadable or malformed BEAM is itself a
 // finding (a threat: it cannot be vetted).
