@@ -2,13 +2,13 @@
 
 #include "scan/elixir_prefilter.h"
 #include "scan/elixir_resolver.h"
+#include "scan/value_flow.h"
 #include "syntax/elixir_lexer.h"
 #include "syntax/elixir_tree.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <map>
 #include <optional>
 #include <set>
 #include <utility>
@@ -27,7 +27,8 @@ class ElixirScanner {
 public:
   ElixirScanner(std::string_view file, const syntax::Tree& tree, const Report& report)
       : m_file(file), m_tree(tree), m_rules(report.rules()), m_depth(report.scan_depth()),
-        m_scope(report.scope()), m_file_runs_in(report.file_runs_in()), m_resolver(report.rules())
+        m_scope(report.scope()), m_file_runs_in(report.file_runs_in()), m_resolver(report.rules()),
+        m_flow(report.rules())
   {
   }
 
@@ -409,48 +410,20 @@ private:
 
   // --- value flow -------------------------------------------------------
   //
-  // A module that travels as a value (in a list, a map, a default argument,
-  // a closure, the process dictionary) reaches a call `m.cmd(...)` through
-  // data flow the resolver does not follow. So the file is judged as a
-  // whole: a checked module used as a value anywhere, and a call on a module
-  // not known statically that names one of its dangerous functions, make a
-  // value_flow finding of that function's severity. The same for a module
-  // computed at run time (String.to_atom(x), Module.concat([x])) and a call
-  // of a function the table makes dangerous on any module. Every word either
-  // half needs is vocabulary of the prefilter (the module, the function
-  // names it can reach, which are marked bound), so a cut parse sees both.
+  // The file is judged as a whole (scan/value_flow.h): the walk notes the
+  // modules used as values, the modules computed at run time, the atoms
+  // naming functions and the calls on modules not known statically; finish()
+  // judges the calls. Every word either half needs is vocabulary of the
+  // prefilter (the module; the functions it can reach are marked bound), so
+  // a cut parse sees what the whole parse sees.
 
-  // A place of the file a value_flow finding rests on.
-  struct Place {
-    std::uint32_t line = 0;
-    std::uint32_t column = 0;
-    std::string text;
-    int hops = 0;
-    std::string via;
-    // The tuple, list, map or argument list the value is written in
-    // (start and end byte), or {0, 0}.
-    std::pair<std::uint32_t, std::uint32_t> group{0, 0};
-  };
-
-  // A call on a module not known statically.
-  struct DynamicCall {
-    std::size_t index = 0; // its finding (a warning or a placeholder) in m_findings
-    std::optional<std::string> function;
-    std::optional<std::uint32_t> arity;
-    std::string call; // how it is written, for the message
-  };
-
-  static bool earlier(const Place& a, const Place& b)
-  {
-    return a.line != b.line ? a.line < b.line : a.column < b.column;
-  }
-
-  // The place of m_path[i].
-  Place place_of(std::size_t i, const Resolved& value) const
+  // The place of m_path[i], and the tuple, list, map or argument list it is
+  // written in (through keyword pairs, => and |, and a default argument's \\).
+  ValueFlow::Place place_of(std::size_t i, const Resolved& value) const
   {
     const Node& node = m_path[i];
     auto pos = node.start();
-    Place place{pos.line, pos.column, clip(node.text(), 80), value.hops, value.via, {0, 0}};
+    ValueFlow::Place place{pos.line, pos.column, clip(node.text(), 80), value.hops, value.via, {0, 0}};
     for (std::size_t j = i; j-- > 0;) {
       auto type = m_path[j].type();
       if (type == "tuple" || type == "list" || type == "map" || type == "arguments") {
@@ -523,31 +496,21 @@ private:
   void note_value(std::size_t i, const Resolved& value)
   {
     if (value.kind == Kind::module) {
-      const auto& functions = m_rules.value_flow_functions(value.name);
-      if (functions.empty() || judged_position(i)) return;
-      auto place = place_of(i, value);
-      auto [it, inserted] = m_module_values.try_emplace(value.name, place);
-      if (!inserted && earlier(place, it->second)) it->second = place;
-      if (inserted) {
-        for (const auto& function : functions) m_resolver.mark_bound(function);
+      if (m_rules.value_flow_functions(value.name).empty() || judged_position(i)) return;
+      if (m_flow.note_module(value.name, place_of(i, value))) {
+        for (const auto& function : m_rules.value_flow_functions(value.name)) m_resolver.mark_bound(function);
       }
-      if (place.group.second != 0) m_grouped_values.emplace_back(value.name, place);
     } else if (value.kind == Kind::dynamic) {
-      if (judged_position(i)) return;
-      auto place = place_of(i, value);
-      if (!m_computed_value || earlier(place, *m_computed_value)) m_computed_value = place;
+      if (!judged_position(i)) m_flow.note_computed(place_of(i, value));
     }
   }
 
   void note_atom(const Node& node)
   {
-    auto value = m_resolver.resolve_expr(node);
-    note_value(m_path.size() - 1, value);
-    if (node.type() != "atom") return; // a quoted function name is recorded too: :"cmd"
-    auto atom = literal_atom(node);
-    if (atom && m_rules.is_value_flow_function(*atom)) {
-      auto place = place_of(m_path.size() - 1, {});
-      if (place.group.second != 0) m_grouped_names.emplace_back(*atom, place);
+    note_value(m_path.size() - 1, m_resolver.resolve_expr(node));
+    if (node.type() != "atom") return;
+    if (auto atom = literal_atom(node); atom && m_rules.is_value_flow_function(*atom)) {
+      m_flow.note_name(*atom, place_of(m_path.size() - 1, {}));
     }
   }
 
@@ -573,108 +536,18 @@ private:
     if (warning) {
       report_dynamic(node, Severity::low, std::move(*warning));
     } else {
-      m_findings.push_back(make(node, "", "", Severity::low, ""));
+      m_findings.push_back(make(node, "", "", Severity::low, "")); // a placeholder
     }
-    m_dynamic_calls.push_back({m_findings.size() - 1, std::move(function), arity, std::move(call)});
+    m_dynamic_calls.emplace_back(m_findings.size() - 1, ValueFlow::Call{std::move(function), arity, std::move(call)});
   }
 
   void resolve_value_flow()
   {
     if (m_dynamic_calls.empty()) return;
-    bool computed_function = std::any_of(m_dynamic_calls.begin(), m_dynamic_calls.end(),
-                                         [](const DynamicCall& call) { return !call.function; });
-    if (computed_function) {
-      // A call of a computed function: a module and one of its functions
-      // written together ({System, :cmd}, [mod: :os, fun: :cmd], f(File, :rm_rf)).
-      std::map<std::pair<std::uint32_t, std::uint32_t>, std::vector<const std::pair<std::string, Place>*>> groups;
-      for (const auto& value : m_grouped_values) groups[value.second.group].push_back(&value);
-      for (const auto& [name, named] : m_grouped_names) {
-        auto group = groups.find(named.group);
-        if (group == groups.end()) continue;
-        for (const auto* value : group->second) {
-          const auto& functions = m_rules.value_flow_functions(value->first);
-          if (std::find(functions.begin(), functions.end(), name) == functions.end()) continue;
-          // The first pair of each (module, function), values and names in the order of the code.
-          m_written_together.try_emplace({value->first, name}, &value->second, &named);
-        }
-      }
-    }
-    for (const auto& call : m_dynamic_calls) {
-      if (auto finding = value_flow(call, m_findings[call.index])) m_findings[call.index] = std::move(*finding);
+    for (const auto& [index, call] : m_dynamic_calls) {
+      if (auto finding = m_flow.judge(call, m_findings[index], m_depth)) m_findings[index] = std::move(*finding);
     }
     std::erase_if(m_findings, [](const Finding& finding) { return finding.type.empty(); });
-  }
-
-  std::optional<Finding> value_flow(const DynamicCall& call, const Finding& at) const
-  {
-    struct Pairing {
-      Rule rule;
-      std::string module;
-      const Place* value = nullptr;
-      const Place* name = nullptr;
-      std::string function;
-    };
-    std::optional<Pairing> best;
-    auto consider = [&](const std::string& module, const Place& value, const std::string& function,
-                        const Place* name) {
-      auto rule = m_rules.lookup(module, function);
-      if (!rule || rule->severity == Severity::low) return;
-      if (best && (rule->severity < best->rule.severity ||
-                   (rule->severity == best->rule.severity && !earlier(value, *best->value)))) {
-        return;
-      }
-      best = Pairing{*rule, module, &value, name, function};
-    };
-    if (call.function) {
-      for (const auto& [module, value] : m_module_values) {
-        const auto& functions = m_rules.value_flow_functions(module);
-        if (std::find(functions.begin(), functions.end(), *call.function) != functions.end()) {
-          consider(module, value, *call.function, nullptr);
-        }
-      }
-    } else {
-      for (const auto& [key, places] : m_written_together) consider(key.first, *places.first, key.second, places.second);
-    }
-    if (!best && m_computed_value && call.function) {
-      if (auto rule = m_rules.strongest_rule_named(*call.function)) {
-        best = Pairing{*rule, std::string(rule->module), &*m_computed_value, nullptr, *call.function};
-      }
-    }
-    if (!best) return std::nullopt;
-
-    Finding finding = at;
-    finding.module = best->module;
-    finding.function = best->function;
-    finding.arity = call.arity;
-    bool computed = m_computed_value && best->value == &*m_computed_value;
-    finding.related = RelatedPlace{best->value->line, best->value->column, best->value->text,
-                                   computed ? "module computed at run time, used as a value"
-                                            : "module used as a value"};
-    int hops = best->value->hops + 1;
-    if (hops > m_depth) {
-      finding.type = "unresolved_indirection";
-      finding.operation = "dynamic_dispatch";
-      finding.severity = Severity::low;
-      finding.message = fmt::format("{} can reach {} through a module value, {} levels of indirection, beyond "
-                                    "scan_depth {}: not followed",
-                                    call.call, display_call(best->module, best->function), hops, m_depth);
-      return finding;
-    }
-    finding.type = "value_flow";
-    finding.operation = std::string(best->rule.operation);
-    finding.severity = best->rule.severity;
-    auto target = display_call(best->module, best->function);
-    std::string value = computed ? fmt::format("{} at line {} builds a module at run time, which can be {}",
-                                               best->value->text, best->value->line, best->module)
-                                 : fmt::format("{} is used as a value at line {}{}", best->module,
-                                               best->value->line,
-                                               best->value->via.empty() ? "" : " (" + best->value->via + ")");
-    std::string named = best->name ? fmt::format(", :{} is named at line {},", best->function, best->name->line) : "";
-    std::string what = call.function ? fmt::format("calls {}", best->function) : "calls a computed function";
-    finding.message = fmt::format("{} reachable through a module value: {}{} and {} at line {} {} on a module not "
-                                  "known statically [{} RISK]",
-                                  target, value, named, call.call, at.line, what, upper(best->rule.severity));
-    return finding;
   }
 
   // A module computed at run time: high with a dangerous function name, medium
@@ -773,18 +646,8 @@ private:
   std::vector<Node> m_path;
   std::vector<Finding> m_findings;
   Resolver m_resolver;
-  // Value flow (resolve_value_flow): each checked module used as a value
-  // and where first; the first module computed at run time used as a value;
-  // the modules used as values and the atoms naming the functions they can
-  // reach that are written inside a tuple, list, map or argument list; the
-  // calls on modules not known statically.
-  std::map<std::string, Place> m_module_values;
-  std::optional<Place> m_computed_value;
-  std::vector<std::pair<std::string, Place>> m_grouped_values; // modules used as values inside a group
-  std::vector<std::pair<std::string, Place>> m_grouped_names;  // atoms naming their functions, likewise
-  // (module, function) -> the first value and name written together
-  std::map<std::pair<std::string, std::string>, std::pair<const Place*, const Place*>> m_written_together;
-  std::vector<DynamicCall> m_dynamic_calls;
+  ValueFlow m_flow;
+  std::vector<std::pair<std::size_t, ValueFlow::Call>> m_dynamic_calls; // index of its finding in m_findings
 };
 
 } // namespace
