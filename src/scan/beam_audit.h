@@ -1,7 +1,10 @@
 #pragma once
 // The bytecode audit: every import of a BEAM file (ImpT, what the module can
-// call) is checked against the same rule table as the sources. It sees what
-// macros generate and what a prebuilt .beam hides, which no source scan can.
+// call) and every external fun in its literal table is checked against the
+// same rule table as the sources, and a module of the table used as a value
+// that reaches a dynamic call is judged as the source scan's value flow is.
+// It sees what macros generate and what a prebuilt .beam hides, which no
+// source scan can.
 
 #include "beam/beam.h"
 #include "scan/findings.h"
