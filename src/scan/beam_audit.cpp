@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <tuple>
 #include <vector>
 
 namespace sandbox::scan {
@@ -410,8 +411,12 @@ void audit_beam(const beam::BeamInfo& info, std::string_view bytes, std::string_
     }
     judge(module, import.function, import.arity, erlang_mfa(import), "imports");
   }
-  // fun M:F/A written as a literal calls M:F/A with no import.
+  // fun M:F/A written as a literal calls M:F/A with no import (once per
+  // function, and not again when the module imports it too).
+  std::set<std::tuple<std::string, std::string, std::uint32_t>> judged;
+  for (const auto& import : info.imports) judged.emplace(import.module, import.function, import.arity);
   for (const auto& fun : literals->funs) {
+    if (!judged.emplace(fun.target.module, fun.target.function, fun.target.arity).second) continue;
     judge(module_from_atom(fun.target.module), fun.target.function, fun.target.arity,
           fmt::format("fun {}", erlang_mfa(fun.target)), "holds the literal");
   }
