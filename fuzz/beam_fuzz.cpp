@@ -1,6 +1,7 @@
 // libFuzzer entry point for the BEAM reader: any byte string must give a
 // BeamInfo or a BeamError, with no crash, leak, undefined behaviour or
-// unbounded allocation. Seed it with real .beam files.
+// unbounded allocation, and so must the literal and instruction decoders
+// on what it accepts. Seed it with real .beam files.
 //
 // Plain byte mutations nearly always break the FOR1 length or a chunk size,
 // so the container check would reject them before any chunk parser runs.
@@ -81,6 +82,14 @@ void parse_and_check(std::string_view bytes)
   limits.max_literal_bytes = k_literal_cap;
   if (auto info = sandbox::beam::parse_beam(bytes, limits)) {
     check_invariants(bytes, *info);
+    // What the security audit reads beyond the tables: every literal's
+    // terms and every instruction's operands.
+    if (auto literals = sandbox::beam::read_literals(bytes, *info, limits)) {
+      if (literals->atoms.size() != info->literal_count) {
+        __builtin_trap();
+      }
+    }
+    (void)sandbox::beam::for_each_instruction(bytes, *info, [](std::uint8_t, const auto&) { return true; });
   } else if (info.error().reason.empty()) {
     __builtin_trap();
   }

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <expected>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -76,5 +77,47 @@ std::expected<BeamInfo, BeamError> validate_beam_file(const std::filesystem::pat
 // operand; an opcode this reader does not know (a newer OTP's) or a
 // malformed operand is an error, never a guess.
 std::expected<bool, BeamError> has_on_load(std::string_view bytes, const BeamInfo& info);
+
+// An operand of an instruction of the Code chunk, as the security audit
+// reads it: an atom (`value` N is atoms[N - 1]; 0 is []), a literal (its
+// index in the literal table), a register, a number. A list operand's
+// elements stand in its place; a typed register is its register.
+struct Operand {
+  enum class Kind : std::uint8_t { unsigned_integer, integer, atom, x_register, y_register, label, literal, other };
+  Kind kind = Kind::other;
+  std::uint64_t value = 0;
+};
+
+// Called with each instruction: its opcode (OTP's genop.tab) and operands.
+// Returning false stops the walk.
+using InstructionVisitor = std::function<bool(std::uint8_t opcode, const std::vector<Operand>& operands)>;
+
+// Walks the instruction stream of the Code chunk of `bytes` (the file `info`
+// was parsed from) up to int_code_end, decoding it as has_on_load does: an
+// opcode this reader does not know or a malformed operand is an error.
+std::expected<void, BeamError> for_each_instruction(std::string_view bytes, const BeamInfo& info,
+                                                    const InstructionVisitor& visit);
+
+// The literal table (LitT) as the security audit needs it: the atoms each
+// literal holds, and the external funs (fun M:F/A) written as literals,
+// which call M:F/A with no entry in the import table.
+struct LiteralFun {
+  std::size_t literal = 0; // index in the literal table
+  Import target;
+};
+struct Literals {
+  std::vector<std::vector<std::string>> atoms; // atoms[i]: those of literal i, each once, none of a fun
+  // The atoms of each tuple, list or map of any literal that holds more than
+  // one ({'Elixir.System', cmd}); a keyword list's entries count as the list's.
+  std::vector<std::vector<std::string>> groups;
+  std::vector<LiteralFun> funs;
+};
+
+// Decodes every literal of `bytes` (the file `info` was parsed from) in the
+// external term format, within `limits`. A term this reader cannot decode
+// (a tag the compiler never writes: an atom cache reference, a compressed
+// or a local term) is an error.
+std::expected<Literals, BeamError> read_literals(std::string_view bytes, const BeamInfo& info,
+                                                 const Limits& limits = {});
 
 } // namespace sandbox::beam

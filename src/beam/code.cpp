@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <vector>
 
 namespace sandbox::beam {
 
@@ -43,69 +44,83 @@ class OperandReader {
 public:
   explicit OperandReader(ByteReader& reader) : m_reader(reader) {}
 
-  // One operand in the compact term encoding; with `value`, the integer it
+  // One operand in the compact term encoding, appended to `out` (when
+  // given; a list's elements in its place); with `value`, the integer it
   // carries when that fits 64 bits (counts of lists).
-  bool skip(int depth = 0, std::uint64_t* value = nullptr)
+  bool read(std::vector<Operand>* out, int depth = 0, std::uint64_t* value = nullptr)
   {
     if (depth > k_max_depth) return false;
     auto first = m_reader.u8();
     if (!first) return false;
     std::uint8_t b = *first;
-    if ((b & 0x07) == 0x07) return extended(b, depth);
+    if ((b & 0x07) == 0x07) return extended(b, out, depth);
+    std::uint64_t number = 0;
+    bool fits = true;
     if ((b & 0x08) == 0) { // the value is in the high nibble
-      if (value) *value = b >> 4;
-      return true;
-    }
-    if ((b & 0x10) == 0) { // 11 bits: three here, eight in the next byte
+      number = b >> 4;
+    } else if ((b & 0x10) == 0) { // 11 bits: three here, eight in the next byte
       auto low = m_reader.u8();
       if (!low) return false;
-      if (value) *value = (static_cast<std::uint64_t>(b & 0xE0) << 3) | *low;
-      return true;
+      number = (static_cast<std::uint64_t>(b & 0xE0) << 3) | *low;
+    } else {
+      std::uint64_t length = (b >> 5) + 2u;
+      if (length == 9) { // the length itself follows, less 9
+        std::uint64_t more = 0;
+        if (!read(nullptr, depth + 1, &more) || more > m_reader.remaining()) return false;
+        length = more + 9;
+      }
+      auto bytes = m_reader.bytes(length);
+      if (!bytes) return false;
+      fits = length <= 8;
+      if (value && !fits) return false; // no count is that large
+      for (char c : fits ? *bytes : std::string_view{}) number = (number << 8) | static_cast<std::uint8_t>(c);
     }
-    std::uint64_t length = (b >> 5) + 2u;
-    if (length == 9) { // the length itself follows, less 9
-      std::uint64_t more = 0;
-      if (!skip(depth + 1, &more) || more > m_reader.remaining()) return false;
-      length = more + 9;
-    }
-    auto bytes = m_reader.bytes(length);
-    if (!bytes) return false;
-    if (value) {
-      if (length > 8) return false; // no count is that large
-      *value = 0;
-      for (char c : *bytes) *value = (*value << 8) | static_cast<std::uint8_t>(c);
+    if (value) *value = number;
+    if (out) {
+      static constexpr std::array<Operand::Kind, 7> kinds = {
+        Operand::Kind::unsigned_integer, Operand::Kind::integer, Operand::Kind::atom, Operand::Kind::x_register,
+        Operand::Kind::y_register,       Operand::Kind::label,   Operand::Kind::other};
+      out->push_back({fits ? kinds[b & 0x07] : Operand::Kind::other, fits ? number : 0});
     }
     return true;
   }
 
 private:
-  bool extended(std::uint8_t b, int depth)
+  bool extended(std::uint8_t b, std::vector<Operand>* out, int depth)
   {
     if ((b & 0x08) != 0) return false;
     switch (b >> 4) {
     case 0: // a float (older compilers)
+      if (out) out->push_back({Operand::Kind::other, 0});
       return static_cast<bool>(m_reader.bytes(8));
     case 1: { // a list: its length, then that many operands
       std::uint64_t count = 0;
-      if (!skip(depth + 1, &count) || count > m_reader.remaining()) return false;
+      if (!read(nullptr, depth + 1, &count) || count > m_reader.remaining()) return false;
       for (std::uint64_t i = 0; i < count; ++i) {
-        if (!skip(depth + 1)) return false;
+        if (!read(out, depth + 1)) return false;
       }
       return true;
     }
     case 2: // a float register
-    case 4: // a literal
-      return skip(depth + 1);
+      if (out) out->push_back({Operand::Kind::other, 0});
+      return read(nullptr, depth + 1);
     case 3: { // an allocation list: its length, then (kind, amount) pairs
       std::uint64_t count = 0;
-      if (!skip(depth + 1, &count) || count > m_reader.remaining()) return false;
+      if (!read(nullptr, depth + 1, &count) || count > m_reader.remaining()) return false;
       for (std::uint64_t i = 0; i < 2 * count; ++i) {
-        if (!skip(depth + 1)) return false;
+        if (!read(nullptr, depth + 1)) return false;
       }
+      if (out) out->push_back({Operand::Kind::other, 0});
+      return true;
+    }
+    case 4: { // a literal: its index in the literal table
+      std::uint64_t index = 0;
+      if (!read(nullptr, depth + 1, &index)) return false;
+      if (out) out->push_back({Operand::Kind::literal, index});
       return true;
     }
     case 5: // a register with a type: the register, then the type's index
-      return skip(depth + 1) && skip(depth + 1);
+      return read(out, depth + 1) && read(nullptr, depth + 1);
     default:
       return false;
     }
@@ -116,7 +131,8 @@ private:
 
 } // namespace
 
-std::expected<bool, BeamError> has_on_load(std::string_view bytes, const BeamInfo& info)
+std::expected<void, BeamError> for_each_instruction(std::string_view bytes, const BeamInfo& info,
+                                                    const InstructionVisitor& visit)
 {
   const Chunk* code = nullptr;
   for (const auto& chunk : info.chunks) {
@@ -135,23 +151,35 @@ std::expected<bool, BeamError> has_on_load(std::string_view bytes, const BeamInf
   (void)fields.u32(); // instruction set
   auto opcode_max = fields.u32();
   OperandReader operands(reader);
+  std::vector<Operand> read;
   while (!reader.at_end()) {
     auto position = reader.position();
     auto opcode = *reader.u8();
-    if (opcode == k_on_load) return true;
-    if (opcode == k_int_code_end) return false;
     if (opcode == 0 || opcode >= k_arity.size() || opcode > *opcode_max) {
       return std::unexpected(BeamError{"chunk Code: opcode " + std::to_string(opcode) + " at byte " +
                                        std::to_string(position) + " is not one this reader knows"});
     }
+    read.clear();
     for (std::uint8_t i = 0; i < k_arity[opcode]; ++i) {
-      if (!operands.skip()) {
+      if (!operands.read(&read)) {
         return std::unexpected(BeamError{"chunk Code: malformed operand of opcode " +
                                          std::to_string(opcode) + " at byte " + std::to_string(position)});
       }
     }
+    if (!visit(opcode, read) || opcode == k_int_code_end) return {};
   }
   return std::unexpected(BeamError{"chunk Code: no int_code_end"});
+}
+
+std::expected<bool, BeamError> has_on_load(std::string_view bytes, const BeamInfo& info)
+{
+  bool found = false;
+  auto walked = for_each_instruction(bytes, info, [&](std::uint8_t opcode, const std::vector<Operand>&) {
+    found = opcode == k_on_load;
+    return !found;
+  });
+  if (!walked) return std::unexpected(walked.error());
+  return found;
 }
 
 } // namespace sandbox::beam

@@ -4,6 +4,8 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <optional>
+#include <string>
 
 namespace sandbox::beam::detail {
 
@@ -169,3 +171,388 @@ std::expected<std::uint64_t, BeamError> parse_literal_table(std::string_view dat
 }
 
 } // namespace sandbox::beam::detail
+
+namespace sandbox::beam {
+
+namespace {
+
+using detail::ByteReader;
+
+// Tags of the external term format (erts/emulator/beam/external.h).
+enum Tag : std::uint8_t {
+  k_new_float = 70,
+  k_bit_binary = 77,
+  k_new_pid = 88,
+  k_new_port = 89,
+  k_newer_reference = 90,
+  k_small_integer = 97,
+  k_integer = 98,
+  k_float = 99,
+  k_atom = 100,
+  k_reference = 101,
+  k_port = 102,
+  k_pid = 103,
+  k_small_tuple = 104,
+  k_large_tuple = 105,
+  k_nil = 106,
+  k_string = 107,
+  k_list = 108,
+  k_binary = 109,
+  k_small_big = 110,
+  k_large_big = 111,
+  k_new_fun = 112,
+  k_export = 113,
+  k_new_reference = 114,
+  k_small_atom = 115,
+  k_map = 116,
+  k_fun = 117,
+  k_atom_utf8 = 118,
+  k_small_atom_utf8 = 119,
+  k_v4_port = 120,
+};
+
+std::optional<std::uint16_t> u16(ByteReader& reader)
+{
+  auto high = reader.u8();
+  if (!high) return std::nullopt;
+  auto low = reader.u8();
+  if (!low) return std::nullopt;
+  return static_cast<std::uint16_t>((*high << 8) | *low);
+}
+
+// Latin-1 (ATOM_EXT, SMALL_ATOM_EXT) as UTF-8, as the atom table holds names.
+std::string latin1_to_utf8(std::string_view text)
+{
+  std::string out;
+  for (char c : text) {
+    auto byte = static_cast<std::uint8_t>(c);
+    if (byte < 0x80) {
+      out.push_back(c);
+    } else {
+      out.push_back(static_cast<char>(0xC0 | (byte >> 6)));
+      out.push_back(static_cast<char>(0x80 | (byte & 0x3F)));
+    }
+  }
+  return out;
+}
+
+// The terms of one literal, read without recursion: a stack of frames holds
+// the elements still to read of each compound term around the current one.
+class TermReader {
+public:
+  TermReader(std::string_view term, std::size_t index, Literals& out) : m_reader(term), m_index(index), m_out(out) {}
+
+  std::optional<std::string> run()
+  {
+    auto version = m_reader.u8();
+    if (!version || *version != 131) return "does not start with the version byte 131";
+    // A frame per compound term being read (Frame, compound); the root
+    // frame holds the literal itself.
+    m_frames.push_back({1, kNoGroup, Shape::tuple, kNoGroup});
+    m_pending = 1;
+    while (!m_frames.empty()) {
+      if (m_frames.back().remaining == 0) {
+        m_frames.pop_back();
+        continue;
+      }
+      --m_frames.back().remaining;
+      --m_pending;
+      if (!term()) return m_error.empty() ? "is cut short" : m_error;
+      // Every term takes at least one byte.
+      if (m_pending > m_reader.remaining()) return "declares more terms than it has bytes";
+    }
+    if (!m_reader.at_end()) return std::to_string(m_reader.remaining()) + " bytes after the term";
+    return std::nullopt;
+  }
+
+  // The atoms read, in the order of the term (an external fun's are not among them).
+  std::vector<std::string>& atoms() { return m_atoms; }
+  // The atoms of each tuple, list and map (a keyword list's entries count
+  // as the list's), for those with more than one.
+  std::vector<std::vector<std::string>> groups()
+  {
+    std::vector<std::vector<std::string>> out;
+    for (auto& group : m_groups) {
+      if (group.size() > 1) out.push_back(std::move(group));
+    }
+    return out;
+  }
+
+private:
+  static constexpr std::size_t kNoGroup = static_cast<std::size_t>(-1);
+
+  enum class Shape : std::uint8_t { tuple, list, map, entry };
+
+  struct Frame {
+    std::uint64_t remaining = 0;
+    std::size_t group = kNoGroup;
+    Shape shape = Shape::tuple;
+    std::size_t value_group = kNoGroup; // an entry's value joins its list's group
+  };
+
+  // A compound term with `elements` elements starts: a frame for them. A
+  // 2-tuple in a list is a keyword entry ({fun, cmd}): its value joins the
+  // list's group, as the source scan reads [mod: :os, fun: :cmd]; a map's
+  // keys and an entry's key join no group, as keyword keys are no atoms there.
+  std::optional<std::uint64_t> compound(std::uint64_t elements, Shape shape)
+  {
+    const auto& parent = m_frames.back();
+    std::size_t value_group = kNoGroup;
+    if (shape == Shape::tuple && elements == 2 && parent.shape == Shape::list) {
+      shape = Shape::entry;
+      value_group = parent.group;
+    }
+    m_frames.push_back({elements, m_groups.size(), shape, value_group});
+    m_groups.emplace_back();
+    m_pending += elements;
+    return 0;
+  }
+
+  // The group an atom read as the current element joins, if any.
+  [[nodiscard]] std::size_t group_of_element() const
+  {
+    const auto& frame = m_frames.back();
+    // `remaining` already counts this element out.
+    switch (frame.shape) {
+    case Shape::entry: return frame.remaining == 0 ? frame.value_group : kNoGroup;
+    case Shape::map: return frame.remaining % 2 == 1 ? kNoGroup : frame.group;
+    default: return frame.group;
+    }
+  }
+
+  // Reads one term's own bytes; its elements are read as the frames say.
+  std::optional<std::uint64_t> term()
+  {
+    auto tag = m_reader.u8();
+    if (!tag) return std::nullopt;
+    switch (*tag) {
+    case k_small_integer: return skip(1);
+    case k_integer: return skip(4);
+    case k_float: return skip(31);
+    case k_new_float: return skip(8);
+    case k_atom:
+    case k_small_atom:
+    case k_atom_utf8:
+    case k_small_atom_utf8: {
+      auto name = atom_body(*tag);
+      if (!name) return std::nullopt;
+      if (auto group = group_of_element(); group != kNoGroup) m_groups[group].push_back(*name);
+      m_atoms.push_back(std::move(*name));
+      return 0;
+    }
+    case k_small_tuple: {
+      auto arity = m_reader.u8();
+      if (!arity) return std::nullopt;
+      return compound(*arity, Shape::tuple);
+    }
+    case k_large_tuple: {
+      auto arity = m_reader.u32();
+      if (!arity) return std::nullopt;
+      return compound(*arity, Shape::tuple);
+    }
+    case k_nil: return 0;
+    case k_string: {
+      auto length = u16(m_reader);
+      if (!length) return std::nullopt;
+      return skip(*length);
+    }
+    case k_list: {
+      auto length = m_reader.u32();
+      if (!length) return std::nullopt;
+      return compound(std::uint64_t{*length} + 1, Shape::list); // the elements and the tail
+    }
+    case k_binary: {
+      auto length = m_reader.u32();
+      if (!length) return std::nullopt;
+      return skip(*length);
+    }
+    case k_bit_binary: {
+      auto length = m_reader.u32();
+      if (!length) return std::nullopt;
+      return skip(std::uint64_t{*length} + 1);
+    }
+    case k_small_big: {
+      auto length = m_reader.u8();
+      if (!length) return std::nullopt;
+      return skip(std::uint64_t{*length} + 1);
+    }
+    case k_large_big: {
+      auto length = m_reader.u32();
+      if (!length) return std::nullopt;
+      return skip(std::uint64_t{*length} + 1);
+    }
+    case k_map: {
+      auto arity = m_reader.u32();
+      if (!arity) return std::nullopt;
+      return compound(std::uint64_t{*arity} * 2, Shape::map);
+    }
+    case k_export: {
+      // fun M:F/A: a reference to M:F/A, judged as an import would be.
+      auto module = atom();
+      auto function = module ? atom() : std::nullopt;
+      auto arity_tag = function ? m_reader.u8() : std::nullopt;
+      auto arity = arity_tag && *arity_tag == k_small_integer ? m_reader.u8() : std::nullopt;
+      if (!arity) return fail("a fun M:F/A whose parts are not two atoms and a small integer");
+      m_out.funs.push_back({m_index, Import{std::move(*module), std::move(*function), *arity}});
+      return 0;
+    }
+    case k_new_fun: {
+      // Size, arity, uniq, index, the number of free variables; the module,
+      // old index, old uniq and pid; then the free variables.
+      if (!skip(4 + 1 + 16 + 4)) return std::nullopt;
+      auto free = m_reader.u32();
+      if (!free || !atom() || !integer() || !integer() || !pid()) return std::nullopt;
+      return compound(*free, Shape::tuple);
+    }
+    case k_fun: {
+      auto free = m_reader.u32();
+      if (!free || !pid() || !atom() || !integer() || !integer()) return std::nullopt;
+      return compound(*free, Shape::tuple);
+    }
+    case k_pid:
+    case k_new_pid:
+    case k_port:
+    case k_new_port:
+    case k_v4_port:
+    case k_reference:
+      return identifier(*tag);
+    case k_new_reference:
+    case k_newer_reference: {
+      auto words = u16(m_reader);
+      if (!words || !atom()) return std::nullopt;
+      return skip((*tag == k_new_reference ? 1u : 4u) + 4ull * *words);
+    }
+    default:
+      return fail("tag " + std::to_string(*tag) + ", which the compiler does not write in a literal");
+    }
+  }
+
+  std::optional<std::uint64_t> skip(std::uint64_t count)
+  {
+    if (count > m_reader.remaining() || !m_reader.bytes(count)) return std::nullopt;
+    return 0;
+  }
+
+  std::optional<std::uint64_t> fail(std::string reason)
+  {
+    m_error = std::move(reason);
+    return std::nullopt;
+  }
+
+  std::optional<std::string> atom_body(std::uint8_t tag)
+  {
+    std::optional<std::uint16_t> length;
+    if (tag == k_small_atom || tag == k_small_atom_utf8) {
+      auto small = m_reader.u8();
+      if (small) length = *small;
+    } else {
+      length = u16(m_reader);
+    }
+    if (!length) return std::nullopt;
+    auto text = m_reader.bytes(*length);
+    if (!text) return std::nullopt;
+    return tag == k_atom || tag == k_small_atom ? latin1_to_utf8(*text) : std::string(*text);
+  }
+
+  // A term that must be an atom (a fun's module, a pid's node).
+  std::optional<std::string> atom()
+  {
+    auto tag = m_reader.u8();
+    if (!tag || (*tag != k_atom && *tag != k_small_atom && *tag != k_atom_utf8 && *tag != k_small_atom_utf8)) {
+      fail("an atom expected inside a fun, pid, port or reference");
+      return std::nullopt;
+    }
+    return atom_body(*tag);
+  }
+
+  // A term that must be an integer (a fun's old index and uniq).
+  bool integer()
+  {
+    auto tag = m_reader.u8();
+    if (tag && *tag == k_small_integer) return static_cast<bool>(skip(1));
+    if (tag && *tag == k_integer) return static_cast<bool>(skip(4));
+    fail("an integer expected inside a fun");
+    return false;
+  }
+
+  // A pid, port or old reference after its tag: the node, then fixed words.
+  std::optional<std::uint64_t> identifier(std::uint8_t tag)
+  {
+    if (!atom()) return std::nullopt;
+    switch (tag) {
+    case k_pid: return skip(4 + 4 + 1);
+    case k_new_pid: return skip(4 + 4 + 4);
+    case k_port: return skip(4 + 1);
+    case k_new_port: return skip(4 + 4);
+    case k_v4_port: return skip(8 + 4);
+    default: return skip(4 + 1); // k_reference
+    }
+  }
+
+  bool pid()
+  {
+    auto tag = m_reader.u8();
+    if (!tag || (*tag != k_pid && *tag != k_new_pid)) {
+      fail("a pid expected inside a fun");
+      return false;
+    }
+    return static_cast<bool>(identifier(*tag));
+  }
+
+  ByteReader m_reader;
+  std::size_t m_index;
+  Literals& m_out;
+  std::string m_error;
+  std::vector<std::string> m_atoms;
+  std::vector<Frame> m_frames;
+  std::uint64_t m_pending = 0; // the elements of every frame still to read
+  std::vector<std::vector<std::string>> m_groups;
+};
+
+} // namespace
+
+std::expected<Literals, BeamError> read_literals(std::string_view bytes, const BeamInfo& info, const Limits& limits)
+{
+  Literals out;
+  const Chunk* chunk = nullptr;
+  for (const auto& candidate : info.chunks) {
+    if (candidate.id == "LitT") chunk = &candidate;
+  }
+  if (chunk == nullptr) return out;
+  if (chunk->offset > bytes.size() || chunk->size > bytes.size() - chunk->offset) {
+    return std::unexpected(BeamError{"chunk LitT: not found in the file"});
+  }
+  ByteReader reader(bytes.substr(chunk->offset, chunk->size));
+  auto declared = reader.u32();
+  if (!declared || *declared < 4 || *declared > limits.max_literal_bytes) {
+    return std::unexpected(BeamError{"chunk LitT: bad uncompressed size"});
+  }
+  auto inflated = detail::inflate_exact(*reader.bytes(reader.remaining()), *declared);
+  if (!inflated) return std::unexpected(BeamError{"chunk LitT: " + inflated.error()});
+  ByteReader table(*inflated);
+  const std::uint32_t count = *table.u32();
+  if (count > table.remaining() / 4) return std::unexpected(BeamError{"chunk LitT: too many literals"});
+  out.atoms.resize(count);
+  std::uint64_t atoms = 0;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    auto size = table.u32();
+    auto term = size ? table.bytes(*size) : std::nullopt;
+    if (!term) return std::unexpected(BeamError{"chunk LitT: literal " + std::to_string(i) + " is cut short"});
+    TermReader terms(*term, i, out);
+    if (auto error = terms.run()) {
+      return std::unexpected(BeamError{"chunk LitT: literal " + std::to_string(i) + " " + *error});
+    }
+    for (auto& group : terms.groups()) out.groups.push_back(std::move(group));
+    auto& names = terms.atoms();
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    atoms += names.size();
+    if (atoms > limits.max_atoms) {
+      return std::unexpected(BeamError{"chunk LitT: more atoms than the limit of " + std::to_string(limits.max_atoms)});
+    }
+    out.atoms[i] = std::move(names);
+  }
+  return out;
+}
+
+} // namespace sandbox::beam

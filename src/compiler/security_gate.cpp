@@ -88,7 +88,7 @@ std::optional<TreeFacts> describe_tree(const fs::path& root)
 
 // Bumped when what a scan reports for the same tree and options changes, so
 // that results kept by an older engine are not used.
-constexpr std::string_view kScanCacheVersion = "2"; // 2: runs_in and scan_scope
+constexpr std::string_view kScanCacheVersion = "3"; // 2: runs_in and scan_scope; 3: value flow
 
 std::string scan_key(const fs::path& root, const scan::ScanConfig& config, const std::vector<fs::path>& only)
 {

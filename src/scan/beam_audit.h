@@ -1,7 +1,10 @@
 #pragma once
 // The bytecode audit: every import of a BEAM file (ImpT, what the module can
-// call) is checked against the same rule table as the sources. It sees what
-// macros generate and what a prebuilt .beam hides, which no source scan can.
+// call) and every external fun in its literal table is checked against the
+// same rule table as the sources, and a module of the table used as a value
+// that reaches a dynamic call is judged as the source scan's value flow is.
+// It sees what macros generate and what a prebuilt .beam hides, which no
+// source scan can.
 
 #include "beam/beam.h"
 #include "scan/findings.h"
@@ -20,9 +23,14 @@ namespace sandbox::scan {
 // not judged as host code.
 enum class BeamOrigin { shipped, compiled };
 
-// `file` names the BEAM in findings (relative to the sandbox or the output).
-void audit_beam(const beam::BeamInfo& info, std::string_view file, Report& report,
-                RunsIn runs_in = RunsIn::host);
+// `file` names the BEAM in findings (relative to the sandbox or the output);
+// `bytes` is the file `info` was parsed from. Each import, and each external
+// fun written as a literal (fun M:F/A), is looked up in the rule table; a
+// module of the table used as a value together with a dynamic call of one of
+// its functions is a value_flow finding (docs/security.md). With
+// `task_references`, a module that names a Mix task is a mix_task_reference.
+void audit_beam(const beam::BeamInfo& info, std::string_view bytes, std::string_view file, Report& report,
+                RunsIn runs_in = RunsIn::host, bool task_references = false);
 
 // Reads and audits one file; an unreadable or malformed BEAM is itself a
 // finding (a threat: it cannot be vetted).

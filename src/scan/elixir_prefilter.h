@@ -5,8 +5,9 @@
 // names nothing the rule table knows. A finding needs some word of the rule
 // table's vocabulary in the code it comes from (RuleSet::module_matters and
 // friends) or a name the file binds to such a module (an alias, a variable,
-// an attribute, the names an import makes callable bare: the scanner reports
-// those as it goes). So a `do ... end` block or a statement whose bytes
+// an attribute, the names an import makes callable bare, the functions a
+// module used as a value can reach: the scanner reports those as it goes).
+// So a `do ... end` block or a statement whose bytes
 // contain none of these words, not even in a comment or a string, cannot
 // produce a finding, and what it binds cannot matter: it is cut out of the
 // parse, and the parser reads the rest as if it were not there. The word search reads the

@@ -85,6 +85,9 @@ public:
   // __MODULE__) and functions an import of one makes callable bare: code
   // using them can be reported wherever it is (scan/elixir_prefilter.h).
   [[nodiscard]] const WordSet& bound_names() const { return m_bound; }
+  // A word that matters wherever it is written, as a bound name does (the
+  // functions a module used as a value can reach: :cmd, x.write).
+  void mark_bound(std::string_view word) { m_bound.emplace(word); }
 
 private:
   Scope& scope() { return m_scopes.back(); }

@@ -2,6 +2,7 @@
 
 #include "scan/elixir_prefilter.h"
 #include "scan/elixir_resolver.h"
+#include "scan/value_flow.h"
 #include "syntax/elixir_lexer.h"
 #include "syntax/elixir_tree.h"
 
@@ -26,7 +27,8 @@ class ElixirScanner {
 public:
   ElixirScanner(std::string_view file, const syntax::Tree& tree, const Report& report)
       : m_file(file), m_tree(tree), m_rules(report.rules()), m_depth(report.scan_depth()),
-        m_scope(report.scope()), m_file_runs_in(report.file_runs_in()), m_resolver(report.rules())
+        m_scope(report.scope()), m_file_runs_in(report.file_runs_in()), m_resolver(report.rules()),
+        m_flow(report.rules())
   {
   }
 
@@ -95,6 +97,7 @@ public:
 private:
   void finish()
   {
+    resolve_value_flow();
     if (m_first_error) {
       Finding finding;
       finding.type = "syntax_error";
@@ -127,6 +130,10 @@ private:
       handle_unary(node);
     } else if (type == "binary_operator") {
       if (node.field("operator").text() == "=") m_resolver.bind_variable(node);
+    } else if (type == "alias") {
+      note_value(m_path.size() - 1, m_resolver.resolve_alias(node.text()));
+    } else if (type == "atom" || type == "quoted_atom") {
+      note_atom(node);
     }
     return false;
   }
@@ -232,6 +239,7 @@ private:
       function = *text;
     }
     auto module = m_resolver.resolve_expr(left);
+    if (function && Resolver::is_builder(module, *function)) note_builder(node);
     if (module.kind == Kind::module) {
       if (function && *function == "apply" && (module.name == "Kernel" || module.name == ":erlang")) {
         return handle_apply(node, args, display_call(module.name, "apply"));
@@ -258,11 +266,12 @@ private:
                                  upper(severity)));
       return;
     }
-    if (function && left.type() == "identifier" && has_args &&
-        m_rules.is_dangerous_function_name(*function)) {
-      report_dynamic(node, Severity::low,
-                     fmt::format("{}.{} on a module not known statically", left.text(), *function));
-    }
+    if (!function) return; // x."#{f}"(...): see docs/security.md, "What the scanner cannot see"
+    bool warn = left.type() == "identifier" && has_args && m_rules.is_dangerous_function_name(*function);
+    note_dynamic_call(node, function, arity, fmt::format("{}.{}", clip(left.text(), 60), *function),
+                      warn ? std::optional<std::string>(
+                               fmt::format("{}.{} on a module not known statically", left.text(), *function))
+                           : std::nullopt);
   }
 
   void mark_head(const std::vector<Node>& args)
@@ -320,9 +329,11 @@ private:
       report_dynamic(node, severity,
                      fmt::format("{} through a module computed at run time ({}), function {} [{} RISK]",
                                  how, module.via, function ? *function : "computed too", upper(severity)));
-    } else if (dangerous) {
-      report_dynamic(node, Severity::low,
-                     fmt::format("{} of {} on a module not known statically", how, *function));
+    } else {
+      note_dynamic_call(node, function, arity, std::string(how),
+                        dangerous ? std::optional<std::string>(fmt::format(
+                                      "{} of {} on a module not known statically", how, *function))
+                                  : std::nullopt);
     }
   }
 
@@ -395,6 +406,148 @@ private:
     report(node, type, operation, severity,
            fmt::format("{} detected: {}{} [{} RISK]", message, call, via, upper(severity)), module.name,
            std::string(function), arity);
+  }
+
+  // --- value flow -------------------------------------------------------
+  //
+  // The file is judged as a whole (scan/value_flow.h): the walk notes the
+  // modules used as values, the modules computed at run time, the atoms
+  // naming functions and the calls on modules not known statically; finish()
+  // judges the calls. Every word either half needs is vocabulary of the
+  // prefilter (the module; the functions it can reach are marked bound), so
+  // a cut parse sees what the whole parse sees.
+
+  // The place of m_path[i], and the tuple, list, map or argument list it is
+  // written in (through keyword pairs, => and |, and a default argument's \\).
+  ValueFlow::Place place_of(std::size_t i, const Resolved& value) const
+  {
+    const Node& node = m_path[i];
+    auto pos = node.start();
+    ValueFlow::Place place{pos.line, pos.column, clip(node.text(), 80), value.hops, value.via, {0, 0}};
+    for (std::size_t j = i; j-- > 0;) {
+      auto type = m_path[j].type();
+      if (type == "tuple" || type == "list" || type == "map" || type == "arguments") {
+        place.group = {m_path[j].start_byte(), m_path[j].end_byte()};
+        break;
+      }
+      if (type == "pair" || type == "keywords" || type == "map_content") continue;
+      if (type == "binary_operator") {
+        auto op = m_path[j].field("operator").text();
+        if (op == "=>" || op == "|" || op == "\\\\") continue;
+      }
+      break;
+    }
+    return place;
+  }
+
+  // True when the call node is apply or one of its kin (whose first argument is judged as a module).
+  [[nodiscard]] bool is_apply_call(const Node& call) const
+  {
+    if (!call || call.type() != "call") return false;
+    auto target = call.field("target");
+    if (!target) return false;
+    if (target.type() == "identifier") return target.text() == "apply" && !m_resolver.resolve_import("apply");
+    if (target.type() != "dot") return false;
+    auto module = m_resolver.resolve_expr(target.field("left"));
+    auto function = target.field("right").text();
+    if (module.kind != Kind::module) return false;
+    return (function == "apply" && (module.name == "Kernel" || module.name == ":erlang")) ||
+           (function == "capture" && module.name == "Function") ||
+           (function == "make_fun" && module.name == ":erlang");
+  }
+
+  // True when the expression m_path[i] is where a module is judged, not
+  // used as a value: the module of a call (System.cmd, String.to_atom(x).f),
+  // the module argument of apply and its kin, the argument of a declaration
+  // (alias, require, import, defmodule, defdelegate, @behaviour, the module
+  // of use).
+  [[nodiscard]] bool judged_position(std::size_t i) const
+  {
+    if (i == 0) return false;
+    const Node& node = m_path[i];
+    const Node& parent = m_path[i - 1];
+    auto parent_type = parent.type();
+    if (parent_type == "dot" && parent.field("left") == node) return true;
+    if (parent_type == "binary_operator" && parent.field("left") == node &&
+        parent.field("operator").text() == "|>" && is_apply_call(parent.field("right"))) {
+      return true;
+    }
+    if (parent_type == "arguments" && i >= 2 && parent.named_child(0) == node && is_apply_call(m_path[i - 2])) {
+      return true;
+    }
+    for (std::size_t j = i; j-- > 0;) {
+      auto type = m_path[j].type();
+      if (type == "arguments" || type == "list" || type == "keywords" || type == "pair" || type == "dot" ||
+          type == "tuple") {
+        continue;
+      }
+      if (type != "call") return false;
+      for (std::string_view name : {"alias", "require", "import", "defmodule", "defdelegate", "behaviour"}) {
+        if (type_is_call_named(m_path[j], name)) return true;
+      }
+      return type_is_call_named(m_path[j], "use") && j + 2 == i && m_path[j + 1].type() == "arguments" &&
+             m_path[j + 1].named_child(0) == node;
+    }
+    return false;
+  }
+
+  // The expression m_path[i] evaluates to `value`: a checked module or a
+  // module computed at run time used as a value, unless it is judged where it is.
+  void note_value(std::size_t i, const Resolved& value)
+  {
+    if (value.kind == Kind::module) {
+      if (m_rules.value_flow_functions(value.name).empty() || judged_position(i)) return;
+      if (m_flow.note_module(value.name, place_of(i, value))) {
+        for (const auto& function : m_rules.value_flow_functions(value.name)) m_resolver.mark_bound(function);
+      }
+    } else if (value.kind == Kind::dynamic) {
+      if (!judged_position(i)) m_flow.note_computed(place_of(i, value));
+    }
+  }
+
+  void note_atom(const Node& node)
+  {
+    note_value(m_path.size() - 1, m_resolver.resolve_expr(node));
+    if (node.type() != "atom") return;
+    if (auto atom = literal_atom(node); atom && m_rules.is_value_flow_function(*atom)) {
+      m_flow.note_name(*atom, place_of(m_path.size() - 1, {}));
+    }
+  }
+
+  // A call that builds a module name (String.to_atom, Module.concat, ...):
+  // a value, folded from constants or computed at run time.
+  void note_builder(const Node& call)
+  {
+    std::size_t i = m_path.size() - 1;
+    if (i >= 1 && m_path[i - 1].type() == "binary_operator" && m_path[i - 1].field("operator").text() == "|>" &&
+        m_path[i - 1].field("right") == call) {
+      --i; // "Elixir.System" |> String.to_atom(): the pipe is the expression
+    }
+    note_value(i, m_resolver.resolve_expr(m_path[i]));
+  }
+
+  // A call on a module the scan does not know (m.cmd(...), apply(m, f, a)):
+  // a value_flow finding if the file gives it a module to reach, else the
+  // low warning it had (if any). Its place in m_findings is kept, so
+  // findings stay in the order of the code.
+  void note_dynamic_call(const Node& node, std::optional<std::string> function, std::optional<std::uint32_t> arity,
+                         std::string call, std::optional<std::string> warning)
+  {
+    if (warning) {
+      report_dynamic(node, Severity::low, std::move(*warning));
+    } else {
+      m_findings.push_back(make(node, "", "", Severity::low, "")); // a placeholder
+    }
+    m_dynamic_calls.emplace_back(m_findings.size() - 1, ValueFlow::Call{std::move(function), arity, std::move(call)});
+  }
+
+  void resolve_value_flow()
+  {
+    if (m_dynamic_calls.empty()) return;
+    for (const auto& [index, call] : m_dynamic_calls) {
+      if (auto finding = m_flow.judge(call, m_findings[index], m_depth)) m_findings[index] = std::move(*finding);
+    }
+    std::erase_if(m_findings, [](const Finding& finding) { return finding.type.empty(); });
   }
 
   // A module computed at run time: high with a dangerous function name, medium
@@ -493,6 +646,8 @@ private:
   std::vector<Node> m_path;
   std::vector<Finding> m_findings;
   Resolver m_resolver;
+  ValueFlow m_flow;
+  std::vector<std::pair<std::size_t, ValueFlow::Call>> m_dynamic_calls; // index of its finding in m_findings
 };
 
 } // namespace

@@ -2,7 +2,8 @@
 // The Elixir source scanner: reads a file through the tree-sitter syntax tree
 // and resolves which module each call reaches (aliases, imports, apply,
 // captures, pipes, variables and attributes holding modules, modules built
-// from constants), then asks the rule table.
+// from constants), then asks the rule table; a module used as a value that
+// a call on an unknown module can reach is judged by scan/value_flow.h.
 
 #include "scan/findings.h"
 

@@ -1,11 +1,14 @@
 #include "scan/erlang_scanner.h"
 
+#include "scan/value_flow.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
 #include <cctype>
 #include <optional>
+#include <set>
 
 namespace sandbox::scan {
 
@@ -178,7 +181,7 @@ bool in(const Array& array, std::string_view value)
 class ErlangReader {
 public:
   ErlangReader(std::string_view file, std::string_view source, std::vector<ErlangToken> tokens, Report& report)
-      : m_file(file), m_source(source), m_tokens(std::move(tokens)), m_report(report)
+      : m_file(file), m_source(source), m_tokens(std::move(tokens)), m_report(report), m_flow(report.rules())
   {
   }
 
@@ -194,6 +197,8 @@ public:
         brackets = 0;
         blocks = 0;
         m_in_define = false;
+        m_in_record = false;
+        m_open.clear();
         continue;
       }
       bool at_clause_start = clause_start;
@@ -205,8 +210,14 @@ public:
       }
       if (t.kind == Kind::punct) {
         auto p = t.text;
-        if (p == "(" || p == "[" || p == "{" || p == "<<") ++brackets;
-        if (p == ")" || p == "]" || p == "}" || p == ">>") brackets = std::max(0, brackets - 1);
+        if (p == "(" || p == "[" || p == "{" || p == "<<") {
+          ++brackets;
+          m_open.push_back(i);
+        }
+        if (p == ")" || p == "]" || p == "}" || p == ">>") {
+          brackets = std::max(0, brackets - 1);
+          if (!m_open.empty()) m_open.pop_back();
+        }
         if (p == ";" && brackets == 0 && blocks == 0) clause_start = true;
         continue;
       }
@@ -235,10 +246,30 @@ public:
       }
       if (t.kind == Kind::var && is_punct(i + 1, ":") && kind_at(i + 2) == Kind::atom &&
           is_punct(i + 3, "(")) {
-        if (m_report.rules().is_dangerous_function_name(m_tokens[i + 2].value)) {
-          report(i, "dynamic_dispatch", "dynamic_dispatch", Severity::low,
-                 fmt::format("{}:{}(...) on a module not known statically", t.text, m_tokens[i + 2].value),
-                 std::nullopt, std::nullopt, std::nullopt);
+        const auto& function = m_tokens[i + 2].value;
+        bool warn = m_report.rules().is_dangerous_function_name(function);
+        note_dynamic_call(i, function, static_cast<std::uint32_t>(arguments(i + 3).size()),
+                          fmt::format("{}:{}", t.text, function),
+                          warn ? std::optional<std::string>(
+                                   fmt::format("{}:{}(...) on a module not known statically", t.text, function))
+                               : std::nullopt);
+        i += 2;
+        continue;
+      }
+      if (t.kind == Kind::var && is_punct(i + 1, ":") && kind_at(i + 2) == Kind::var && is_punct(i + 3, "(")) {
+        // Mod:Fun(...): module and function computed.
+        note_dynamic_call(i, std::nullopt, static_cast<std::uint32_t>(arguments(i + 3).size()),
+                          fmt::format("{}:{}", t.text, m_tokens[i + 2].text), std::nullopt);
+        i += 2;
+        continue;
+      }
+      if (t.kind == Kind::atom && is_punct(i + 1, ":") && kind_at(i + 2) == Kind::var && is_punct(i + 3, "(")) {
+        // os:Fun(...): a computed function of a known module, as apply(os, Fun, Args).
+        auto module = module_from_atom(t.value);
+        if (m_report.rules().has_dangerous_functions(module)) {
+          report(i, "dynamic_dispatch", "dynamic_dispatch", Severity::high,
+                 fmt::format("Call of a computed function of {} [HIGH RISK]", module), std::nullopt, std::nullopt,
+                 std::nullopt);
         }
         i += 2;
         continue;
@@ -246,8 +277,11 @@ public:
       if (t.kind == Kind::atom && is_punct(i + 1, "(") && !(at_clause_start && brackets == 0 && blocks == 0) &&
           !preceded_by_remote(i)) {
         local_call(i);
+      } else if (t.kind == Kind::atom && !is_punct(i + 1, "(")) {
+        note_atom(i);
       }
     }
+    finish();
   }
 
 private:
@@ -326,6 +360,7 @@ private:
       return skip_form(dash);
     }
     if (name == "define") m_in_define = true;
+    if (name == "record") m_in_record = true; // field names are no values
     if (name == "record" || name == "define" || name == "compile" || name == "include" ||
         name == "include_lib" || name == "ifdef" || name == "ifndef" || name == "undef") {
       return dash + 1; // its body is read as code (defines and record defaults hold calls)
@@ -374,6 +409,7 @@ private:
     bool call = is_punct(i + 3, "(");
     if (!call && !m_in_define) return; // a type such as file:filename() is inside -spec, skipped
     if (call && module == ":erlang" && function == "apply") return apply(i, i + 3, "erlang:apply");
+    if (call && builds_module_name(module, function)) note_builder(i, closing(i + 3) + 1);
     std::optional<std::uint32_t> arity;
     std::optional<std::size_t> first_arg;
     if (call) {
@@ -388,6 +424,7 @@ private:
   {
     const auto& name = m_tokens[i].value;
     if (name == "apply") return apply(i, i + 1, "apply");
+    if (builds_module_name(":erlang", name)) note_builder(i, closing(i + 1) + 1);
     auto args = arguments(i + 1);
     std::optional<std::size_t> first_arg;
     if (!args.empty()) first_arg = args[0];
@@ -432,6 +469,7 @@ private:
     auto args = arguments(open);
     if (args.size() < 3) return;
     auto module = module_at(args[0], args[1] - 1);
+    m_judged.insert(args[0]); // the module of this call, judged here
     std::optional<std::string> function;
     if (kind_at(args[1]) == Kind::atom && is_punct(args[1] + 1, ",")) function = m_tokens[args[1]].value;
     std::optional<std::size_t> first_arg;
@@ -451,11 +489,76 @@ private:
              fmt::format("{} through a module computed at run time ({}) [{} RISK]", how, module.name,
                          dangerous ? "HIGH" : "MEDIUM"),
              std::nullopt, std::nullopt, std::nullopt);
-    } else if (dangerous) {
-      report(at, "dynamic_dispatch", "dynamic_dispatch", Severity::low,
-             fmt::format("{} of {} on a module not known statically", how, *function), std::nullopt,
-             std::nullopt, std::nullopt);
+    } else {
+      note_dynamic_call(at, function, std::nullopt, std::string(how),
+                        dangerous ? std::optional<std::string>(
+                                      fmt::format("{} of {} on a module not known statically", how, *function))
+                                  : std::nullopt);
     }
+  }
+
+  // --- value flow (scan/value_flow.h) ---------------------------------------
+
+  ValueFlow::Place place_of(std::size_t i) const
+  {
+    const auto& t = m_tokens[i];
+    ValueFlow::Place place{t.line, t.column, clip(t.text, 80), 0, "", {0, 0}};
+    if (!m_open.empty()) {
+      auto offset = static_cast<std::uint32_t>(m_tokens[m_open.back()].text.data() - m_source.data());
+      place.group = {offset, offset + 1};
+    }
+    return place;
+  }
+
+  // An atom written as a value: a module of the rule table, or a function
+  // name. Not a record's name or field, nor the module apply is given.
+  void note_atom(std::size_t i)
+  {
+    if (m_in_record || m_judged.contains(i) || is_punct(i + 1, ":") || is_punct(i + 1, "=") ||
+        (i > 0 && (is_punct(i - 1, "#") || is_punct(i - 1, ".")))) {
+      return;
+    }
+    const auto& t = m_tokens[i];
+    m_flow.note_module(module_from_atom(t.value), place_of(i));
+    m_flow.note_name(t.value, place_of(i));
+  }
+
+  // list_to_atom(...) and kin at `at`, the call ending before `end`: a
+  // module folded from a constant, or one computed at run time.
+  void note_builder(std::size_t at, std::size_t end)
+  {
+    if (m_judged.contains(at)) return;
+    auto module = module_at(at, end);
+    if (module.known) {
+      m_flow.note_module(module.name, place_of(at));
+    } else if (module.dynamic) {
+      auto place = place_of(at);
+      place.via = module.name;
+      m_flow.note_computed(place);
+    }
+  }
+
+  // A call on a module not known statically: judged by finish(), its
+  // finding (the low warning, or a placeholder) kept in the order of the code.
+  void note_dynamic_call(std::size_t at, std::optional<std::string> function, std::optional<std::uint32_t> arity,
+                         std::string text, std::optional<std::string> warning)
+  {
+    report(at, warning ? "dynamic_dispatch" : "", warning ? "dynamic_dispatch" : "", Severity::low,
+           warning.value_or(""), std::nullopt, std::nullopt, std::nullopt);
+    m_dynamic_calls.emplace_back(m_findings.size() - 1, ValueFlow::Call{std::move(function), arity, std::move(text)});
+  }
+
+  void finish()
+  {
+    for (const auto& [index, call] : m_dynamic_calls) {
+      if (auto finding = m_flow.judge(call, m_findings[index], m_report.scan_depth())) {
+        m_findings[index] = std::move(*finding);
+      }
+    }
+    for (auto& finding : m_findings) {
+      if (!finding.type.empty()) m_report.add(std::move(finding));
+    }
+    m_findings.clear();
   }
 
   void check_call(std::size_t at, const std::string& module, const std::string& function,
@@ -509,7 +612,7 @@ private:
     finding.module = std::move(module);
     finding.function = std::move(function);
     finding.arity = arity;
-    m_report.add(std::move(finding));
+    m_findings.push_back(std::move(finding));
   }
 
   std::string_view m_file;
@@ -518,6 +621,12 @@ private:
   Report& m_report;
   std::vector<std::pair<std::string, std::string>> m_imports; // function -> module atom
   bool m_in_define = false;
+  bool m_in_record = false;
+  std::vector<std::size_t> m_open;  // the brackets open around the token being read
+  std::set<std::size_t> m_judged;   // atoms that are the module of an apply
+  std::vector<Finding> m_findings;  // reported when the file is read (finish)
+  ValueFlow m_flow;
+  std::vector<std::pair<std::size_t, ValueFlow::Call>> m_dynamic_calls; // index of its finding in m_findings
 };
 
 } // namespace

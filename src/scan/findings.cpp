@@ -33,6 +33,12 @@ nlohmann::json to_json(const Finding& finding)
   if (finding.module) out["module"] = *finding.module;
   if (finding.function) out["function"] = *finding.function;
   if (finding.arity) out["arity"] = *finding.arity;
+  if (finding.related) {
+    out["related"] = {{"line", finding.related->line},
+                      {"column", finding.related->column},
+                      {"matched_text", finding.related->matched_text},
+                      {"what", finding.related->what}};
+  }
   return out;
 }
 
@@ -79,6 +85,11 @@ std::optional<Finding> finding_from_json(const nlohmann::json& value)
   if (value.contains("module")) finding.module = value["module"].get<std::string>();
   if (value.contains("function")) finding.function = value["function"].get<std::string>();
   if (value.contains("arity")) finding.arity = value["arity"].get<std::uint32_t>();
+  if (value.contains("related")) {
+    const auto& related = value["related"];
+    finding.related = RelatedPlace{related.at("line").get<std::uint32_t>(), related.at("column").get<std::uint32_t>(),
+                                   related.at("matched_text").get<std::string>(), related.at("what").get<std::string>()};
+  }
   auto runs_in = value.at("runs_in").get<std::string>();
   known = false;
   for (auto candidate : {RunsIn::host, RunsIn::jail, RunsIn::mix}) {

@@ -24,8 +24,18 @@ namespace sandbox::scan {
 enum class RunsIn { host, jail, mix };
 std::string_view to_string(RunsIn where);
 
+// A second place a finding rests on. A value_flow finding is placed at the
+// dynamic call; its related place is where the module is used as a value
+// (in a BEAM: line 0, and `matched_text` names the atom or literal).
+struct RelatedPlace {
+  std::uint32_t line = 0;
+  std::uint32_t column = 0;
+  std::string matched_text;
+  std::string what; // "module used as a value", ...
+};
+
 struct Finding {
-  std::string type; // dangerous_operation, host_path_access, dynamic_dispatch, ...
+  std::string type; // dangerous_operation, host_path_access, dynamic_dispatch, value_flow, ...
   Severity severity = Severity::low;
   std::string operation;
   std::string file; // relative to the sandbox
@@ -39,6 +49,7 @@ struct Finding {
   std::optional<std::string> function;
   std::optional<std::uint32_t> arity;
   RunsIn runs_in = RunsIn::host;
+  std::optional<RelatedPlace> related;
 };
 
 struct ScanResult {

@@ -256,6 +256,10 @@ RuleSet::RuleSet(std::vector<std::string> restricted_modules,
     matter.emplace_back(rule.module);
     if (rule.function == "*") continue;
     if (rule.severity >= Severity::high) m_dangerous.emplace(rule.function);
+    if (rule.severity > Severity::low) {
+      m_value_flow[std::string(rule.module)].emplace_back(rule.function);
+      m_value_flow_names.emplace(rule.function);
+    }
     if (rule.module == "Kernel" || rule.severity >= Severity::high) m_identifiers.emplace(rule.function);
   }
   for (const char* word : {"apply", "on_load"}) m_identifiers.emplace(word);
@@ -370,6 +374,29 @@ bool RuleSet::has_dangerous_functions(std::string_view module) const
 bool RuleSet::is_dangerous_function_name(std::string_view function) const
 {
   return m_dangerous.contains(function);
+}
+
+const std::vector<std::string>& RuleSet::value_flow_functions(std::string_view module) const
+{
+  static const std::vector<std::string> none;
+  auto found = m_value_flow.find(module);
+  return found == m_value_flow.end() ? none : found->second;
+}
+
+bool RuleSet::is_value_flow_function(std::string_view function) const
+{
+  return m_value_flow_names.contains(function);
+}
+
+std::optional<Rule> RuleSet::strongest_rule_named(std::string_view function) const
+{
+  if (!is_dangerous_function_name(function)) return std::nullopt;
+  std::optional<Rule> best;
+  for (const auto& rule : rule_table()) {
+    if (rule.function != function || rule.safe || !(rule.always || restricted(rule.module))) continue;
+    if (!best || rule.severity > best->severity) best = rule;
+  }
+  return best;
 }
 
 bool RuleSet::may_be_vocabulary(std::string_view word) const

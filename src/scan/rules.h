@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -60,6 +61,18 @@ public:
   [[nodiscard]] bool has_dangerous_functions(std::string_view module) const;
   // A function name any checked module makes dangerous (cmd, open_port, ...).
   [[nodiscard]] bool is_dangerous_function_name(std::string_view function) const;
+  // The functions of `module` with a row of their own that a call reports as
+  // a threat (severity above low): what a dynamic call can reach when the
+  // module travels as a value (System: cmd, shell, halt, stop, ...). Empty
+  // for a module that is not checked, and for a module known only by a "*"
+  // row or by restricted_modules alone.
+  [[nodiscard]] const std::vector<std::string>& value_flow_functions(std::string_view module) const;
+  // A function some module's value_flow_functions lists.
+  [[nodiscard]] bool is_value_flow_function(std::string_view function) const;
+  // The strongest row, over every checked module, of a function the table
+  // makes dangerous (is_dangerous_function_name): what a call of that name
+  // on a module computed at run time can reach at worst.
+  [[nodiscard]] std::optional<Rule> strongest_rule_named(std::string_view function) const;
   [[nodiscard]] bool allowed(std::string_view operation) const;
   [[nodiscard]] bool restricted(std::string_view module) const;
 
@@ -92,6 +105,8 @@ private:
   WordSet m_module_words;
   WordSet m_identifiers;
   WordSet m_dangerous;
+  std::unordered_map<std::string, std::vector<std::string>, WordHash, std::equal_to<>> m_value_flow;
+  WordSet m_value_flow_names;
   std::array<std::uint64_t, 256> m_shapes{}; // first character -> bit per word length
 };
 

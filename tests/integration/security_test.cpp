@@ -138,6 +138,39 @@ TEST_F(SecurityScan, AMacroGeneratedCallIsCaughtByTheBytecodeAudit)
   }
 }
 
+// A macro writes the module as a value into the caller: the caller's
+// source passes two strings and calls cmd on a closure's argument, so only
+// its BEAM holds System ('Elixir.System' in a literal, the call an apply
+// instruction with no import).
+TEST_F(SecurityScan, AModuleValueAMacroWroteIsCaughtByTheBytecodeAudit)
+{
+  auto path = make_sandbox("value_flow", {
+    {"lib/gen.ex", "defmodule Gen do\n  defmacro runners(parts), do: [Module.concat([Enum.join(parts)])]\nend\n"},
+    {"lib/user.ex", "defmodule User do\n  require Gen\n"
+                    "  def run, do: Enum.each(Gen.runners([\"Sys\", \"tem\"]), fn m -> m.cmd(\"id\", []) end)\nend\n"},
+    {"lib/fine.ex", "defmodule Fine do\n  @mods [System, File]\n"
+                    "  def loaded, do: Enum.filter(@mods, &Code.ensure_loaded?/1)\n"
+                    "  def call(mod, fun, args), do: apply(mod, fun, args)\nend\n"},
+  });
+  auto scan = sandbox({"scan", path.string(), "--json"});
+  ASSERT_EQ(scan.exit_code, 0) << "the source scan cannot see it: " << scan.describe();
+  auto run = compile(path, {"--compiler", "elixirc"});
+  ASSERT_TRUE(is_error(run, "security_threats_detected")) << run.describe();
+  auto threats = run.json()["error"]["threats"];
+  ASSERT_EQ(threats.size(), 1u) << threats.dump(2);
+  EXPECT_EQ(threats[0]["type"], "value_flow");
+  EXPECT_EQ(threats[0]["operation"], "system_command");
+  EXPECT_EQ(threats[0]["module"], "System");
+  EXPECT_EQ(threats[0]["function"], "cmd");
+  EXPECT_EQ(threats[0]["file"], "Elixir.User.beam");
+  EXPECT_EQ(threats[0]["related"]["matched_text"], "Elixir.System");
+  EXPECT_TRUE(entries_with_prefix(job_root(), "sandbox-job-").empty()) << "outputs must be discarded";
+  // Without the caller, the module that only uses System as a value compiles.
+  fs::remove(path / "lib" / "user.ex");
+  auto fine = compile(path, {"--compiler", "elixirc"});
+  EXPECT_EQ(fine.exit_code, 0) << fine.describe();
+}
+
 TEST_F(SecurityScan, ABeamShippedInTheSandboxIsAudited)
 {
   auto builder = make_sandbox("builder", {{"lib/evil.ex", "defmodule Evil do\n  def f, do: :os.cmd('id')\nend\n"}});

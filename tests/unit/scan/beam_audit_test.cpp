@@ -43,38 +43,49 @@ end
 defmodule Lib.Starter do
   def start, do: GenServer.start(Mix.Tasks.Lib.Gen, [])
 end
+
+defmodule Lib.Lister do
+  def tasks, do: [Mix.Tasks.Lib.Gen]
+end
+
+defmodule Lib.Capturer do
+  def runner, do: &Mix.Tasks.Lib.Gen.run/1
+end
 )";
 
-// The modules above compiled once by elixirc, or why not.
+// Modules compiled once by elixirc, or why not.
 struct Compiled {
   std::optional<util::TempDir> dir;
   std::string why;
   [[nodiscard]] fs::path beam(const std::string& module) const { return dir->path() / ("Elixir." + module + ".beam"); }
 };
 
+Compiled compile_modules(const char* source, const std::string& last_module)
+{
+  Compiled c;
+  if (std::system("command -v elixirc >/dev/null 2>&1") != 0) {
+    c.why = "elixirc is not installed";
+    return c;
+  }
+  auto dir = util::TempDir::create("/tmp", "beam-audit-test-");
+  if (!dir) {
+    c.why = dir.error();
+    return c;
+  }
+  c.dir.emplace(std::move(*dir));
+  (void)util::write_file_atomic(c.dir->path() / "modules.ex", source);
+  auto command = fmt::format("cd '{}' && elixirc --ignore-module-conflict -o . modules.ex >/dev/null 2>&1",
+                             c.dir->path().string());
+  if (std::system(command.c_str()) != 0 || !fs::exists(c.beam(last_module))) c.why = "elixirc failed";
+  return c;
+}
+
 const Compiled& compiled()
 {
-  static const Compiled out = [] {
-    Compiled c;
-    if (std::system("command -v elixirc >/dev/null 2>&1") != 0) {
-      c.why = "elixirc is not installed";
-      return c;
-    }
-    auto dir = util::TempDir::create("/tmp", "beam-audit-test-");
-    if (!dir) {
-      c.why = dir.error();
-      return c;
-    }
-    c.dir.emplace(std::move(*dir));
-    auto source = c.dir->path() / "modules.ex";
-    (void)util::write_file_atomic(source, kModules);
-    auto command = fmt::format("cd '{}' && elixirc --ignore-module-conflict -o . modules.ex >/dev/null 2>&1",
-                               c.dir->path().string());
-    if (std::system(command.c_str()) != 0 || !fs::exists(c.beam("Lib.Starter"))) c.why = "elixirc failed";
-    return c;
-  }();
+  static const Compiled out = compile_modules(kModules, "Lib.Capturer");
   return out;
 }
+
 
 ScanConfig config(core::ScanScope scope = core::ScanScope::compiled)
 {
@@ -116,7 +127,9 @@ TEST(BeamAuditScope, ATaskWithAnOnLoadFunctionAndAnyOtherModuleAreJudged)
 TEST(BeamAuditScope, HostCodeThatNamesATaskIsAThreat)
 {
   REQUIRE_COMPILED();
-  for (const char* module : {"Lib.Runner", "Lib.Starter"}) {
+  // A call, a module passed as a value, a module in a literal list, a
+  // captured function (a literal external fun): each names the task.
+  for (const char* module : {"Lib.Runner", "Lib.Starter", "Lib.Lister", "Lib.Capturer"}) {
     auto result = audit_beam_files({compiled().beam(module)}, config());
     ASSERT_EQ(result.threats.size(), 1u) << module;
     EXPECT_EQ(result.threats[0].type, "mix_task_reference");
@@ -160,6 +173,114 @@ TEST(BeamAuditScope, AnApplicationWhoseCallbackIsATaskIsAThreat)
   // A task listed among the modules is not started; an ordinary callback is fine.
   EXPECT_TRUE(threats("{application,lib,[{modules,['Elixir.Mix.Tasks.X']},{mod,{'Elixir.Lib.App',[]}}]}.\n").empty());
   EXPECT_TRUE(threats("{application,lib,[{mod,{'Elixir.Mix.Tasks.X',[]}}]}.\n", core::ScanScope::all).empty());
+}
+
+// A module of the rule table used as a value reaches a dynamic call whose
+// import table shows only erlang:apply (or nothing: the apply instruction).
+const char* const kValueFlow = R"(defmodule VF.ListClosure do
+  def go, do: Enum.each([System], fn m -> m.cmd("id", []) end)
+end
+
+defmodule VF.Default do
+  def run(args, runner \\ :os), do: runner.cmd(args)
+end
+
+defmodule VF.Options do
+  def opts, do: [mod: System, fun: :halt]
+  def go(o), do: apply(o[:mod], o[:fun], [])
+end
+
+defmodule VF.Concat do
+  def go(name), do: Module.concat([name]).open_port({:spawn, "sh"}, [])
+end
+
+defmodule VF.Capture do
+  def runner, do: &System.cmd/2
+end
+
+defmodule VF.Benign do
+  @mods [System, File, :os]
+  def available, do: Enum.filter(@mods, &Code.ensure_loaded?/1)
+  def has_x?(mod), do: function_exported?(mod, :x, 1)
+  def read(path, fs \\ File), do: fs.read(path)
+  def call(mod, fun, args), do: apply(mod, fun, args)
+end
+
+defmodule VF.Unrelated do
+  def home, do: System.get_env("HOME")
+  def cmd(x), do: {:cmd, x}
+  def call(mod, fun, args), do: apply(mod, fun, args)
+  def stop(server), do: server.stop()
+end
+)";
+
+const Compiled& value_flow_compiled()
+{
+  static const Compiled out = compile_modules(kValueFlow, "VF.Unrelated");
+  return out;
+}
+
+TEST(BeamAuditValueFlow, AModuleUsedAsAValueWithADynamicCallOfItsFunctionIsAThreat)
+{
+  if (!value_flow_compiled().why.empty()) GTEST_SKIP() << value_flow_compiled().why;
+  struct Case {
+    const char* module;
+    const char* target;
+    const char* function;
+    const char* operation;
+  };
+  for (const auto& c : {Case{"VF.ListClosure", "System", "cmd", "system_command"},
+                        Case{"VF.Default", ":os", "cmd", "system_command"},
+                        Case{"VF.Options", "System", "halt", "system_halt"},
+                        Case{"VF.Concat", ":erlang", "open_port", "port_access"}}) {
+    SCOPED_TRACE(c.module);
+    auto result = audit_beam_files({value_flow_compiled().beam(c.module)}, config());
+    ASSERT_EQ(result.threats.size(), 1u) << to_json(result).dump(2);
+    const auto& threat = result.threats[0];
+    EXPECT_EQ(threat.type, "value_flow");
+    EXPECT_EQ(threat.operation, c.operation);
+    EXPECT_EQ(threat.module, c.target);
+    EXPECT_EQ(threat.function, c.function);
+    EXPECT_EQ(threat.file, fmt::format("Elixir.{}.beam", c.module));
+    ASSERT_TRUE(threat.related.has_value());
+    // The low erlang:apply warning gives way to the threat.
+    for (const auto& warning : result.warnings) EXPECT_NE(warning.type, "dynamic_dispatch") << warning.message;
+    // allowed_operations drops it as it drops a direct call.
+    auto allowed = config();
+    allowed.allowed_operations.push_back(c.operation);
+    EXPECT_TRUE(audit_beam_files({value_flow_compiled().beam(c.module)}, allowed).threats.empty());
+  }
+  auto list = audit_beam_files({value_flow_compiled().beam("VF.ListClosure")}, config());
+  EXPECT_EQ(list.threats[0].related->matched_text, "Elixir.System");
+  EXPECT_EQ(list.threats[0].severity, Severity::critical);
+}
+
+TEST(BeamAuditValueFlow, ACapturedFunctionIsJudgedAsAnImportIs)
+{
+  if (!value_flow_compiled().why.empty()) GTEST_SKIP() << value_flow_compiled().why;
+  // &System.cmd/2 is a literal external fun: no import shows it.
+  auto result = audit_beam_files({value_flow_compiled().beam("VF.Capture")}, config());
+  ASSERT_EQ(result.threats.size(), 1u) << to_json(result).dump(2);
+  EXPECT_EQ(result.threats[0].type, "dangerous_import");
+  EXPECT_EQ(result.threats[0].module, "System");
+  EXPECT_EQ(result.threats[0].function, "cmd");
+  EXPECT_EQ(result.threats[0].arity, 2u);
+}
+
+TEST(BeamAuditValueFlow, ModulesAsValuesWithoutADangerousFunctionAreNotThreats)
+{
+  if (!value_flow_compiled().why.empty()) GTEST_SKIP() << value_flow_compiled().why;
+  // Restricted modules as values and apply of a computed function, but no
+  // dangerous function named with them; and a module whose atom table holds
+  // System (a called module) and cmd (its own function, a tag) for reasons
+  // that have nothing to do with each other.
+  for (const char* module : {"VF.Benign", "VF.Unrelated"}) {
+    auto result = audit_beam_files({value_flow_compiled().beam(module)}, config());
+    EXPECT_TRUE(result.threats.empty()) << module << ": " << to_json(result).dump(2);
+    EXPECT_TRUE(std::any_of(result.warnings.begin(), result.warnings.end(),
+                            [](const Finding& f) { return f.type == "dynamic_dispatch"; }))
+      << module << ": the erlang:apply import stays a low warning";
+  }
 }
 
 } // namespace

@@ -154,6 +154,12 @@ const std::vector<Plant>& plants()
     {"m = :erlang", "m.halt()"},
     {"@target Port", "unquote(@target).open({:spawn, \"sh\"}, [])"},
     {"require Logger", "Logger.info(\"System.cmd\")"},
+    // Value flow: the module as a value in one place, the call in another.
+    {"@backends [File]", "dev.write!(\"x\", \"y\")"},
+    {"@target {System, :cmd}", "apply(elem(@target, 0), elem(@target, 1), [\"ls\", []])"},
+    {"", "Enum.each([:os], fn m -> m.cmd('ls') end)"},
+    {"def runner(r \\\\ System), do: r", "runner().halt()"},
+    {"def impl(n), do: String.to_atom(n)", "impl(\"x\").open_port({:spawn, \"sh\"}, [])"},
   };
   return list;
 }

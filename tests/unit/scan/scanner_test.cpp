@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <string>
 
@@ -266,11 +267,15 @@ TEST(ScanResultJson, ReadsBackWhatItWritesAndRejectsTheRest)
 {
   Report report({core::default_restricted_modules(), {}, 3});
   ASSERT_TRUE(scan_source("lib/a.ex",
-                          "defmodule A do\n  def f, do: System.cmd(\"ls\", [])\n  def g, do: spawn(fn -> 1 end)\nend\n",
+                          "defmodule A do\n  def f, do: System.cmd(\"ls\", [])\n  def g, do: spawn(fn -> 1 end)\n"
+                          "  def h(m \\\\ :os), do: m.cmd('ls')\nend\n",
                           report));
   const auto& result = report.result();
   ASSERT_FALSE(result.threats.empty());
   ASSERT_FALSE(result.warnings.empty());
+  // A value_flow finding carries its related place, which is kept too.
+  ASSERT_TRUE(std::any_of(result.threats.begin(), result.threats.end(),
+                          [](const Finding& f) { return f.related && f.related->line == 4; }));
   auto back = result_from_json(to_json(result));
   ASSERT_TRUE(back);
   EXPECT_EQ(to_json(*back), to_json(result));
@@ -279,6 +284,11 @@ TEST(ScanResultJson, ReadsBackWhatItWritesAndRejectsTheRest)
   EXPECT_FALSE(result_from_json(broken));
   broken = to_json(result);
   broken["warnings"][0].erase("context");
+  EXPECT_FALSE(result_from_json(broken));
+  broken = to_json(result);
+  for (auto& threat : broken["threats"]) {
+    if (threat.contains("related")) threat["related"].erase("line");
+  }
   EXPECT_FALSE(result_from_json(broken));
   EXPECT_FALSE(result_from_json(nlohmann::json::array()));
 }
