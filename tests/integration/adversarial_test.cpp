@@ -584,7 +584,7 @@ TEST_F(Adversarial, DoubleForkedDaemonDoesNotSurvive)
              "exit 0\", \"" +
              marker +
              "\"], into: \"\")\n"
-             "Process.sleep(400)\n");
+             "Process.sleep(1000)\n"); // the watcher sees it even on a loaded machine
   done = true;
   watcher.join();
   EXPECT_EQ(run.exit_code, 0) << run.describe();
