@@ -100,10 +100,20 @@ struct DynamicCall {
   std::string how;                     // "the apply instruction", "erlang:apply/3"
 };
 
+// A call of a function that takes M, F, A (rules.h, MfaCall) whose module
+// and function are the atoms the code loaded for it: spawn(System, :cmd, args).
+struct MfaCallFact {
+  std::string module;   // the atom, 'Elixir.System'
+  std::string function; // cmd
+  const beam::Import* through = nullptr;
+  const MfaCall* row = nullptr;
+};
+
 struct ValueFacts {
   std::set<std::string> values;                  // atoms used as values
   std::vector<std::vector<std::string>> groups;  // atoms written together
   std::vector<DynamicCall> calls;
+  std::vector<MfaCallFact> mfa_calls;
   bool decoded = true; // false: the code could not be decoded, facts are the atom table's
 };
 
@@ -120,13 +130,31 @@ std::optional<std::optional<std::uint64_t>> dynamic_import(const beam::Import& i
   return std::nullopt;
 }
 
+// The row of an import that takes M, F, A, or nullptr.
+const MfaCall* mfa_import(const beam::Import& import)
+{
+  return find_mfa_call(module_from_atom(import.module), import.function, import.arity);
+}
+
+// apply itself, or a function that takes M, F, A: given as the M and F of
+// another, it calls what its argument list holds (whose length the
+// registers do not tell).
+bool calls_its_arguments(const std::string& module_atom, const std::string& function)
+{
+  auto module = module_from_atom(module_atom);
+  if (function == "apply" && (module == ":erlang" || module == "Kernel")) return true;
+  return takes_mfa(module, function);
+}
+
 ValueFacts value_facts(const beam::BeamInfo& info, std::string_view bytes, const beam::Literals& literals)
 {
   ValueFacts facts;
   auto atom_name = [&](std::uint64_t index) -> const std::string* {
     return index >= 1 && index <= info.atoms.size() ? &info.atoms[index - 1] : nullptr;
   };
-  for (const auto& atoms : literals.atoms) facts.values.insert(atoms.begin(), atoms.end());
+  // Atom operands, counted: the module a call that takes M, F, A is given is
+  // judged there, not a value (as apply's module is in the sources).
+  std::map<std::string, int> operands;
   facts.groups = literals.groups;
   // The atoms the code has just loaded into x registers, since the last
   // label or call: what a call's arguments and function are.
@@ -145,7 +173,7 @@ ValueFacts value_facts(const beam::BeamInfo& info, std::string_view bytes, const
     for (const auto& op : ops) {
       if (op.kind == Kind::atom) {
         if (const auto* name = atom_name(op.value)) {
-          facts.values.insert(*name);
+          ++operands[*name];
           built.push_back(*name);
         }
       }
@@ -191,6 +219,20 @@ ValueFacts value_facts(const beam::BeamInfo& info, std::string_view bytes, const
           std::optional<std::string> function;
           if (*function_register) function = loaded_in(**function_register);
           facts.calls.push_back({function, fmt::format("{}:{}/{}", import.module, import.function, import.arity)});
+        } else if (const auto* row = mfa_import(import)) {
+          // spawn(M, F, A) and kin: M and F in the registers row names.
+          auto module = loaded_in(row->module_argument);
+          auto function = loaded_in(row->module_argument + 1);
+          auto how = fmt::format("{}:{}/{}", import.module, import.function, import.arity);
+          if (module && function && !calls_its_arguments(*module, *function)) {
+            facts.mfa_calls.push_back({*module, *function, &import, row});
+            --operands[*module];
+          } else if (module && function) {
+            // spawn(Kernel, :apply, [System, :cmd, args]): what it calls is in its argument list.
+            facts.calls.push_back({std::nullopt, fmt::format("{} of {}:{}", how, *module, *function)});
+          } else {
+            facts.calls.push_back({function, how});
+          }
         }
       }
       call(arity);
@@ -211,6 +253,10 @@ ValueFacts value_facts(const beam::BeamInfo& info, std::string_view bytes, const
     }
     return true;
   });
+  for (const auto& [atom, count] : operands) {
+    if (count > 0) facts.values.insert(atom);
+  }
+  for (const auto& atoms : literals.atoms) facts.values.insert(atoms.begin(), atoms.end());
   if (!walked) {
     // Code this engine cannot decode: every atom of the module may be a
     // value, and any of them may be the function of a dynamic call.
@@ -343,6 +389,38 @@ std::size_t audit_value_flow(const beam::BeamInfo& info, const beam::Literals& l
   return reported;
 }
 
+// spawn(System, :cmd, args), Task.start(:os, :cmd, ['id']) and kin: the
+// module and function a function that takes M, F, A is given are judged as
+// a call of them, once per module, function and import that calls them.
+void audit_mfa_calls(const beam::BeamInfo& info, const ValueFacts& facts, std::string_view file, Report& report,
+                     RunsIn runs_in)
+{
+  std::set<std::tuple<std::string, std::string, const beam::Import*>> judged;
+  for (const auto& call : facts.mfa_calls) {
+    if (!judged.emplace(call.module, call.function, call.through).second) continue;
+    auto module = module_from_atom(call.module);
+    auto rule = report.rules().lookup(module, call.function);
+    if (!rule) continue;
+    std::string upper(to_string(rule->severity));
+    std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
+    auto through = erlang_mfa(*call.through);
+    Finding finding;
+    finding.runs_in = runs_in;
+    finding.file = std::string(file);
+    finding.module = module;
+    finding.function = call.function;
+    finding.type = rule->operation == "restricted_module" ? "restricted_module" : "dangerous_operation";
+    finding.operation = std::string(rule->operation);
+    finding.severity = rule->severity;
+    finding.matched_text = fmt::format("{}('{}', {}, ...)", through, call.module, call.function);
+    finding.surrounding_code = fmt::format("module {} calls {} with '{}' and {}", info.module, through, call.module,
+                                           call.function);
+    finding.message = fmt::format("{} detected in bytecode: {} calls {} through {} {} [{} RISK]", rule->message,
+                                  info.module, display_call(module, call.function), through, call.row->where, upper);
+    report.add(std::move(finding));
+  }
+}
+
 } // namespace
 
 void audit_beam(const beam::BeamInfo& info, std::string_view bytes, std::string_view file, Report& report,
@@ -364,7 +442,9 @@ void audit_beam(const beam::BeamInfo& info, std::string_view bytes, std::string_
     return;
   }
   if (task_references) audit_mix_task_references(info, *literals, file, report);
-  auto value_flows = audit_value_flow(info, *literals, value_facts(info, bytes, *literals), file, report, runs_in);
+  auto facts = value_facts(info, bytes, *literals);
+  auto value_flows = audit_value_flow(info, *literals, facts, file, report, runs_in);
+  audit_mfa_calls(info, facts, file, report, runs_in);
   auto judge = [&](const std::string& module, const std::string& function, std::uint32_t arity,
                    std::string matched, std::string how) {
     auto rule = rules.lookup(module, function);

@@ -358,6 +358,7 @@ void Resolver::declare_import(const std::vector<Node>& args)
       for (const auto& name : entry.only) m_bound.insert(name);
     } else {
       for (auto name : m_rules.functions_with_rows(entry.module)) m_bound.emplace(name);
+      for (auto name : mfa_call_functions(entry.module)) m_bound.emplace(name);
     }
   }
   scope().imports.push_back(std::move(entry));
@@ -371,7 +372,8 @@ std::optional<Resolved> Resolver::resolve_import(std::string_view name) const
         return std::find(list.begin(), list.end(), name) != list.end();
       };
       if (listed(it->except)) continue;
-      bool match = it->only_given ? listed(it->only) : m_rules.has_row(it->module, name);
+      bool match = it->only_given ? listed(it->only)
+                                  : m_rules.has_row(it->module, name) || takes_mfa(it->module, name);
       if (match) {
         return Resolved{Kind::module, it->module, it->hops, fmt::format("import {}", it->module)};
       }

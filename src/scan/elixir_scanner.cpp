@@ -223,11 +223,9 @@ private:
       }
       if (name == "defdelegate") return handle_defdelegate(node, args);
       if (name == "defmodule" || name == "quote" || name == "unquote") return;
-      if (auto module = m_resolver.resolve_import(name)) {
-        return check_call(node, *module, name, arity, args, "");
-      }
-      check_call(node, Resolved{Kind::module, "Kernel", 0, ""}, name, arity, args, "");
-      return;
+      auto module = m_resolver.resolve_import(name).value_or(Resolved{Kind::module, "Kernel", 0, ""});
+      check_call(node, module, name, arity, args, "");
+      return handle_mfa_call(node, module.name, name, arity, args);
     }
     if (target.type() != "dot") return;
     auto left = target.field("left");
@@ -256,7 +254,8 @@ private:
         }
         return;
       }
-      return check_call(node, module, *function, arity, args, "");
+      check_call(node, module, *function, arity, args, "");
+      return handle_mfa_call(node, module.name, *function, arity, args);
     }
     if (module.kind == Kind::dynamic) {
       auto severity = dynamic_severity(function);
@@ -307,16 +306,56 @@ private:
   void handle_apply(const Node& node, const std::vector<Node>& args, std::string_view how)
   {
     if (args.size() < 3) return; // apply(fun, args): the fun is scanned where it is written
-    auto module = m_resolver.resolve_expr(args[0]);
-    auto function = literal_atom(args[1]);
+    judge_mfa(node, args[0], args[1], args[2], 0, how, "");
+  }
+
+  // A call of a function that takes M, F, A and calls them in another
+  // process, a task, from a timer or on a node (rules.h, MfaCall): the module
+  // and function it is given are judged as apply's are.
+  void handle_mfa_call(const Node& node, const std::string& module, std::string_view function,
+                       std::optional<std::uint32_t> arity, const std::vector<Node>& args)
+  {
+    if (!arity || args.size() != *arity) return; // a capture (&spawn/3) calls nothing here
+    const auto* row = find_mfa_call(module, function, *arity);
+    if (row == nullptr) return;
+    auto at = row->module_argument;
+    auto how = module == "Kernel" ? fmt::format("{}/{}", function, *arity) : display_call(module, function, *arity);
+    judge_mfa(node, args[at], args[at + 1], args[at + 2], row->prepended, how, row->where);
+  }
+
+  // The module, function and argument list given to apply or to a function
+  // that takes M, F, A (`how` names it; `where` says where it calls them,
+  // "in a new process"); the callee gets `prepended` arguments before the
+  // list's.
+  void judge_mfa(const Node& node, const Node& module_arg, const Node& function_arg, const Node& args_arg,
+                 std::uint32_t prepended, std::string_view how, std::string_view where, int nested = 0)
+  {
+    auto module = m_resolver.resolve_expr(module_arg);
+    auto function = literal_atom(function_arg);
     std::vector<Node> call_args;
-    if (args[2].type() == "list") call_args = args[2].named_children();
+    if (args_arg.type() == "list") call_args = args_arg.named_children();
     std::optional<std::uint32_t> arity;
-    if (args[2].type() == "list") arity = static_cast<std::uint32_t>(call_args.size());
-    if (args[2].type() == "integer") arity = parse_arity(args[2]);
+    if (args_arg.type() == "list") arity = static_cast<std::uint32_t>(call_args.size()) + prepended;
+    if (args_arg.type() == "integer") arity = parse_arity(args_arg);
+    if (prepended > 0) call_args.clear(); // the first argument the callee gets is not the list's
     if (module.kind == Kind::module) {
-      module.hops += 1;
-      if (function) return check_call(node, module, *function, arity, call_args, how);
+      module.hops += 1 + nested; // each apply or function that takes M, F, A is a level
+      if (function) {
+        auto via = where.empty() ? std::string(how) : fmt::format("{} {}", how, where);
+        // What it is given may itself take M, F, A: spawn(Kernel, :apply, [System, :cmd, args]).
+        if (arity && call_args.size() == *arity && nested < 4) {
+          const auto* row = find_mfa_call(module.name, *function, *arity);
+          bool apply = *arity == 3 && *function == "apply" && (module.name == "Kernel" || module.name == ":erlang");
+          if (row != nullptr || apply) {
+            auto at = row != nullptr ? row->module_argument : 0;
+            return judge_mfa(node, call_args[at], call_args[at + 1], call_args[at + 2],
+                             row != nullptr ? row->prepended : 0,
+                             fmt::format("{} of {}", display_call(module.name, *function, *arity), via),
+                             row != nullptr ? row->where : "", nested + 1);
+          }
+        }
+        return check_call(node, module, *function, arity, call_args, via);
+      }
       if (m_rules.has_dangerous_functions(module.name)) {
         report_dynamic(node, Severity::high,
                        fmt::format("{} of a computed function of {} [HIGH RISK]", how, module.name));
@@ -440,25 +479,54 @@ private:
     return place;
   }
 
-  // True when the call node is apply or one of its kin (whose first argument is judged as a module).
-  [[nodiscard]] bool is_apply_call(const Node& call) const
+  // The argument of a call that is judged as a module: the first of apply
+  // and its kin, the M of a function that takes M, F, A (spawn/3,
+  // :timer.apply_after/4). Its index among the arguments written in the
+  // call, -1 for the value piped into it (`piped`), or nullopt.
+  [[nodiscard]] std::optional<int> judged_argument(const Node& call, bool piped) const
   {
-    if (!call || call.type() != "call") return false;
+    if (!call || call.type() != "call") return std::nullopt;
     auto target = call.field("target");
-    if (!target) return false;
-    if (target.type() == "identifier") return target.text() == "apply" && !m_resolver.resolve_import("apply");
-    if (target.type() != "dot") return false;
-    auto module = m_resolver.resolve_expr(target.field("left"));
-    auto function = target.field("right").text();
-    if (module.kind != Kind::module) return false;
-    return (function == "apply" && (module.name == "Kernel" || module.name == ":erlang")) ||
-           (function == "capture" && module.name == "Function") ||
-           (function == "make_fun" && module.name == ":erlang");
+    if (!target) return std::nullopt;
+    std::string module;
+    std::string_view function;
+    int first = piped ? -1 : 0;
+    if (target.type() == "identifier") {
+      function = target.text();
+      auto imported = m_resolver.resolve_import(function);
+      if (function == "apply") return imported ? std::nullopt : std::optional<int>(first);
+      module = imported ? imported->name : "Kernel";
+    } else if (target.type() == "dot") {
+      auto resolved = m_resolver.resolve_expr(target.field("left"));
+      if (resolved.kind != Kind::module) return std::nullopt;
+      module = std::move(resolved.name);
+      function = target.field("right").text();
+      if ((function == "apply" && (module == "Kernel" || module == ":erlang")) ||
+          (function == "capture" && module == "Function") || (function == "make_fun" && module == ":erlang")) {
+        return first;
+      }
+    } else {
+      return std::nullopt;
+    }
+    auto arity = static_cast<std::uint32_t>(call_arguments(call).size()) + (piped ? 1 : 0);
+    const auto* row = find_mfa_call(module, function, arity);
+    if (row == nullptr) return std::nullopt;
+    return static_cast<int>(row->module_argument) + first;
+  }
+
+  // True when m_path[j] is a call the expression m_path[j - 1] is piped into.
+  [[nodiscard]] bool piped_into(std::size_t j) const
+  {
+    if (j == 0) return false;
+    const Node& pipe = m_path[j - 1];
+    return pipe.type() == "binary_operator" && pipe.field("operator").text() == "|>" &&
+           pipe.field("right") == m_path[j];
   }
 
   // True when the expression m_path[i] is where a module is judged, not
   // used as a value: the module of a call (System.cmd, String.to_atom(x).f),
-  // the module argument of apply and its kin, the argument of a declaration
+  // the module argument of apply and its kin and of a function that takes
+  // M, F, A (spawn/3, Task.start/3), the argument of a declaration
   // (alias, require, import, defmodule, defdelegate, @behaviour, the module
   // of use).
   [[nodiscard]] bool judged_position(std::size_t i) const
@@ -469,11 +537,12 @@ private:
     auto parent_type = parent.type();
     if (parent_type == "dot" && parent.field("left") == node) return true;
     if (parent_type == "binary_operator" && parent.field("left") == node &&
-        parent.field("operator").text() == "|>" && is_apply_call(parent.field("right"))) {
+        parent.field("operator").text() == "|>" && judged_argument(parent.field("right"), true) == -1) {
       return true;
     }
-    if (parent_type == "arguments" && i >= 2 && parent.named_child(0) == node && is_apply_call(m_path[i - 2])) {
-      return true;
+    if (parent_type == "arguments" && i >= 2) {
+      auto judged = judged_argument(m_path[i - 2], piped_into(i - 2));
+      if (judged && *judged >= 0 && parent.named_child(static_cast<std::uint32_t>(*judged)) == node) return true;
     }
     for (std::size_t j = i; j-- > 0;) {
       auto type = m_path[j].type();

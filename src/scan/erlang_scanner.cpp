@@ -342,6 +342,7 @@ private:
   std::size_t attribute(std::size_t dash)
   {
     const auto& name = m_tokens[dash + 1].value;
+    if (name == "module" && is_punct(dash + 2, "(") && kind_at(dash + 3) == Kind::atom) m_module = m_tokens[dash + 3].value;
     if (in(kTypeAttributes, name)) return skip_form(dash);
     if (name == "import" && is_punct(dash + 2, "(") && kind_at(dash + 3) == Kind::atom) {
       const auto& module = m_tokens[dash + 3].value;
@@ -418,6 +419,9 @@ private:
       if (!args.empty()) first_arg = args[0];
     }
     check_call(i, module, function, arity, first_arg, "");
+    if (call) {
+      mfa_call(i, i + 3, module, function, fmt::format("{}:{}/{}", m_tokens[i].text, m_tokens[i + 2].text, *arity));
+    }
   }
 
   void local_call(std::size_t i)
@@ -430,10 +434,12 @@ private:
     if (!args.empty()) first_arg = args[0];
     auto arity = static_cast<std::uint32_t>(args.size());
     if (auto module = imported(name)) {
-      return check_call(i, *module, name, arity, first_arg, "import");
+      check_call(i, *module, name, arity, first_arg, "import");
+      return mfa_call(i, i + 1, *module, name, fmt::format("{}/{}", name, arity));
     }
     // Auto-imported BIFs: open_port(...), halt(), load_nif(...), spawn(...)
     check_call(i, ":erlang", name, arity, first_arg, "");
+    mfa_call(i, i + 1, ":erlang", name, fmt::format("{}/{}", name, arity));
   }
 
   // The module a token sequence names: an atom, or list_to_atom("os") and kin.
@@ -446,6 +452,9 @@ private:
   Module module_at(std::size_t i, std::size_t end) const
   {
     if (kind_at(i) == Kind::atom && i + 1 == end) return {true, false, module_from_atom(m_tokens[i].value)};
+    if (kind_at(i) == Kind::macro && m_tokens[i].value == "?MODULE" && i + 1 == end && !m_module.empty()) {
+      return {true, false, module_from_atom(m_module)};
+    }
     std::size_t j = i;
     if (kind_at(j) == Kind::atom && m_tokens[j].value == "erlang" && is_punct(j + 1, ":")) j += 2;
     if (kind_at(j) == Kind::atom) {
@@ -468,14 +477,53 @@ private:
   {
     auto args = arguments(open);
     if (args.size() < 3) return;
-    auto module = module_at(args[0], args[1] - 1);
-    m_judged.insert(args[0]); // the module of this call, judged here
+    judge_mfa(at, args, closing(open), 0, 0, how, "");
+  }
+
+  // A call of a function that takes M, F, A and calls them in another
+  // process, from a timer or on a node (rules.h, MfaCall), whose "(" is at
+  // `open`: the module and function it is given are judged as apply's are.
+  void mfa_call(std::size_t at, std::size_t open, const std::string& module, const std::string& function,
+                std::string how)
+  {
+    auto args = arguments(open);
+    const auto* row = find_mfa_call(module, function, static_cast<std::uint32_t>(args.size()));
+    if (row == nullptr) return;
+    judge_mfa(at, args, closing(open), row->module_argument, row->prepended, how, row->where);
+  }
+
+  // The module, function and argument list at args[k], args[k + 1] and
+  // args[k + 2] (the starts of the arguments of a call whose closing bracket
+  // is at `close`), given to apply or to a function that takes M, F, A.
+  void judge_mfa(std::size_t at, const std::vector<std::size_t>& args, std::size_t close, std::size_t k,
+                 std::uint32_t prepended, std::string_view how, std::string_view where, int nested = 0)
+  {
+    auto end_of = [&](std::size_t n) { return n + 1 < args.size() ? args[n + 1] - 1 : close; };
+    auto module = module_at(args[k], end_of(k));
+    m_judged.insert(args[k]); // the module of this call, judged here
     std::optional<std::string> function;
-    if (kind_at(args[1]) == Kind::atom && is_punct(args[1] + 1, ",")) function = m_tokens[args[1]].value;
+    if (kind_at(args[k + 1]) == Kind::atom && args[k + 1] + 1 == end_of(k + 1)) function = m_tokens[args[k + 1]].value;
+    // The argument list, when it is a list written out: [A1, A2].
+    std::optional<std::vector<std::size_t>> elements;
+    if (is_punct(args[k + 2], "[") && closing(args[k + 2]) + 1 == end_of(k + 2)) elements = arguments(args[k + 2]);
     std::optional<std::size_t> first_arg;
-    if (is_punct(args[2], "[") && !is_punct(args[2] + 1, "]")) first_arg = args[2] + 1;
+    if (elements && !elements->empty() && prepended == 0) first_arg = elements->front();
     if (module.known) {
-      if (function) return check_call(at, module.name, *function, std::nullopt, first_arg, how);
+      std::string via = where.empty() ? std::string(how) : fmt::format("{} {}", how, where);
+      if (function && elements && nested < 4) {
+        // What it is given may itself take M, F, A: spawn(erlang, apply, [os, cmd, Args]).
+        auto arity = static_cast<std::uint32_t>(elements->size());
+        const auto* row = find_mfa_call(module.name, *function, arity);
+        if (row != nullptr || (arity == 3 && module.name == ":erlang" && *function == "apply")) {
+          return judge_mfa(at, *elements, closing(args[k + 2]), row != nullptr ? row->module_argument : 0,
+                           row != nullptr ? row->prepended : 0, fmt::format("{}:{}/{} of {}", m_tokens[args[k]].text,
+                                                                            m_tokens[args[k + 1]].text, arity, via),
+                           row != nullptr ? row->where : "", nested + 1);
+        }
+      }
+      std::optional<std::uint32_t> arity;
+      if (elements) arity = static_cast<std::uint32_t>(elements->size()) + prepended;
+      if (function) return check_call(at, module.name, *function, arity, first_arg, via);
       if (m_report.rules().has_dangerous_functions(module.name)) {
         report(at, "dynamic_dispatch", "dynamic_dispatch", Severity::high,
                fmt::format("{} of a computed function of {} [HIGH RISK]", how, module.name), std::nullopt,
@@ -620,6 +668,7 @@ private:
   std::vector<ErlangToken> m_tokens;
   Report& m_report;
   std::vector<std::pair<std::string, std::string>> m_imports; // function -> module atom
+  std::string m_module; // the -module attribute's name: what ?MODULE is
   bool m_in_define = false;
   bool m_in_record = false;
   std::vector<std::size_t> m_open;  // the brackets open around the token being read

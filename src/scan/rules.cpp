@@ -189,6 +189,55 @@ std::vector<Rule> build_table()
   return t;
 }
 
+// Functions that take M, F, A and call them (rules.h, MfaCall).
+std::vector<MfaCall> build_mfa_calls()
+{
+  std::vector<MfaCall> t;
+  auto add = [&](std::string_view module, std::initializer_list<std::string_view> functions,
+                 std::initializer_list<std::uint32_t> arities, std::uint32_t module_argument, std::string_view where,
+                 std::uint32_t prepended = 0) {
+    for (auto function : functions) {
+      for (auto arity : arities) t.push_back({module, function, arity, module_argument, prepended, where});
+    }
+  };
+  constexpr std::string_view kProcess = "in a new process";
+  constexpr std::string_view kNodeProcess = "in a new process on a node";
+  // Kernel.spawn/3 and kin compile to :erlang's; Process.spawn/4 to spawn_opt/4.
+  add("Kernel", {"spawn", "spawn_link", "spawn_monitor"}, {3}, 0, kProcess);
+  add("Process", {"spawn"}, {4}, 0, kProcess);
+  add(":erlang", {"spawn", "spawn_link", "spawn_monitor"}, {3}, 0, kProcess);
+  add(":erlang", {"spawn", "spawn_link", "spawn_monitor"}, {4}, 1, kNodeProcess);
+  add(":erlang", {"spawn_opt"}, {4}, 0, kProcess);
+  add(":erlang", {"spawn_opt"}, {5}, 1, kNodeProcess);
+  add(":erlang", {"hibernate"}, {3}, 0, "when the process wakes up");
+  // spawn_request/3 is (M, F, A) or (Node, Fun, Opts), /4 (Node, M, F, A) or (M, F, A, Opts).
+  add(":erlang", {"spawn_request"}, {5}, 1, "on a node");
+  add(":proc_lib", {"spawn", "spawn_link"}, {3}, 0, kProcess);
+  add(":proc_lib", {"spawn", "spawn_link"}, {4}, 1, kNodeProcess);
+  add(":proc_lib", {"spawn_opt"}, {4}, 0, kProcess);
+  add(":proc_lib", {"spawn_opt"}, {5}, 1, kNodeProcess);
+  add(":proc_lib", {"start", "start_link", "start_monitor"}, {3, 4, 5}, 0, kProcess);
+  add("Node", {"spawn"}, {4, 5}, 1, kNodeProcess);
+  add("Node", {"spawn_link", "spawn_monitor"}, {4}, 1, kNodeProcess);
+  add("Task", {"start", "start_link", "async"}, {3}, 0, "in a task");
+  add("Task", {"async_stream"}, {4, 5}, 1, "in tasks", 1);
+  add("Task.Supervisor", {"start_child", "async", "async_nolink"}, {4, 5}, 1, "in a supervised task");
+  add("Task.Supervisor", {"async_stream", "async_stream_nolink"}, {5, 6}, 2, "in supervised tasks", 1);
+  add("Agent", {"start", "start_link"}, {3, 4}, 0, "in an agent process");
+  add("Agent", {"get", "update", "get_and_update"}, {4, 5}, 1, "in the agent process", 1);
+  add("Agent", {"cast"}, {4}, 1, "in the agent process", 1);
+  add(":timer", {"apply_after", "apply_interval", "apply_repeatedly"}, {4}, 1, "from a timer");
+  add(":rpc", {"call", "block_call"}, {4, 5}, 1, "on a node");
+  add(":rpc", {"cast", "async_call"}, {4}, 1, "on a node");
+  add(":rpc", {"multicall"}, {3}, 0, "on every node");
+  add(":rpc", {"multicall"}, {5}, 1, "on the nodes");
+  add(":erpc", {"call"}, {4, 5}, 1, "on a node");
+  add(":erpc", {"cast", "send_request"}, {4}, 1, "on a node");
+  add(":erpc", {"multicall"}, {4, 5}, 1, "on the nodes");
+  add(":erpc", {"multicast"}, {4}, 1, "on the nodes");
+  return t;
+}
+
 bool contains(const std::vector<std::string>& list, std::string_view item)
 {
   return std::find(list.begin(), list.end(), item) != list.end();
@@ -221,6 +270,38 @@ const Rule* find_rule(std::string_view module, std::string_view function)
 
 } // namespace
 
+const std::vector<MfaCall>& mfa_call_table()
+{
+  static const std::vector<MfaCall> table = build_mfa_calls();
+  return table;
+}
+
+const MfaCall* find_mfa_call(std::string_view module, std::string_view function, std::uint32_t arity)
+{
+  for (const auto& row : mfa_call_table()) {
+    if (row.arity == arity && row.function == function && row.module == module) return &row;
+  }
+  return nullptr;
+}
+
+std::vector<std::string_view> mfa_call_functions(std::string_view module)
+{
+  std::vector<std::string_view> out;
+  for (const auto& row : mfa_call_table()) {
+    if (row.module == module && std::find(out.begin(), out.end(), row.function) == out.end()) {
+      out.push_back(row.function);
+    }
+  }
+  return out;
+}
+
+bool takes_mfa(std::string_view module, std::string_view function)
+{
+  return std::any_of(mfa_call_table().begin(), mfa_call_table().end(), [&](const MfaCall& row) {
+    return row.module == module && row.function == function;
+  });
+}
+
 std::string_view to_string(Severity severity)
 {
   switch (severity) {
@@ -251,6 +332,8 @@ RuleSet::RuleSet(std::vector<std::string> restricted_modules,
   for (const char* module : {"Module", "String", "List", "Kernel", "Function", ":erlang", "Mix.Tasks"}) {
     matter.emplace_back(module);
   }
+  // Functions that take M, F, A call what they are given (spawn/3, :timer.apply_after/4).
+  for (const auto& row : mfa_call_table()) matter.emplace_back(row.module);
   for (const auto& rule : rule_table()) {
     if (rule.safe || !(rule.always || restricted(rule.module))) continue;
     matter.emplace_back(rule.module);
@@ -301,7 +384,7 @@ bool RuleSet::module_matters(std::string_view module) const
 
 bool RuleSet::call_matters(std::string_view module, std::string_view function) const
 {
-  if (lookup(module, function) || builds_module_name(module, function)) return true;
+  if (lookup(module, function) || builds_module_name(module, function) || takes_mfa(module, function)) return true;
   if (function == "apply") return module == "Kernel" || module == ":erlang";
   return (module == "Function" && function == "capture") || (module == ":erlang" && function == "make_fun");
 }

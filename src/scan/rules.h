@@ -78,11 +78,12 @@ public:
 
   // The vocabulary of findings, so code that uses none of it can be passed
   // over (scan/elixir_prefilter.h). A module matters when a call of it can be
-  // reported, or when it builds or applies modules (Module, String, List,
-  // Kernel, Function, :erlang); a name also matters when it is the first part
-  // of such a module ("Mix" of Mix.Shell).
+  // reported, when it builds or applies modules (Module, String, List,
+  // Kernel, Function, :erlang), or when it has functions that take M, F, A
+  // (Task, Process, :proc_lib, :timer); a name also matters when it is the
+  // first part of such a module ("Mix" of Mix.Shell).
   [[nodiscard]] bool module_matters(std::string_view module) const;
-  // module.function can be reported, or builds or applies a module.
+  // module.function can be reported, builds or applies a module, or takes M, F, A.
   [[nodiscard]] bool call_matters(std::string_view module, std::string_view function) const;
   // An identifier that can be reported wherever it is written: apply,
   // on_load, a dangerous function name (x.cmd(...)), a reported Kernel
@@ -109,6 +110,32 @@ private:
   WordSet m_value_flow_names;
   std::array<std::uint64_t, 256> m_shapes{}; // first character -> bit per word length
 };
+
+// A function that takes a module, a function name and an argument list and
+// calls them elsewhere or later: in a new process (spawn/3, :proc_lib),
+// in a task or an agent, from a timer, on a node (:rpc, :erpc). The call
+// happens inside OTP, so neither the source nor the bytecode shows it: the
+// scanners and the audit judge the module and function it is given as they
+// judge apply(M, F, A)'s. Modules are named as the compile options name them
+// (Kernel for spawn/3 written bare, :erlang for what it compiles to).
+struct MfaCall {
+  std::string_view module;
+  std::string_view function;
+  std::uint32_t arity = 0;
+  std::uint32_t module_argument = 0; // index of M; F and A are the next two
+  std::uint32_t prepended = 0;       // arguments the callee gets before A's (Agent.get/4: the state)
+  std::string_view where;            // when or where it calls, for messages: "in a new process"
+};
+
+// Every function that takes M, F, A, for docs and tests.
+const std::vector<MfaCall>& mfa_call_table();
+// The row of module.function/arity, or nullptr when it takes no M, F, A.
+const MfaCall* find_mfa_call(std::string_view module, std::string_view function, std::uint32_t arity);
+// The functions of `module` that take M, F, A at some arity (what a bare
+// call after `import module` can reach).
+std::vector<std::string_view> mfa_call_functions(std::string_view module);
+// True when module.function takes M, F, A at some arity.
+bool takes_mfa(std::string_view module, std::string_view function);
 
 // True when module.function makes an atom or module name from data
 // (Module.concat, String.to_atom, :erlang.binary_to_atom, ...).

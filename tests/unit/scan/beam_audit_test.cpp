@@ -283,5 +283,130 @@ TEST(BeamAuditValueFlow, ModulesAsValuesWithoutADangerousFunctionAreNotThreats)
   }
 }
 
+// Functions that take M, F, A call them inside OTP: the import table shows
+// erlang:spawn/3 or 'Elixir.Task':start/3, never System.cmd.
+const char* const kMfaCalls = R"(defmodule MFA.Spawn do
+  def go, do: spawn(System, :cmd, ["id", []])
+end
+
+defmodule MFA.Task do
+  def go(args), do: Task.start(System, :cmd, args)
+end
+
+defmodule MFA.Timer do
+  def go, do: :timer.apply_after(10, :os, :cmd, [~c"id"])
+end
+
+defmodule MFA.Supervised do
+  def go(sup), do: Task.Supervisor.start_child(sup, File, :rm_rf!, ["/tmp/x"])
+end
+
+defmodule MFA.Nested do
+  def go, do: spawn(Kernel, :apply, [System, :cmd, ["id", []]])
+end
+
+defmodule MFA.Dynamic do
+  def runners, do: [System]
+  def go(m), do: spawn(m, :cmd, ["id", []])
+end
+
+defmodule MFA.Benign do
+  def loop, do: spawn(MyWorker, :loop, [])
+  def each, do: Task.start(Enum, :each, [[1], &IO.inspect/1])
+  def later, do: :timer.apply_after(1000, Logger, :info, ["x"])
+  def own(x), do: spawn(__MODULE__, :worker, [x])
+  def worker(path), do: File.read(path)
+  def home, do: Task.start(System, :get_env, ["HOME"])
+  def stop(server), do: server.stop()
+end
+)";
+
+const Compiled& mfa_compiled()
+{
+  static const Compiled out = compile_modules(kMfaCalls, "MFA.Benign");
+  return out;
+}
+
+TEST(BeamAuditMfaCalls, AModuleAndFunctionGivenToSpawnAndKinAreJudgedAsACall)
+{
+  if (!mfa_compiled().why.empty()) GTEST_SKIP() << mfa_compiled().why;
+  struct Case {
+    const char* module;
+    const char* target;
+    const char* function;
+    const char* operation;
+    const char* through;
+  };
+  for (const auto& c : {Case{"MFA.Spawn", "System", "cmd", "system_command", "erlang:spawn/3"},
+                        Case{"MFA.Task", "System", "cmd", "system_command", "Elixir.Task:start/3"},
+                        Case{"MFA.Timer", ":os", "cmd", "system_command", "timer:apply_after/4"},
+                        Case{"MFA.Supervised", "File", "rm_rf!", "file_delete",
+                             "Elixir.Task.Supervisor:start_child/4"}}) {
+    SCOPED_TRACE(c.module);
+    auto result = audit_beam_files({mfa_compiled().beam(c.module)}, config());
+    ASSERT_EQ(result.threats.size(), 1u) << to_json(result).dump(2);
+    const auto& threat = result.threats[0];
+    EXPECT_EQ(threat.type, "dangerous_operation");
+    EXPECT_EQ(threat.operation, c.operation);
+    EXPECT_EQ(threat.module, c.target);
+    EXPECT_EQ(threat.function, c.function);
+    EXPECT_NE(threat.message.find(c.through), std::string::npos) << threat.message;
+    // allowed_operations drops it as it drops a direct call.
+    auto allowed = config();
+    allowed.allowed_operations.push_back(c.operation);
+    EXPECT_TRUE(audit_beam_files({mfa_compiled().beam(c.module)}, allowed).threats.empty());
+  }
+}
+
+TEST(BeamAuditMfaCalls, AComputedModuleOrANestedApplyIsValueFlow)
+{
+  if (!mfa_compiled().why.empty()) GTEST_SKIP() << mfa_compiled().why;
+  // spawn(m, :cmd, args) with System a value elsewhere; spawn(Kernel, :apply,
+  // [System, :cmd, args]), whose M and F are in a literal list.
+  for (const char* module : {"MFA.Dynamic", "MFA.Nested"}) {
+    auto result = audit_beam_files({mfa_compiled().beam(module)}, config());
+    ASSERT_EQ(result.threats.size(), 1u) << module << ": " << to_json(result).dump(2);
+    EXPECT_EQ(result.threats[0].type, "value_flow") << module;
+    EXPECT_EQ(result.threats[0].module, "System") << module;
+    EXPECT_EQ(result.threats[0].function, "cmd") << module;
+  }
+}
+
+TEST(BeamAuditMfaCalls, ProcessesOfOrdinaryModulesAreNotThreats)
+{
+  if (!mfa_compiled().why.empty()) GTEST_SKIP() << mfa_compiled().why;
+  // The module given to Task.start is judged there (System.get_env, a low
+  // warning), not a value: as one, it would make server.stop() a System.stop.
+  auto result = audit_beam_files({mfa_compiled().beam("MFA.Benign")}, config());
+  EXPECT_TRUE(result.threats.empty()) << to_json(result).dump(2);
+  auto warned = [&](const char* operation) {
+    return std::any_of(result.warnings.begin(), result.warnings.end(),
+                       [&](const Finding& f) { return f.operation == operation; });
+  };
+  EXPECT_TRUE(warned("process_spawn")) << "spawn stays a low warning";
+  EXPECT_TRUE(warned("process_introspection")) << "System.get_env given to Task.start is judged";
+}
+
+TEST(BeamAuditMfaCalls, ErlcOutputIsJudgedTheSameWay)
+{
+  if (std::system("command -v erlc >/dev/null 2>&1") != 0) GTEST_SKIP() << "erlc is not installed";
+  auto dir = util::TempDir::create("/tmp", "beam-audit-erl-");
+  ASSERT_TRUE(dir) << dir.error();
+  ASSERT_TRUE(util::write_file_atomic(dir->path() / "mfa.erl",
+                                      "-module(mfa).\n-export([a/0, b/0, c/1]).\n"
+                                      "a() -> spawn(os, cmd, [\"id\"]).\n"
+                                      "b() -> timer:apply_after(1000, os, cmd, [\"id\"]).\n"
+                                      "c(X) -> proc_lib:spawn_link(?MODULE, a, [X]).\n"));
+  auto command = fmt::format("cd '{}' && erlc mfa.erl >/dev/null 2>&1", dir->path().string());
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  auto result = audit_beam_files({dir->path() / "mfa.beam"}, config());
+  ASSERT_EQ(result.threats.size(), 2u) << to_json(result).dump(2);
+  for (const auto& threat : result.threats) {
+    EXPECT_EQ(threat.module, ":os");
+    EXPECT_EQ(threat.function, "cmd");
+    EXPECT_EQ(threat.operation, "system_command");
+  }
+}
+
 } // namespace
 } // namespace sandbox::scan

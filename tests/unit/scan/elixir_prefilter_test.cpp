@@ -160,6 +160,15 @@ const std::vector<Plant>& plants()
     {"", "Enum.each([:os], fn m -> m.cmd('ls') end)"},
     {"def runner(r \\\\ System), do: r", "runner().halt()"},
     {"def impl(n), do: String.to_atom(n)", "impl(\"x\").open_port({:spawn, \"sh\"}, [])"},
+    // Functions that take M, F, A and call them elsewhere or later.
+    {"", "spawn(System, :cmd, [\"ls\", []])"},
+    {"", "Task.Supervisor.start_child(Sup, :os, :cmd, ['ls'])"},
+    {"", ":timer.apply_after(10, :os, :cmd, ['ls'])"},
+    {"alias :proc_lib, as: PL", "PL.spawn(:erlang, :halt, [])"},
+    {"import Task.Supervisor", "start_child(sup, File, :rm_rf!, [\"/tmp/x\"])"},
+    {"@runner System", "Process.spawn(@runner, :cmd, [\"ls\", []], [])"},
+    {"@mods [System]", "Enum.each(@mods, fn m -> Task.start(m, :halt, []) end)"},
+    {"", "Agent.update(agent, :os, :cmd, [])"},
   };
   return list;
 }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <tuple>
 
 namespace sandbox::scan {
 namespace {
@@ -50,6 +51,36 @@ TEST(RuleSet, RestrictedModulesDecideWhatIsChecked)
   EXPECT_TRUE(only_os.lookup("Node", "connect"));
   RuleSet custom({"MyApp.Danger"}, {});
   EXPECT_EQ(custom.lookup("MyApp.Danger", "anything")->operation, "restricted_module");
+}
+
+TEST(MfaCallTable, EachRowNamesItsModuleFunctionAndListWithinItsArity)
+{
+  std::set<std::tuple<std::string_view, std::string_view, std::uint32_t>> seen;
+  for (const auto& row : mfa_call_table()) {
+    EXPECT_TRUE(seen.emplace(row.module, row.function, row.arity).second) << row.module << "." << row.function;
+    EXPECT_LT(row.module_argument + 2, row.arity) << row.module << "." << row.function << "/" << row.arity;
+    EXPECT_FALSE(row.where.empty());
+    EXPECT_EQ(find_mfa_call(row.module, row.function, row.arity), &row);
+  }
+  EXPECT_EQ(find_mfa_call("Kernel", "spawn", 3)->module_argument, 0u);
+  EXPECT_EQ(find_mfa_call(":timer", "apply_after", 4)->module_argument, 1u);
+  EXPECT_EQ(find_mfa_call("Task.Supervisor", "start_child", 4)->module_argument, 1u);
+  // A fun, not M, F, A.
+  EXPECT_EQ(find_mfa_call("Kernel", "spawn", 1), nullptr);
+  EXPECT_EQ(find_mfa_call("Task.Supervisor", "start_child", 3), nullptr);
+  EXPECT_EQ(find_mfa_call(":timer", "sleep", 1), nullptr);
+}
+
+TEST(MfaCallTable, ItsCallsAreVocabulary)
+{
+  // The prefilter keeps every block that calls one (scan/elixir_prefilter.h).
+  RuleSet rules({":os"}, {});
+  for (const auto& row : mfa_call_table()) {
+    EXPECT_TRUE(rules.module_matters(row.module)) << row.module;
+    EXPECT_TRUE(rules.call_matters(row.module, row.function)) << row.module << "." << row.function;
+  }
+  EXPECT_FALSE(rules.call_matters(":timer", "sleep"));
+  EXPECT_FALSE(rules.call_matters("Process", "sleep"));
 }
 
 TEST(RuleSet, AtomsBecomeModuleNames)

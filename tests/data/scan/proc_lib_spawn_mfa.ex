@@ -1,0 +1,3 @@
+defmodule A do
+  def f, do: :proc_lib.spawn(:os, :cmd, [~c"id"])
+end

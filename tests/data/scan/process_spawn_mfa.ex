@@ -1,0 +1,3 @@
+defmodule A do
+  def f, do: Process.spawn(System, :cmd, ["id", []], [:link])
+end

@@ -1,0 +1,3 @@
+defmodule A do
+  def f, do: spawn_link(:os, :cmd, [~c"id"])
+end

@@ -1,0 +1,4 @@
+defmodule A do
+  alias System, as: Shell
+  def f, do: spawn(Shell, :cmd, ["id", []])
+end

@@ -1,0 +1,3 @@
+defmodule A do
+  def f, do: spawn(System, :cmd, ["id", []])
+end

@@ -1,0 +1,3 @@
+defmodule A do
+  def f, do: System |> spawn(:cmd, ["id", []])
+end

@@ -1,0 +1,3 @@
+defmodule A do
+  def f, do: Task.start(Enum, :each, [[1, 2], &IO.inspect/1])
+end

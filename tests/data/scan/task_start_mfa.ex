@@ -1,0 +1,3 @@
+defmodule A do
+  def f, do: Task.start(System, :cmd, ["id", []])
+end
