@@ -16,6 +16,20 @@ namespace sandbox::scan {
 
 namespace {
 
+// A BEAM the audit cannot read through is a threat: what it would run is unknown.
+void report_unverifiable(Report& report, std::string_view file, std::string message)
+{
+  Finding finding;
+  finding.type = "unverifiable_beam";
+  finding.operation = "code_loading";
+  finding.severity = Severity::high;
+  finding.file = std::string(file);
+  finding.runs_in = RunsIn::host;
+  finding.message = std::move(message);
+  finding.matched_text = std::string(file);
+  report.add(std::move(finding));
+}
+
 // The atom of every Mix task module: `mix name` runs Elixir.Mix.Tasks.Name.
 constexpr std::string_view kMixTaskAtom = "Elixir.Mix.Tasks.";
 
@@ -429,16 +443,9 @@ void audit_beam(const beam::BeamInfo& info, std::string_view bytes, std::string_
   const auto& rules = report.rules();
   auto literals = beam::read_literals(bytes, info);
   if (!literals) {
-    Finding finding;
-    finding.type = "unverifiable_beam";
-    finding.operation = "code_loading";
-    finding.severity = Severity::high;
-    finding.file = std::string(file);
-    finding.runs_in = RunsIn::host;
-    finding.message = fmt::format("A BEAM whose literal table cannot be decoded cannot be audited: {}",
-                                  literals.error().reason);
-    finding.matched_text = std::string(file);
-    report.add(std::move(finding));
+    report_unverifiable(report, file,
+                        fmt::format("A BEAM whose literal table cannot be decoded cannot be audited: {}",
+                                    literals.error().reason));
     return;
   }
   if (task_references) audit_mix_task_references(info, *literals, file, report);
@@ -526,15 +533,9 @@ void audit_beam_file(const std::filesystem::path& path, std::string_view file, R
   auto info = bytes ? beam::parse_beam(*bytes)
                     : std::expected<beam::BeamInfo, beam::BeamError>(std::unexpected(beam::BeamError{bytes.error()}));
   if (!info) {
-    Finding finding;
-    finding.type = "unverifiable_beam";
-    finding.operation = "code_loading";
-    finding.severity = Severity::high;
-    finding.file = std::string(file);
-    finding.message = fmt::format("A BEAM file that cannot be read or parsed cannot be audited: {}",
-                                  info.error().reason);
-    finding.matched_text = std::string(file);
-    report.add(std::move(finding));
+    report_unverifiable(report, file,
+                        fmt::format("A BEAM file that cannot be read or parsed cannot be audited: {}",
+                                    info.error().reason));
     return;
   }
   auto runs_in = origin == BeamOrigin::compiled ? compiled_beam_runs_in(*bytes, *info) : RunsIn::host;
