@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -324,6 +325,34 @@ ActingAs::~ActingAs()
   set_groups(m_groups);
 }
 
+namespace {
+
+// Removes the least recently used mirrors of one caller beyond `keep`. A
+// mirror a request holds (its lock taken) is skipped; the lock files stay.
+void prune_mirrors(const fs::path& caller_dir, std::size_t keep)
+{
+  std::vector<std::pair<fs::file_time_type, fs::path>> locks;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(caller_dir, ec)) {
+    if (entry.path().extension() == ".lock" && fs::is_directory(fs::path(entry.path()).replace_extension(), ec)) {
+      locks.emplace_back(entry.last_write_time(ec), entry.path());
+    }
+  }
+  if (locks.size() <= keep) {
+    return;
+  }
+  std::sort(locks.begin(), locks.end());
+  for (std::size_t i = 0; i + keep < locks.size(); ++i) {
+    Fd lock(::open(locks[i].second.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+    if (!lock || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+      continue; // in use: a request holds it
+    }
+    (void)util::remove_tree(fs::path(locks[i].second).replace_extension());
+  }
+}
+
+} // namespace
+
 std::expected<Mirror, core::Error> Mirror::sync(const Caller& caller, const std::string& path,
                                                 const StageLimits& limits)
 {
@@ -347,14 +376,17 @@ std::expected<Mirror, core::Error> Mirror::sync(const Caller& caller, const std:
     delete fd;
   });
   mirror.m_tree = base / "tree";
+  fs::create_directories(base, ec); // again: another request may have pruned it while this one waited
   if (::mkdir(mirror.m_tree.c_str(), 0755) != 0 && errno != EEXIST) {
     return std::unexpected(core::JailSetupFailed{"stage", util::errno_message("mkdir " + mirror.m_tree.string())});
   }
   ::chmod(mirror.m_tree.c_str(), 0755);
+  ::futimens(*mirror.m_lock, nullptr); // the lock file's time is when the mirror was last used
   TreeSync syncer(caller, path, limits, base / "incoming");
   if (auto synced = syncer.sync(root.get(), mirror.m_tree, ""); !synced) {
     return std::unexpected(synced.error());
   }
+  prune_mirrors(base.parent_path(), limits.max_mirrors);
   return mirror;
 }
 

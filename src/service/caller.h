@@ -63,6 +63,10 @@ private:
 struct StageLimits {
   std::uint64_t max_total_bytes = 256ull << 20;
   std::size_t max_entries = 50'000;
+  // Mirrors kept per caller: past it, the least recently used ones that no
+  // request holds are removed (their lock files stay, empty, so a lock is
+  // never taken on a file another request is about to replace).
+  std::size_t max_mirrors = 16;
 };
 
 // The engine's copy of a caller's tree: <state>/callers/<uid>/<digest of the

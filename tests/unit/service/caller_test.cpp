@@ -121,6 +121,48 @@ TEST_F(CallerTest, MirrorFollowsEditsKeepsTheEnginesCacheAndCopiesLinksAsLinks)
   EXPECT_TRUE(fs::is_directory(tree / ".sandbox_cache"));
 }
 
+TEST_F(CallerTest, OnlyTheMostRecentlyUsedMirrorsAreKeptAndAHeldOneIsNeverRemoved)
+{
+  StageLimits limits;
+  limits.max_mirrors = 2;
+  std::vector<fs::path> trees;
+  for (int i = 0; i < 4; ++i) {
+    auto dir = root() / ("project" + std::to_string(i));
+    write(dir / "lib" / "a.ex", "defmodule A do\nend\n");
+    ::chown(dir.c_str(), kNobody, kNobody);
+    ::chown((dir / "lib").c_str(), kNobody, kNobody);
+    if (i == 0) {
+      // Held by a request while the others come: it must survive the pruning.
+      auto held = Mirror::sync(nobody(), dir.string(), limits);
+      ASSERT_TRUE(held) << core::describe(held.error());
+      trees.push_back(held->tree());
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      for (int j = 1; j <= 3; ++j) {
+        auto other = root() / ("other" + std::to_string(j));
+        write(other / "lib" / "b.ex", "defmodule B do\nend\n");
+        ::chown(other.c_str(), kNobody, kNobody);
+        ::chown((other / "lib").c_str(), kNobody, kNobody);
+        auto synced = Mirror::sync(nobody(), other.string(), limits);
+        ASSERT_TRUE(synced) << core::describe(synced.error());
+        trees.push_back(synced->tree());
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      EXPECT_TRUE(fs::exists(trees[0] / "lib" / "a.ex")) << "a mirror in use was removed";
+      EXPECT_FALSE(fs::exists(trees[1])) << "the least recently used free mirror was kept";
+      EXPECT_TRUE(fs::exists(trees[3] / "lib" / "b.ex"));
+      break;
+    }
+  }
+  // Released now, the held mirror is the oldest: the next sync prunes it, and
+  // syncing its tree again brings it back whole.
+  auto again = Mirror::sync(nobody(), (root() / "other3").string(), limits);
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(fs::exists(trees[0]));
+  auto back = Mirror::sync(nobody(), (root() / "project0").string(), limits);
+  ASSERT_TRUE(back) << core::describe(back.error());
+  EXPECT_TRUE(fs::exists(back->tree() / "lib" / "a.ex"));
+}
+
 TEST_F(CallerTest, AFileTheCallerCanNoLongerReadIsRefusedEvenWhenTheCopyIsCurrent)
 {
   write(home() / "lib" / "a.ex", "defmodule A do\nend\n");
