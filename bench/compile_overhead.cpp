@@ -14,11 +14,12 @@ int main(int argc, char** argv)
   if (argc > 1) {
     corpora.assign(argv + 1, argv + argc);
   }
+  const auto corpora_root = bench::corpora_dir(); // before anything is made: absent, it exits 2
   auto scratch = bench::make_temp("sandbox-bench-");
   std::printf("%-16s %-8s %10s %10s %8s %10s %s\n", "corpus", "backend", "raw s", "engine s", "ratio",
               "added ms", "goal (<= raw * 1.05 + 20 ms)");
   for (const auto& name : corpora) {
-    auto source = bench::corpora_dir() / name;
+    auto source = corpora_root / name;
     auto copy = scratch / name;
     bench::fs::copy(source, copy, bench::fs::copy_options::recursive);
     auto files = bench::sources(copy, "lib", ".ex");

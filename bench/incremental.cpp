@@ -98,6 +98,7 @@ int main(int argc, char** argv)
     for (int i = 1; i < argc; ++i) chosen[argv[i]] = leaves.at(argv[i]);
     leaves = chosen;
   }
+  const auto corpora_root = bench::corpora_dir(); // before anything is made: absent, it exits 2
   auto scratch = bench::make_temp("sandbox-bench-inc-");
   auto state = scratch / "state";
   std::vector<std::string> engine_env = {"SANDBOX_STATE_DIR=" + state.string()};
@@ -108,8 +109,8 @@ int main(int argc, char** argv)
   for (const auto& [name, leaf] : leaves) {
     auto engine_copy = scratch / ("engine-" + name);
     auto mix_copy = scratch / ("mix-" + name);
-    bench::fs::copy(bench::corpora_dir() / name, engine_copy, bench::fs::copy_options::recursive);
-    bench::fs::copy(bench::corpora_dir() / name, mix_copy, bench::fs::copy_options::recursive);
+    bench::fs::copy(corpora_root / name, engine_copy, bench::fs::copy_options::recursive);
+    bench::fs::copy(corpora_root / name, mix_copy, bench::fs::copy_options::recursive);
     std::vector<std::string> mix_env = {"MIX_BUILD_PATH=" + (scratch / ("build-" + name)).string()};
     std::vector<std::string> oneshot = {SANDBOX_BINARY, "incremental", engine_copy.string(), "--compiler", "mix", "--json"};
     engine_compile(engine_copy, nullptr);

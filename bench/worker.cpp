@@ -76,6 +76,7 @@ int main()
 {
   namespace compiler = sandbox::compiler;
   int runs = std::getenv("BENCH_RUNS") ? std::atoi(std::getenv("BENCH_RUNS")) : 10;
+  const auto corpora_root = bench::corpora_dir(); // before anything is made: absent, it exits 2
   auto scratch = bench::make_temp("sandbox-bench-worker-");
   std::ofstream(scratch / "small.ex") << kModule;
 
@@ -121,7 +122,7 @@ int main()
   int corpus_runs = std::max(3, runs / 3);
   for (const std::string name : {"decimal", "nimble_options"}) {
     auto copy = scratch / name;
-    bench::fs::copy(bench::corpora_dir() / name, copy, bench::fs::copy_options::recursive);
+    bench::fs::copy(corpora_root / name, copy, bench::fs::copy_options::recursive);
     std::vector<double> pooled, mix;
     for (int i = 0; i < corpus_runs; ++i) {
       wait_for_idle_worker();
