@@ -361,26 +361,10 @@ private:
       if (!length) return std::nullopt;
       return compound(std::uint64_t{*length} + 1, Shape::list); // the elements and the tail
     }
-    case k_binary: {
-      auto length = m_reader.u32();
-      if (!length) return std::nullopt;
-      return skip(*length);
-    }
-    case k_bit_binary: {
-      auto length = m_reader.u32();
-      if (!length) return std::nullopt;
-      return skip(std::uint64_t{*length} + 1);
-    }
-    case k_small_big: {
-      auto length = m_reader.u8();
-      if (!length) return std::nullopt;
-      return skip(std::uint64_t{*length} + 1);
-    }
-    case k_large_big: {
-      auto length = m_reader.u32();
-      if (!length) return std::nullopt;
-      return skip(std::uint64_t{*length} + 1);
-    }
+    case k_binary: return skip_counted(m_reader.u32(), 0);
+    case k_bit_binary: return skip_counted(m_reader.u32(), 1); // the bits of the last byte
+    case k_small_big: return skip_counted(m_reader.u8(), 1);   // the sign byte
+    case k_large_big: return skip_counted(m_reader.u32(), 1);
     case k_map: {
       auto arity = m_reader.u32();
       if (!arity) return std::nullopt;
@@ -431,6 +415,14 @@ private:
   {
     if (count > m_reader.remaining() || !m_reader.bytes(count)) return std::nullopt;
     return 0;
+  }
+
+  // A length the term just read, then that many bytes and `extra` more.
+  template <typename Length>
+  std::optional<std::uint64_t> skip_counted(std::optional<Length> length, std::uint64_t extra)
+  {
+    if (!length) return std::nullopt;
+    return skip(std::uint64_t{*length} + extra);
   }
 
   std::optional<std::uint64_t> fail(std::string reason)
