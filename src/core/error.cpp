@@ -54,6 +54,9 @@ std::string_view error_type(const Error& error)
       [](const NoBytecodeGenerated&) { return std::string_view("no_bytecode_generated"); },
       [](const OutputLimitExceeded&) { return std::string_view("output_limit_exceeded"); },
       [](const PermissionDenied&) { return std::string_view("permission_denied"); },
+      [](const DependencyVerificationFailed&) {
+        return std::string_view("dependency_verification_failed");
+      },
     },
     error);
 }
@@ -113,6 +116,13 @@ nlohmann::json to_json(const Error& error)
                  out["path"] = e.path;
                  out["operation"] = e.operation;
                },
+               [&](const DependencyVerificationFailed& e) {
+                 out["dependency"] = e.dependency;
+                 out["version"] = e.version;
+                 out["reason"] = e.reason;
+                 out["expected"] = e.expected;
+                 out["actual"] = e.actual;
+               },
              },
              error);
   return out;
@@ -164,6 +174,14 @@ std::string describe(const Error& error)
       },
       [](const PermissionDenied& e) {
         return fmt::format("permission denied: the caller may not {} {}", e.operation, e.path);
+      },
+      [](const DependencyVerificationFailed& e) {
+        auto text = fmt::format("dependency {} {} failed verification: {}", e.dependency,
+                                e.version, e.reason);
+        if (!e.expected.empty() || !e.actual.empty()) {
+          text += fmt::format(" (expected {}, got {})", e.expected, e.actual);
+        }
+        return text;
       },
     },
     error);

@@ -82,6 +82,17 @@ struct DependenciesUnavailable {
   std::string reason;
 };
 
+// A package did not match what mix.lock pins (checksums, name, version) or
+// its archive is unsafe to unpack (absolute paths, `..`, links, devices,
+// sizes past the caps). Nothing of it reaches a jail.
+struct DependencyVerificationFailed {
+  std::string dependency;
+  std::string version;
+  std::string reason;
+  std::string expected;
+  std::string actual;
+};
+
 // A caller passed an option the engine does not know, or a bad value.
 struct InvalidOption {
   std::string option;
@@ -109,7 +120,8 @@ using Error = std::variant<CompilationFailed, CompilationTimeout, CompilerCrash,
                            InvalidSandboxPath, BeamValidationFailed, ResourceLimitExceeded,
                            ResourceMonitorFailed, SecurityThreatsDetected, SecurityScanFailed,
                            JailSetupFailed, DependenciesUnavailable, InvalidOption,
-                           NoBytecodeGenerated, OutputLimitExceeded, PermissionDenied>;
+                           NoBytecodeGenerated, OutputLimitExceeded, PermissionDenied,
+                           DependencyVerificationFailed>;
 
 // The kind as the specification spells it, e.g. "compilation_failed".
 std::string_view error_type(const Error& error);

@@ -75,6 +75,13 @@ std::vector<Case> cases()
       {PermissionDenied{"/root/secret", "read"},
        "permission_denied",
        {{"path", "/root/secret"}, {"operation", "read"}}},
+      {DependencyVerificationFailed{"jason", "1.4.5", "outer checksum", "ab12", "cd34"},
+       "dependency_verification_failed",
+       {{"dependency", "jason"},
+        {"version", "1.4.5"},
+        {"reason", "outer checksum"},
+        {"expected", "ab12"},
+        {"actual", "cd34"}}},
   };
 }
 
