@@ -44,11 +44,30 @@ struct BackendRequest {
   // Where a partial compile finds the previous build's BEAMs, as the job sees
   // it; put on the code path by the source compilers.
   std::optional<fs::path> prior_code_path;
+  // mix: Hex packages the engine has verified and placed under the work
+  // directory (deps/APP sources, build/lib/APP when already compiled). Set
+  // once the engine has prepared them; until then a project that needs
+  // packages stops after reporting its dependencies.
+  std::optional<std::vector<std::string>> provided_packages;
+  // mix: compile only the dependencies (the engine's per-package build).
+  bool packages_only = false;
+};
+
+// A dependency as Mix resolved it for the project's environment.
+struct DeclaredDependency {
+  std::string app;
+  std::string kind;    // hex, path, umbrella, git, other
+  std::string package; // the Hex package name (kind hex)
 };
 
 struct BackendRun {
   std::vector<fs::path> output_dirs;  // host directories holding the produced .beam/.app files
   std::optional<std::string> app_name; // the Mix project's application, as Mix reported it
+  std::vector<std::string> umbrella_apps; // an umbrella's applications, in Mix's order
+  std::vector<DeclaredDependency> dependencies;
+  // The project needs Hex packages the engine has not provided yet: nothing
+  // was compiled; prepare them and run again.
+  bool needs_packages = false;
   std::string output;                  // what the compiler printed (stdout and stderr)
   std::vector<core::Diagnostic> diagnostics;
   std::vector<fs::path> compiled_sources; // relative to the sandbox

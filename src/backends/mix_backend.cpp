@@ -1,8 +1,10 @@
 // mix: `mix compile` of a Mix project, with build path, deps path, HOME and
 // TMPDIR inside the job's work directory. A small Mix task run in the same VM
-// asks Mix for the application name and refuses Hex dependencies up front
-// (no package registry is reachable from a compile), so nothing is scraped
-// from mix.exs with a pattern.
+// registers an SCM for Hex-style declarations (the engine, never the jail,
+// fetches and verifies packages: docs/dependencies.md), reports the
+// project's application (or an umbrella's applications) and its resolved
+// dependencies, and stops before compiling when it needs packages the engine
+// has not provided yet. Nothing is scraped from mix.exs with a pattern.
 
 #include "backends/backend.h"
 #include "backends/toolchain.h"
@@ -10,15 +12,48 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
 #include <sstream>
 
 namespace sandbox::backends {
 
 namespace {
 
-// Runs inside `elixir -e`. Writes "app NAME" or "missing_dep NAME" lines to
-// $SANDBOX_REPORT, then hands over to Mix's own compile task.
+// Runs inside `elixir -e`. Writes "app NAME", "umbrella_app NAME", "dep APP
+// KIND PACKAGE" and "need_packages" lines to $SANDBOX_REPORT, then hands over
+// to Mix's own compile task (or, for the engine's per-package build, to
+// deps.loadpaths, which compiles the dependencies only).
 constexpr const char* kMixDriver = R"ELIXIR(
+defmodule Sandbox.PackageSCM do
+  @behaviour Mix.SCM
+  @moduledoc false
+  # Hex-style declarations ({:jason, "~> 1.4"}, hex: :name, only:, optional:)
+  # are served from deps/APP, where the engine put the verified package.
+  def fetchable?, do: true
+  def format(opts), do: "package #{opts[:hex]}"
+  def format_lock(_opts), do: nil
+
+  def accepts_options(app, opts) do
+    if Enum.any?([:path, :git, :github, :in_umbrella], &Keyword.has_key?(opts, &1)) do
+      nil
+    else
+      Keyword.update(opts, :hex, Atom.to_string(app), &to_string/1)
+    end
+  end
+
+  def checked_out?(opts), do: File.dir?(opts[:dest])
+  def lock_status(_opts), do: :ok
+  def equal?(a, b), do: a[:hex] == b[:hex]
+  def managers(_opts), do: []
+
+  def checkout(opts) do
+    Mix.raise("package #{opts[:hex]} comes from the engine's package mirror; nothing is fetched here")
+  end
+
+  def update(opts), do: checkout(opts)
+end
+
 defmodule Mix.Tasks.Sandbox.Compile do
   use Mix.Task
   @moduledoc false
@@ -26,44 +61,57 @@ defmodule Mix.Tasks.Sandbox.Compile do
   def run(args) do
     report = System.fetch_env!("SANDBOX_REPORT")
     config = Mix.Project.config()
-    missing = for dep <- Keyword.get(config, :deps, []), registry_dep?(dep), do: dep_name(dep)
 
-    if missing != [] do
-      File.write!(report, Enum.map_join(missing, "", &"missing_dep #{&1}\n"))
-      Mix.shell().error(
-        "** (Mix) these dependencies need a package registry, which a sandboxed compile " <>
-          "cannot reach: " <> Enum.join(missing, ", ")
-      )
+    apps =
+      if Mix.Project.umbrella?() do
+        for {app, _} <- Mix.Project.apps_paths() |> Enum.sort(), do: "umbrella_app #{app}\n"
+      else
+        ["app #{config[:app]}\n"]
+      end
+
+    deps = Mix.Dep.load_and_cache()
+    lines = apps ++ Enum.map(deps, &dep_line/1)
+    needs? = Enum.any?(deps, &(&1.scm == Sandbox.PackageSCM))
+    ready? = System.get_env("SANDBOX_PACKAGES") == "provided"
+
+    if needs? and not ready? do
+      File.write!(report, [lines, "need_packages\n"])
       System.halt(3)
     end
 
-    File.write!(report, "app #{config[:app]}\n")
-    Mix.Task.run("compile", args)
+    File.write!(report, lines)
+
+    if System.get_env("SANDBOX_PACKAGES_ONLY") == "1" do
+      Mix.Task.run("deps.loadpaths", args)
+    else
+      Mix.Task.run("compile", args)
+    end
   end
 
-  defp dep_name(dep), do: dep |> elem(0) |> to_string()
-
-  defp registry_dep?(dep) when is_tuple(dep) do
-    opts =
-      case dep do
-        {_, opts} when is_list(opts) -> opts
-        {_, _req, opts} when is_list(opts) -> opts
-        _ -> []
+  defp dep_line(%Mix.Dep{app: app, scm: scm, opts: opts}) do
+    {kind, package} =
+      cond do
+        scm == Sandbox.PackageSCM -> {"hex", opts[:hex]}
+        scm == Mix.SCM.Path and (opts[:in_umbrella] || opts[:from_umbrella]) -> {"umbrella", app}
+        scm == Mix.SCM.Path -> {"path", app}
+        scm == Mix.SCM.Git -> {"git", app}
+        true -> {"other", app}
       end
 
-    not Enum.any?([:path, :git, :github, :in_umbrella], &Keyword.has_key?(opts, &1))
+    "dep #{app} #{kind} #{package}\n"
   end
-
-  defp registry_dep?(_), do: false
 end
 
 Mix.start()
+Mix.SCM.append(Sandbox.PackageSCM)
 Mix.CLI.main(["sandbox.compile" | System.argv()])
 )ELIXIR";
 
 struct MixReport {
   std::optional<std::string> app;
-  std::vector<std::string> missing_deps;
+  std::vector<std::string> umbrella_apps;
+  std::vector<DeclaredDependency> dependencies;
+  bool needs_packages = false;
 };
 
 bool valid_app_name(std::string_view name)
@@ -89,6 +137,10 @@ MixReport read_report(const fs::path& path)
   std::istringstream lines(*text);
   std::string line;
   while (std::getline(lines, line)) {
+    if (line == "need_packages") {
+      report.needs_packages = true;
+      continue;
+    }
     auto space = line.find(' ');
     if (space == std::string::npos) {
       continue;
@@ -97,8 +149,20 @@ MixReport read_report(const fs::path& path)
     auto value = line.substr(space + 1);
     if (key == "app" && valid_app_name(value)) {
       report.app = value;
-    } else if (key == "missing_dep" && report.missing_deps.size() < 1000) {
-      report.missing_deps.push_back(value.substr(0, 255));
+    } else if (key == "umbrella_app" && valid_app_name(value) &&
+               report.umbrella_apps.size() < 1000) {
+      report.umbrella_apps.push_back(value);
+    } else if (key == "dep" && report.dependencies.size() < 1000) {
+      std::istringstream fields(value);
+      DeclaredDependency dep;
+      fields >> dep.app >> dep.kind >> dep.package;
+      static const std::array<std::string_view, 5> kinds = {"hex", "path", "umbrella", "git",
+                                                            "other"};
+      // A Hex package name follows the application name's rules.
+      if (valid_app_name(dep.app) && valid_app_name(dep.package) &&
+          std::find(kinds.begin(), kinds.end(), dep.kind) != kinds.end()) {
+        report.dependencies.push_back(std::move(dep));
+      }
     }
   }
   return report;
@@ -133,30 +197,60 @@ public:
       {"HEX_OFFLINE", "1"},
       {"SANDBOX_REPORT", in_job(report_path)},
     };
+    if (request.provided_packages) {
+      mix_env["SANDBOX_PACKAGES"] = "provided";
+    }
+    if (request.packages_only) {
+      mix_env["SANDBOX_PACKAGES_ONLY"] = "1";
+    }
     std::vector<std::string> argv = {(*tools)->elixir.string(), "-e", kMixDriver};
     auto run = run_job(request, runner, job_spec(request, std::move(argv), mix_env), false);
     auto report = read_report(report_path);
-    if (!report.missing_deps.empty()) {
+    std::vector<std::string> unfetchable;
+    for (const auto& dep : report.dependencies) {
+      if (dep.kind == "git" || dep.kind == "other") {
+        unfetchable.push_back(dep.app);
+      }
+    }
+    if (!unfetchable.empty()) {
       return std::unexpected(core::DependenciesUnavailable{
-        report.missing_deps,
-        "the project declares dependencies from a package registry, which a sandboxed compile "
-        "cannot reach; vendor them as path dependencies"});
+        unfetchable, "git and other SCM dependencies cannot be fetched by a sandboxed compile; "
+                     "publish them to the package mirror or vendor them as path dependencies"});
+    }
+    if (report.needs_packages && !request.provided_packages) {
+      BackendRun pending;
+      pending.needs_packages = true;
+      pending.dependencies = std::move(report.dependencies);
+      pending.app_name = report.app;
+      pending.umbrella_apps = std::move(report.umbrella_apps);
+      pending.usage = run ? run->usage : jail::ResourceUsage{};
+      return pending;
     }
     if (!run) {
       return run;
     }
-    if (!report.app) {
+    if (!report.app && report.umbrella_apps.empty()) {
       return std::unexpected(core::CompilerCrash{
         "mix", "mix finished without reporting the project's application name",
         {{"output", run->output}}});
     }
-    run->app_name = report.app;
-    // The project's own application first, then path dependencies.
+    run->app_name = report.app ? report.app : std::optional(report.umbrella_apps.front());
+    run->umbrella_apps = report.umbrella_apps;
+    run->dependencies = std::move(report.dependencies);
+    // The project's own applications first, then path dependencies; the
+    // provided packages are the engine's, handed over separately.
     auto lib = build / "lib";
-    run->output_dirs.push_back(lib / *report.app / "ebin");
+    std::vector<std::string> own =
+      report.umbrella_apps.empty() ? std::vector<std::string>{*report.app} : report.umbrella_apps;
+    for (const auto& app : own) {
+      run->output_dirs.push_back(lib / app / "ebin");
+    }
+    const auto provided = request.provided_packages.value_or(std::vector<std::string>{});
     for (const auto& entry : fs::directory_iterator(lib, ec)) {
+      auto name = entry.path().filename().string();
       auto st = fs::symlink_status(entry.path(), ec);
-      if (!ec && fs::is_directory(st) && entry.path().filename() != *report.app) {
+      if (!ec && fs::is_directory(st) && std::find(own.begin(), own.end(), name) == own.end() &&
+          std::find(provided.begin(), provided.end(), name) == provided.end()) {
         run->output_dirs.push_back(entry.path() / "ebin");
       }
     }

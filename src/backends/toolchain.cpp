@@ -1,6 +1,7 @@
 #include "backends/toolchain.h"
 
 #include "backends/diagnostics.h"
+#include "util/fs.h"
 
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -98,6 +99,55 @@ const std::expected<Toolchain, std::string>& toolchain()
 {
   static const auto tools = locate();
   return tools;
+}
+
+namespace {
+
+// The first `{vsn,"..."}` of an application resource file.
+std::string app_version(const fs::path& app_file)
+{
+  auto text = util::read_file(app_file, 64 * 1024);
+  if (!text) {
+    return {};
+  }
+  auto at = text->find("{vsn,\"");
+  if (at == std::string::npos) {
+    return {};
+  }
+  at += 6;
+  auto end = text->find('"', at);
+  return end == std::string::npos ? std::string() : text->substr(at, std::min<std::size_t>(end - at, 64));
+}
+
+std::string otp_version(const fs::path& erlang_root)
+{
+  std::error_code ec;
+  std::string found;
+  for (const auto& entry : fs::directory_iterator(erlang_root / "releases", ec)) {
+    if (auto text = util::read_file(entry.path() / "OTP_VERSION", 256); text) {
+      found = text->substr(0, text->find_first_of("\r\n"));
+    }
+  }
+  return found;
+}
+
+} // namespace
+
+const std::string& toolchain_identity()
+{
+  static const std::string identity = [] {
+    const auto& tools = toolchain();
+    if (!tools) {
+      return std::string("no toolchain");
+    }
+    std::error_code ec;
+    auto elixir_root = fs::canonical(tools->elixir, ec).parent_path().parent_path();
+    auto erlang_root = fs::canonical(tools->erl, ec).parent_path().parent_path();
+    return fmt::format("elixir {} at {}; otp {} at {}",
+                       app_version(elixir_root / "lib" / "elixir" / "ebin" / "elixir.app"),
+                       elixir_root.string(), otp_version(erlang_root), erlang_root.string());
+  }();
+  return identity;
 }
 
 std::expected<const Toolchain*, core::Error> require_toolchain()

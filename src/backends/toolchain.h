@@ -24,6 +24,10 @@ struct Toolchain {
 // Looks the tools up once, in the engine's PATH and the standard directories.
 const std::expected<Toolchain, std::string>& toolchain();
 
+// What names the toolchain in cache keys: Elixir's and OTP's versions and
+// installation directories, read from their files (empty parts when absent).
+const std::string& toolchain_identity();
+
 // The toolchain, or the error a backend returns without it.
 std::expected<const Toolchain*, core::Error> require_toolchain();
 

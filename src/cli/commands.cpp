@@ -2,6 +2,7 @@
 
 #include "beam/beam.h"
 #include "cli/batch.h"
+#include "compiler/packages.h"
 #include "cli/service_commands.h"
 #include "compiler/incremental_compile.h"
 #include "compiler/in_process_compiler.h"
@@ -138,6 +139,9 @@ void CompileFlags::add_to(CLI::App& command)
   command.add_option("--scan-scope", scan_scope,
                      "compiled (default: only code a host may load can be a threat) or all (every file)");
   command.add_option("--source-file", source_files, "Source file to compile (repeatable)");
+  command.add_option("--package-mirror", package_mirror,
+                     "Hex packages from DIR (tarballs/NAME-VERSION.tar) or an http(s) URL "
+                     "(default $SANDBOX_PACKAGE_MIRROR)");
 }
 
 std::optional<json> CompileFlags::to_options(std::string& error) const
@@ -157,6 +161,15 @@ std::optional<json> CompileFlags::to_options(std::string& error) const
   put("output_limit", output_limit);
   put("isolation", isolation);
   put("scan_scope", scan_scope);
+  if (package_mirror) {
+    // A directory given on the command line is relative to where the user is.
+    auto text = *package_mirror;
+    if (!text.empty() && text.find("://") == std::string::npos && text.front() != '/') {
+      std::error_code ec;
+      text = std::filesystem::absolute(text, ec).lexically_normal().string();
+    }
+    options["package_mirror"] = text;
+  }
   if (in_process) options["in_process"] = true;
   if (no_validate_beams) options["validate_beams"] = false;
   if (incremental) options["incremental"] = true;
@@ -398,6 +411,36 @@ void Commands::register_all(CLI::App& app)
   clear->callback([this] {
     m_selected = [this] {
       return finish_action(compiler::clear_compilation_cache(m_paths.front()), m_json, "cache clear");
+    };
+  });
+
+  auto* packages = cache->add_subcommand(
+    "packages", "The engine's Hex package store (verified packages and their builds)");
+  packages->add_flag("--prune", m_prune_packages, "Remove entries not used for --max-age seconds");
+  packages->add_option("--max-age", m_prune_age, "With --prune: seconds unused (default 0: all)");
+  packages->add_flag("--json", m_json, "Print one JSON object");
+  packages->callback([this] {
+    m_selected = [this] {
+      std::uint64_t removed = 0;
+      if (m_prune_packages) {
+        removed = compiler::prune_package_store(m_prune_age);
+      }
+      auto store = compiler::package_store_stats();
+      json out = {{"ok", true},
+                  {"path", compiler::packages_root().string()},
+                  {"packages", store.sources},
+                  {"builds", store.builds},
+                  {"bytes", store.bytes},
+                  {"removed", removed}};
+      if (m_json) {
+        std::cout << util::dump_json(out) << "\n";
+      } else {
+        std::cout << fmt::format("package store {}: {} packages, {} builds, {} bytes{}\n",
+                                 out["path"].get<std::string>(), store.sources, store.builds,
+                                 store.bytes,
+                                 m_prune_packages ? fmt::format(" ({} removed)", removed) : "");
+      }
+      return kExitOk;
     };
   });
 

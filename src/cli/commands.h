@@ -21,7 +21,7 @@ constexpr int kExitUsage = 2;
 // option names and handed to core::parse_compile_options.
 struct CompileFlags {
   std::optional<std::string> compiler, timeout, memory_limit, cpu_limit, max_processes, temp_dir,
-    output_limit, isolation, scan_scope;
+    output_limit, isolation, scan_scope, package_mirror;
   bool no_validate_beams = false, incremental = false, force_recompile = false, no_cache = false,
        skip_cache = false, no_dependency_analysis = false, no_security_scan = false,
        in_process = false;
@@ -44,6 +44,8 @@ private:
   std::function<int()> m_selected;
   std::optional<std::string> m_scan_depth;
   bool m_json = false;
+  bool m_prune_packages = false;
+  std::int64_t m_prune_age = 0;
   CompileFlags m_flags;
   std::vector<std::string> m_paths;
   std::vector<std::string> m_changed;

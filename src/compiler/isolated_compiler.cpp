@@ -6,6 +6,7 @@
 #include "compiler/engine_state.h"
 #include "compiler/incremental_compile.h"
 #include "compiler/in_process_compiler.h"
+#include "compiler/packages.h"
 #include "compiler/runner.h"
 #include "compiler/sandbox_path.h"
 #include "compiler/security_gate.h"
@@ -79,6 +80,91 @@ std::expected<void, std::string> make_work_dirs(const fs::path& work)
     }
   }
   return {};
+}
+
+// The version an application resource file declares.
+std::string app_vsn(const fs::path& app_file)
+{
+  auto text = util::read_file(app_file, 1 << 20);
+  if (!text) {
+    return {};
+  }
+  auto at = text->find("{vsn,\"");
+  if (at == std::string::npos) {
+    return {};
+  }
+  at += 6;
+  auto end = text->find('"', at);
+  return end == std::string::npos ? std::string() : text->substr(at, std::min<std::size_t>(end - at, 128));
+}
+
+// Copies one application's .beam and .app files into <temp>/lib/APP/ebin,
+// checking each BEAM.
+std::expected<fs::path, core::Error> copy_ebin(const fs::path& from, const fs::path& temp,
+                                               const std::string& app,
+                                               const core::CompileOptions& options)
+{
+  auto target = temp / "lib" / app / "ebin";
+  std::error_code ec;
+  fs::create_directories(target, ec);
+  if (ec) {
+    return std::unexpected(core::JailSetupFailed{"temp_dir", ec.message()});
+  }
+  auto tree = util::list_tree(from);
+  if (!tree) {
+    return target; // the application compiled nothing
+  }
+  for (const auto& entry : *tree) {
+    auto ext = entry.relative.extension();
+    if (entry.type != fs::file_type::regular || entry.relative.has_parent_path() ||
+        (ext != ".beam" && ext != ".app")) {
+      continue;
+    }
+    auto bytes = util::read_file(from / entry.relative, 64ull << 20);
+    if (!bytes) {
+      return std::unexpected(core::CompilerCrash{"output", bytes.error(), {}});
+    }
+    auto file = target / entry.relative;
+    if (auto written = util::write_file_atomic(file, *bytes, 0644); !written) {
+      return std::unexpected(core::JailSetupFailed{"temp_dir", written.error()});
+    }
+    if (ext == ".beam" && options.validate_beams) {
+      if (auto checked = beam::validate_beam_file(file); !checked) {
+        return std::unexpected(core::BeamValidationFailed{app + "/" + entry.relative.string(),
+                                                          checked.error().reason});
+      }
+    }
+  }
+  return target;
+}
+
+// The result's `dependencies`: each application the project depends on,
+// with its own ebin under the result's temp dir.
+std::expected<std::vector<DependencyInfo>, core::Error>
+collect_dependencies(const backends::BackendRun& run, const std::vector<PreparedPackage>& packages,
+                     const fs::path& work, const fs::path& temp,
+                     const core::CompileOptions& options)
+{
+  std::vector<DependencyInfo> out;
+  for (const auto& package : packages) {
+    auto ebin = copy_ebin(package.build / "ebin", temp, package.app, options);
+    if (!ebin) {
+      return std::unexpected(ebin.error());
+    }
+    out.push_back({package.app, package.version, "hex", package.cached, *ebin});
+  }
+  for (const auto& dep : run.dependencies) {
+    if (dep.kind != "path" && dep.kind != "umbrella") {
+      continue;
+    }
+    auto built = work / "build" / "lib" / dep.app / "ebin";
+    auto ebin = copy_ebin(built, temp, dep.app, options);
+    if (!ebin) {
+      return std::unexpected(ebin.error());
+    }
+    out.push_back({dep.app, app_vsn(built / (dep.app + ".app")), dep.kind, false, *ebin});
+  }
+  return out;
 }
 
 } // namespace
@@ -171,6 +257,29 @@ CompileResult compile_job(const std::string& path, const core::CompileOptions& o
   if (!run) {
     return std::unexpected(run.error());
   }
+  // A Mix project with Hex dependencies: Mix said which; the engine prepares
+  // them (docs/dependencies.md) and the project compiles with them in place.
+  PreparedPackages packages;
+  if (run->needs_packages) {
+    auto prepared = prepare_packages(job_source, run->dependencies, options, **runner);
+    if (!prepared) {
+      return std::unexpected(prepared.error());
+    }
+    packages = std::move(*prepared);
+    if (auto placed = place_packages(packages.packages, work); !placed) {
+      return std::unexpected(core::JailSetupFailed{"packages", placed.error()});
+    }
+    request.provided_packages.emplace();
+    for (const auto& package : packages.packages) {
+      request.provided_packages->push_back(package.app);
+    }
+    auto usage = run->usage;
+    run = backend->compile(request, **runner);
+    if (!run) {
+      return std::unexpected(run.error());
+    }
+    run->usage.cpu_time_ms += usage.cpu_time_ms;
+  }
 
   auto out_dir = *temp / "ebin";
   auto collected = collect_outputs(work, run->output_dirs, out_dir);
@@ -202,6 +311,11 @@ CompileResult compile_job(const std::string& path, const core::CompileOptions& o
       info.app_file = app;
     }
   }
+  auto dependencies = collect_dependencies(*run, packages.packages, work, *temp, options);
+  if (!dependencies) {
+    return std::unexpected(dependencies.error());
+  }
+  info.dependencies = std::move(*dependencies);
   // The job's work directory was writable by code the sandbox controls; only
   // the checked copies are handed to the caller.
   (void)util::remove_tree(work);
@@ -229,6 +343,8 @@ CompileResult compile_job(const std::string& path, const core::CompileOptions& o
   info.suspicious_artifacts = std::move(collected->findings);
   info.unenforced_options = unenforced_options(options, info.isolation);
   info.security_warnings = std::move(*scanned);
+  info.security_warnings.insert(info.security_warnings.end(), packages.warnings.begin(),
+                                packages.warnings.end());
   info.security_warnings.insert(info.security_warnings.end(), audited->begin(), audited->end());
   info.compilation_time_ms = clock.elapsed_ms();
   guard.release();
@@ -338,6 +454,14 @@ nlohmann::json to_json(const CompileResult& result)
     out["suspicious_artifacts"].push_back(to_json(finding));
   }
   out["security_warnings"] = scan::to_json(info.security_warnings);
+  out["dependencies"] = json::array();
+  for (const auto& dep : info.dependencies) {
+    out["dependencies"].push_back({{"name", dep.name},
+                                   {"version", dep.version},
+                                   {"source", dep.source},
+                                   {"cached", dep.cached},
+                                   {"ebin", dep.ebin.string()}});
+  }
   out["unenforced_options"] = json::array();
   for (const auto& item : info.unenforced_options) {
     out["unenforced_options"].push_back({{"option", item.option}, {"reason", item.reason}});

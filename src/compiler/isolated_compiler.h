@@ -29,6 +29,16 @@ struct UnenforcedOption {
   std::string reason;
 };
 
+// An application the project depends on (a Hex package, a path
+// dependency, an umbrella sibling), with its BEAMs in its own ebin.
+struct DependencyInfo {
+  std::string name;
+  std::string version;
+  std::string source; // hex, path, umbrella
+  bool cached = false; // a Hex package build taken from the store
+  fs::path ebin;       // <temp_dir>/lib/NAME/ebin
+};
+
 // The specification's compile_info.
 struct CompileInfo {
   std::vector<fs::path> beam_files;
@@ -56,6 +66,7 @@ struct CompileInfo {
   // Why the compile cache was not used as it was (unverifiable cache files,
   // a read-only sandbox, a fallback to a full compile), for the caller to see.
   std::vector<std::string> cache_warnings;
+  std::vector<DependencyInfo> dependencies;
 };
 
 using CompileResult = std::expected<CompileInfo, core::Error>;

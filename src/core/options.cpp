@@ -167,7 +167,7 @@ const std::vector<std::string_view>& known_option_names()
     "force_recompile",  "cache_enabled",     "skip_cache",        "dependency_analysis",
     "cpu_limit",        "max_processes",     "security_scan",     "restricted_modules",
     "allowed_operations", "in_process",      "output_limit",      "isolation",
-    "scan_scope",
+    "scan_scope",       "package_mirror",
   };
   return names;
 }
@@ -246,6 +246,23 @@ std::expected<CompileOptions, InvalidOption> parse_compile_options(const json& o
         return invalid(key, fmt::format("{} bytes is out of range [{}, {}]", bytes, min, max));
       }
       (key == "memory_limit" ? options.memory_limit : options.output_limit) = bytes;
+    } else if (key == "package_mirror") {
+      if (!value.is_string() || value.get<std::string>().empty()) {
+        return invalid(key, "expected an absolute directory or an http(s) URL");
+      }
+      auto text = value.get<std::string>();
+      auto lower = text.substr(0, 8);
+      std::transform(lower.begin(), lower.end(), lower.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      bool url = lower.starts_with("http://") || lower.starts_with("https://");
+      if (!url && (text.front() != '/' || text.find('\0') != std::string::npos)) {
+        return invalid(key, "expected an absolute directory or an http(s) URL, got \"" +
+                              text.substr(0, 200) + "\"");
+      }
+      if (text.size() > 4096) {
+        return invalid(key, "longer than 4096 bytes");
+      }
+      options.package_mirror = std::move(text);
     } else if (key == "temp_dir") {
       if (!value.is_string() || value.get<std::string>().empty()) {
         return invalid(key, "expected a directory path");
@@ -364,6 +381,7 @@ json to_json(const CompileOptions& options)
   out["restricted_modules"] = options.restricted_modules;
   out["allowed_operations"] = options.allowed_operations;
   out["scan_scope"] = to_string(options.scan_scope);
+  out["package_mirror"] = options.package_mirror;
   out["output_limit"] = options.output_limit;
   out["isolation"] = to_string(options.isolation);
   return out;

@@ -66,6 +66,10 @@ struct CompileOptions {
   // Engine options
   std::uint64_t output_limit = 1ull << 20;
   IsolationMode isolation = IsolationMode::jail;
+  // Where Hex packages come from: an absolute directory laid out as a Hex
+  // repository (tarballs/NAME-VERSION.tar) or an http(s) URL of one. Empty:
+  // $SANDBOX_PACKAGE_MIRROR, else none (docs/dependencies.md).
+  std::string package_mirror;
 
   // Which options were given explicitly (by their specification names).
   std::vector<std::string> given;

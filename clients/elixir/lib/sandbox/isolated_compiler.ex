@@ -9,8 +9,10 @@ defmodule Sandbox.IsolatedCompiler do
   `force_recompile`, `cache_enabled`, `skip_cache`, `dependency_analysis`,
   `cpu_limit`, `max_processes`, `security_scan`, `restricted_modules`,
   `allowed_operations`, `in_process`) plus the engine's `output_limit`,
-  `isolation` and `scan_scope` (`:compiled`, the default: only code a host
-  may load can be a threat; `:all`: every file is judged). The engine
+  `isolation`, `scan_scope` (`:compiled`, the default: only code a host
+  may load can be a threat; `:all`: every file is judged) and
+  `package_mirror` (a directory laid out as a Hex repository, or the
+  http(s) URL of one: where a Mix project's Hex dependencies come from). The engine
   validates them; an unknown option or a bad value is
   `{:error, {:invalid_option, option, reason}}`.
 

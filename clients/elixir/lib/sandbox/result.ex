@@ -15,6 +15,10 @@ defmodule Sandbox.Client.Result do
   defp option_value(:env, env) when is_map(env), do: Map.new(env, fn {k, v} -> {to_string(k), to_string(v)} end)
   defp option_value(:source_files, files) when is_list(files), do: Enum.map(files, &to_string/1)
   defp option_value(:temp_dir, dir) when is_binary(dir), do: Path.expand(dir)
+
+  defp option_value(:package_mirror, mirror) when is_binary(mirror) do
+    if String.match?(mirror, ~r{^https?://}i), do: mirror, else: Path.expand(mirror)
+  end
   defp option_value(_key, value), do: value
 
   # :os -> ":os", System -> "System" (the engine's spelling of both).
@@ -88,6 +92,12 @@ defmodule Sandbox.Client.Result do
   # The engine's own kinds (docs/usage.md) and the protocol's (docs/protocol.md).
   defp reason("jail_setup_failed", e), do: {:jail_setup_failed, e["stage"], e["reason"]}
   defp reason("dependencies_unavailable", e), do: {:dependencies_unavailable, e["dependencies"], e["reason"]}
+
+  defp reason("dependency_verification_failed", e),
+    do:
+      {:dependency_verification_failed,
+       %{dependency: e["dependency"], version: e["version"], reason: e["reason"],
+         expected: e["expected"], actual: e["actual"]}}
   defp reason("invalid_option", e), do: {:invalid_option, atom_or_nil(e["option"]), e["reason"]}
   defp reason("output_limit_exceeded", e), do: {:output_limit_exceeded, e["limit"]}
   defp reason("no_bytecode_generated", e), do: {:no_bytecode_generated, e["reason"]}

@@ -1,0 +1,656 @@
+#include "compiler/packages.h"
+
+#include "backends/toolchain.h"
+#include "beam/beam.h"
+#include "compiler/engine_state.h"
+#include "compiler/security_gate.h"
+#include "compiler/source_snapshot.h"
+#include "deps/hex_tarball.h"
+#include "deps/http_fetch.h"
+#include "deps/mix_lock.h"
+#include "incremental/store.h"
+#include "util/fs.h"
+#include "util/hash.h"
+
+#include <fmt/format.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <functional>
+#include <random>
+#include <set>
+
+namespace sandbox::compiler {
+
+namespace {
+
+constexpr std::uint64_t kMaxLockBytes = 4ull << 20;
+
+std::string random_suffix()
+{
+  std::random_device device;
+  return fmt::format("{:08x}{:08x}", device(), device());
+}
+
+std::expected<void, std::string> make_dirs(const fs::path& dir)
+{
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    return std::unexpected("cannot create " + dir.string() + ": " + ec.message());
+  }
+  return {};
+}
+
+// Marks an entry as used (pruning removes the least recently used).
+void touch(const fs::path& path)
+{
+  (void)::utimensat(AT_FDCWD, path.c_str(), nullptr, AT_SYMLINK_NOFOLLOW);
+}
+
+bool is_dir(const fs::path& path)
+{
+  std::error_code ec;
+  return fs::is_directory(fs::symlink_status(path, ec));
+}
+
+std::string mirror_of(const core::CompileOptions& options)
+{
+  if (!options.package_mirror.empty()) {
+    return options.package_mirror;
+  }
+  const char* env = std::getenv("SANDBOX_PACKAGE_MIRROR");
+  return env != nullptr ? std::string(env) : std::string();
+}
+
+// The project's config files as one digest: dependencies compile under the
+// root project's configuration.
+std::string config_digest(const fs::path& sandbox)
+{
+  auto dir = sandbox / "config";
+  if (!is_dir(dir)) {
+    return "none";
+  }
+  auto tree = util::list_tree(dir);
+  if (!tree) {
+    return "unreadable";
+  }
+  std::string all;
+  for (const auto& entry : *tree) {
+    all += entry.relative.string();
+    all += '\0';
+    if (entry.type == fs::file_type::regular) {
+      auto text = util::read_file(dir / entry.relative, 16ull << 20);
+      all += util::sha256_hex(text ? *text : std::string("unreadable"));
+    }
+    all += '\n';
+  }
+  return util::sha256_hex(all);
+}
+
+std::string mix_env(const core::CompileOptions& options)
+{
+  auto found = options.env.find("MIX_ENV");
+  return found == options.env.end() ? std::string("dev") : found->second;
+}
+
+// The packages Mix needs: the declared Hex dependencies and, through the
+// lock's requirement lists, theirs. An optional requirement is part of the
+// closure only when something requires it without `optional`, as Mix does.
+struct Closure {
+  std::vector<std::string> order; // dependencies before dependents
+  std::map<std::string, std::vector<std::string>> deps_of; // within the closure
+};
+
+std::expected<Closure, core::Error> resolve_closure(const deps::MixLock& lock,
+                                                    const std::vector<std::string>& roots)
+{
+  std::set<std::string> in;
+  std::vector<std::string> queue = roots;
+  std::vector<std::string> unpinned;
+  while (!queue.empty()) {
+    auto app = queue.back();
+    queue.pop_back();
+    if (!in.insert(app).second) {
+      continue;
+    }
+    auto entry = lock.hex.find(app);
+    if (entry == lock.hex.end()) {
+      unpinned.push_back(app);
+      continue;
+    }
+    for (const auto& req : entry->second.requirements) {
+      if (!req.optional) {
+        queue.push_back(req.app);
+      }
+    }
+  }
+  if (!unpinned.empty()) {
+    std::sort(unpinned.begin(), unpinned.end());
+    return std::unexpected(core::DependenciesUnavailable{
+      unpinned, "not pinned in mix.lock as Hex packages: every Hex dependency must have a lock "
+                "entry with its version and checksums (run `mix deps.get` where Hex is "
+                "available and keep mix.lock with the project)"});
+  }
+  Closure closure;
+  for (const auto& app : in) {
+    auto& deps = closure.deps_of[app];
+    for (const auto& req : lock.hex.at(app).requirements) {
+      if (in.count(req.app) != 0 && req.app != app) {
+        deps.push_back(req.app);
+      }
+    }
+    std::sort(deps.begin(), deps.end());
+    deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
+  }
+  // Depth-first post-order; a cycle (which Hex refuses) is cut, not looped.
+  std::set<std::string> done;
+  std::set<std::string> active;
+  std::function<void(const std::string&)> visit = [&](const std::string& app) {
+    if (done.count(app) != 0 || active.count(app) != 0) {
+      return;
+    }
+    active.insert(app);
+    for (const auto& dep : closure.deps_of[app]) {
+      visit(dep);
+    }
+    active.erase(app);
+    done.insert(app);
+    closure.order.push_back(app);
+  };
+  for (const auto& app : in) {
+    visit(app);
+  }
+  return closure;
+}
+
+// Every package `app` needs to compile, itself excluded, in dependency order.
+std::vector<std::string> needs_of(const Closure& closure, const std::string& app)
+{
+  std::set<std::string> seen;
+  std::vector<std::string> stack = closure.deps_of.at(app);
+  while (!stack.empty()) {
+    auto next = stack.back();
+    stack.pop_back();
+    if (seen.insert(next).second) {
+      for (const auto& dep : closure.deps_of.at(next)) {
+        stack.push_back(dep);
+      }
+    }
+  }
+  std::vector<std::string> out;
+  for (const auto& item : closure.order) {
+    if (seen.count(item) != 0) {
+      out.push_back(item);
+    }
+  }
+  return out;
+}
+
+enum class Obtained { ok, missing };
+
+// The verified, unpacked package in the state directory, fetched once.
+std::expected<Obtained, core::Error> obtain_sources(const deps::HexLock& lock,
+                                                    const std::string& mirror,
+                                                    const fs::path& target)
+{
+  auto root = packages_root();
+  auto held = incremental::SandboxLock::acquire(root, "source-" + lock.outer_checksum);
+  if (!held) {
+    return std::unexpected(core::JailSetupFailed{"packages", held.error()});
+  }
+  if (is_dir(target)) {
+    return Obtained::ok;
+  }
+  auto file = fmt::format("{}-{}.tar", lock.package, lock.version);
+  fs::path tarball;
+  std::optional<util::TempDir> download;
+  if (deps::is_http_url(mirror)) {
+    auto made = make_dirs(root / "downloads");
+    if (!made) {
+      return std::unexpected(core::JailSetupFailed{"packages", made.error()});
+    }
+    auto dir = util::TempDir::create(root / "downloads", "fetch-");
+    if (!dir) {
+      return std::unexpected(core::JailSetupFailed{"packages", dir.error()});
+    }
+    download.emplace(std::move(*dir));
+    tarball = download->path() / file;
+    auto base = mirror;
+    while (!base.empty() && base.back() == '/') {
+      base.pop_back();
+    }
+    auto fetched = deps::fetch_to_file(base + "/tarballs/" + file, tarball);
+    if (!fetched) {
+      if (fetched.error().failure == deps::FetchFailure::not_found) {
+        return Obtained::missing;
+      }
+      return std::unexpected(core::DependenciesUnavailable{
+        {lock.app}, "fetching the package from the mirror failed: " + fetched.error().message});
+    }
+  } else {
+    tarball = fs::path(mirror) / "tarballs" / file;
+    std::error_code ec;
+    if (!fs::is_regular_file(fs::symlink_status(tarball, ec))) {
+      return Obtained::missing;
+    }
+  }
+  auto staging = target.parent_path() / (".unpack-" + random_suffix());
+  auto unpacked = deps::verify_and_unpack(tarball, lock, staging);
+  if (!unpacked) {
+    return std::unexpected(unpacked.error());
+  }
+  std::error_code ec;
+  fs::rename(staging, target, ec);
+  if (ec) {
+    (void)util::remove_tree(staging);
+    return std::unexpected(core::JailSetupFailed{"packages", "cannot keep the package: " + ec.message()});
+  }
+  return Obtained::ok;
+}
+
+// Names the dependency in every finding: its files are under deps/APP.
+void attribute(std::vector<scan::Finding>& findings, const std::string& app)
+{
+  for (auto& finding : findings) {
+    finding.file = "deps/" + app + "/" + finding.file;
+  }
+}
+
+core::Error attribute(core::Error error, const std::string& app)
+{
+  if (auto* threats = std::get_if<core::SecurityThreatsDetected>(&error)) {
+    for (auto& threat : threats->threats) {
+      if (threat.contains("file") && threat["file"].is_string()) {
+        threat["file"] = "deps/" + app + "/" + threat["file"].get<std::string>();
+      }
+      threat["dependency"] = app;
+    }
+  }
+  return error;
+}
+
+std::string synthetic_project(const std::vector<std::string>& apps)
+{
+  std::string deps;
+  for (const auto& app : apps) {
+    deps += fmt::format("{}{{:{}, \">= 0.0.0\"}}", deps.empty() ? "" : ", ", app);
+  }
+  return fmt::format("defmodule SandboxPackageBuild.MixProject do\n"
+                     "  use Mix.Project\n"
+                     "  def project do\n"
+                     "    [app: :sandbox_package_build, version: \"0.0.0\", deps: [{}]]\n"
+                     "  end\n"
+                     "end\n",
+                     deps);
+}
+
+// Copies what Mix wrote for one application (ebin and its manifests),
+// regular files only, into `target`.
+std::expected<std::vector<fs::path>, std::string> harvest_build(const fs::path& built,
+                                                                const fs::path& target)
+{
+  auto tree = util::list_tree(built);
+  if (!tree) {
+    return std::unexpected(tree.error());
+  }
+  std::vector<fs::path> beams;
+  for (const auto& entry : *tree) {
+    auto top = entry.relative.begin()->string();
+    if (top != "ebin" && top != ".mix") {
+      continue; // priv and include are links into the sources: not kept
+    }
+    if (entry.type == fs::file_type::directory) {
+      if (auto made = make_dirs(target / entry.relative); !made) {
+        return std::unexpected(made.error());
+      }
+    } else if (entry.type == fs::file_type::regular) {
+      auto bytes = util::read_file(built / entry.relative, 64ull << 20);
+      if (!bytes) {
+        return std::unexpected(bytes.error());
+      }
+      if (auto made = make_dirs((target / entry.relative).parent_path()); !made) {
+        return std::unexpected(made.error());
+      }
+      if (auto written = util::write_file_atomic(target / entry.relative, *bytes, 0644); !written) {
+        return std::unexpected(written.error());
+      }
+      if (entry.relative.extension() == ".beam") {
+        beams.push_back(target / entry.relative);
+      }
+    }
+  }
+  return beams;
+}
+
+struct BuildContext {
+  const fs::path& sandbox;
+  const core::CompileOptions& options;
+  jail::ProcessRunner& runner;
+  const std::map<std::string, PreparedPackage>& prepared;
+};
+
+// Compiles one package in the jail, alone with the builds of what it needs,
+// and keeps the result in the store under its key.
+std::expected<std::vector<scan::Finding>, core::Error>
+build_package(const BuildContext& context, const std::string& app,
+              const std::vector<std::string>& needs, const fs::path& store_entry)
+{
+  auto parent = context.options.temp_dir.value_or(util::default_temp_root());
+  auto temp = util::TempDir::create(parent, "sandbox-package-");
+  if (!temp) {
+    return std::unexpected(core::JailSetupFailed{"temp_dir", temp.error()});
+  }
+  auto root = temp->path() / "project";
+  auto work = temp->path() / "work";
+  for (const auto& dir : {root, work / "home", work / "tmp", work / "ebin", work / "deps",
+                          work / "build" / "lib"}) {
+    if (auto made = make_dirs(dir); !made) {
+      return std::unexpected(core::JailSetupFailed{"temp_dir", made.error()});
+    }
+  }
+  // The job runs as another user when the engine is root: keep it traversable.
+  for (const auto& dir : {temp->path(), root, work}) {
+    ::chmod(dir.c_str(), 0755);
+  }
+  std::vector<std::string> apps = needs;
+  apps.push_back(app);
+  if (auto written = util::write_file_atomic(root / "mix.exs", synthetic_project(apps), 0644);
+      !written) {
+    return std::unexpected(core::JailSetupFailed{"temp_dir", written.error()});
+  }
+  if (is_dir(context.sandbox / "config")) {
+    if (auto copied = snapshot_tree(context.sandbox / "config", root / "config"); !copied) {
+      return std::unexpected(core::InvalidSandboxPath{context.sandbox.string(), copied.error()});
+    }
+  }
+  std::vector<PreparedPackage> placed;
+  for (const auto& name : needs) {
+    placed.push_back(context.prepared.at(name));
+  }
+  if (auto done = place_packages(placed, work); !done) {
+    return std::unexpected(core::JailSetupFailed{"packages", done.error()});
+  }
+  if (auto copied = snapshot_tree(context.prepared.at(app).sources, work / "deps" / app); !copied) {
+    return std::unexpected(core::JailSetupFailed{"packages", copied.error()});
+  }
+
+  backends::BackendRequest request;
+  request.paths = backends::make_job_paths(root, work, context.runner);
+  request.options = &context.options;
+  request.provided_packages = apps;
+  request.packages_only = true;
+  auto backend = backends::make_backend(core::Backend::mix);
+  auto run = backend->compile(request, context.runner);
+  if (!run) {
+    return std::unexpected(run.error());
+  }
+
+  // Checked before it is shared: the BEAMs parse, and the audit passes.
+  auto staging = store_entry.parent_path() / (".build-" + random_suffix());
+  auto beams = harvest_build(work / "build" / "lib" / app, staging);
+  if (!beams || beams->empty()) {
+    (void)util::remove_tree(staging);
+    return std::unexpected(core::CompilerCrash{
+      "mix", fmt::format("the package {} produced no BEAM files", app),
+      {{"output", run->output}, {"reason", beams ? std::string() : beams.error()}}});
+  }
+  for (const auto& beam_file : *beams) {
+    if (auto checked = beam::validate_beam_file(beam_file); !checked) {
+      (void)util::remove_tree(staging);
+      return std::unexpected(core::BeamValidationFailed{
+        "deps/" + app + "/ebin/" + beam_file.filename().string(), checked.error().reason});
+    }
+  }
+  auto audited = security_gate_after(*beams, context.options);
+  if (!audited) {
+    (void)util::remove_tree(staging);
+    return std::unexpected(attribute(audited.error(), app));
+  }
+  std::error_code ec;
+  fs::rename(staging, store_entry, ec);
+  if (ec) {
+    (void)util::remove_tree(staging);
+    if (!is_dir(store_entry)) {
+      return std::unexpected(
+        core::JailSetupFailed{"packages", "cannot keep the package build: " + ec.message()});
+    }
+  }
+  attribute(*audited, app);
+  return *audited;
+}
+
+} // namespace
+
+fs::path packages_root()
+{
+  return state_dir() / "packages";
+}
+
+std::expected<PreparedPackages, core::Error>
+prepare_packages(const fs::path& sandbox, const std::vector<backends::DeclaredDependency>& declared,
+                 const core::CompileOptions& options, jail::ProcessRunner& runner)
+{
+  std::vector<std::string> roots;
+  for (const auto& dep : declared) {
+    if (dep.kind == "hex") {
+      roots.push_back(dep.app);
+    }
+  }
+  PreparedPackages out;
+  if (roots.empty()) {
+    return out;
+  }
+  std::sort(roots.begin(), roots.end());
+  roots.erase(std::unique(roots.begin(), roots.end()), roots.end());
+
+  auto lock_path = sandbox / "mix.lock";
+  std::error_code ec;
+  if (!fs::is_regular_file(fs::symlink_status(lock_path, ec))) {
+    return std::unexpected(core::DependenciesUnavailable{
+      roots, "mix.lock is missing: Hex dependencies compile only when mix.lock pins their "
+             "versions and checksums (run `mix deps.get` where Hex is available and keep "
+             "mix.lock with the project)"});
+  }
+  auto text = util::read_file(lock_path, kMaxLockBytes);
+  if (!text) {
+    return std::unexpected(core::DependenciesUnavailable{roots, "mix.lock: " + text.error()});
+  }
+  auto lock = deps::parse_mix_lock(*text);
+  if (!lock) {
+    return std::unexpected(core::DependenciesUnavailable{roots, "mix.lock: " + lock.error()});
+  }
+  for (const auto& dep : declared) {
+    if (dep.kind != "hex") {
+      continue;
+    }
+    auto entry = lock->hex.find(dep.app);
+    if (entry != lock->hex.end() && entry->second.package != dep.package) {
+      return std::unexpected(core::DependenciesUnavailable{
+        {dep.app}, fmt::format("mix.exs asks for the Hex package {} but mix.lock pins {}",
+                               dep.package, entry->second.package)});
+    }
+  }
+  auto closure = resolve_closure(*lock, roots);
+  if (!closure) {
+    return std::unexpected(closure.error());
+  }
+  for (const auto& app : closure->order) {
+    if (lock->hex.at(app).outer_checksum.empty()) {
+      return std::unexpected(core::DependencyVerificationFailed{
+        app, lock->hex.at(app).version,
+        "mix.lock has no outer checksum for this package (a lock written by an old Mix): "
+        "run `mix deps.get` with a current Hex to add it",
+        "an outer checksum", "none"});
+    }
+  }
+
+  // Sources: verified once, kept by outer checksum.
+  auto root = packages_root();
+  for (const auto& dir : {root / "sources", root / "builds"}) {
+    if (auto made = make_dirs(dir); !made) {
+      return std::unexpected(core::JailSetupFailed{"packages", made.error()});
+    }
+  }
+  auto mirror = mirror_of(options);
+  std::map<std::string, PreparedPackage> prepared;
+  std::vector<std::string> missing;
+  std::vector<std::string> unavailable;
+  for (const auto& app : closure->order) {
+    const auto& entry = lock->hex.at(app);
+    PreparedPackage package{app, entry.package, entry.version, {},
+                            root / "sources" / entry.outer_checksum, {}, false};
+    if (!is_dir(package.sources)) {
+      if (mirror.empty()) {
+        unavailable.push_back(app);
+        continue;
+      }
+      auto obtained = obtain_sources(entry, mirror, package.sources);
+      if (!obtained) {
+        return std::unexpected(obtained.error());
+      }
+      if (*obtained == Obtained::missing) {
+        missing.push_back(fmt::format("{} ({}-{}.tar)", app, entry.package, entry.version));
+        continue;
+      }
+    }
+    touch(package.sources);
+    prepared.emplace(app, std::move(package));
+  }
+  if (!unavailable.empty()) {
+    return std::unexpected(core::DependenciesUnavailable{
+      unavailable, "no package mirror: give one with --package-mirror DIR|URL (option "
+                   "package_mirror, or SANDBOX_PACKAGE_MIRROR); a sandboxed compile never "
+                   "reaches a package registry itself"});
+  }
+  if (!missing.empty()) {
+    return std::unexpected(core::DependenciesUnavailable{
+      missing, fmt::format("not in the package mirror {} (tarballs/NAME-VERSION.tar)", mirror)});
+  }
+
+  // Dependencies are untrusted code: scanned like the project, findings named.
+  for (const auto& app : closure->order) {
+    auto scanned = security_gate_before(prepared.at(app).sources, {}, options);
+    if (!scanned) {
+      return std::unexpected(attribute(scanned.error(), app));
+    }
+    attribute(*scanned, app);
+    out.warnings.insert(out.warnings.end(), scanned->begin(), scanned->end());
+  }
+
+  // Builds: keyed by everything that can change their BEAMs, compiled once.
+  auto config = config_digest(sandbox);
+  std::string env_part;
+  for (const auto& [name, value] : options.env) {
+    env_part += name + "=" + value + "\n";
+  }
+  BuildContext context{sandbox, options, runner, prepared};
+  for (const auto& app : closure->order) {
+    auto& package = prepared.at(app);
+    const auto& entry = lock->hex.at(app);
+    auto needs = needs_of(*closure, app);
+    std::string material = fmt::format(
+      "sandbox package build 1\ntoolchain {}\nmix_env {}\nenv {}\nconfig {}\npackage {} {} {} {}\n",
+      backends::toolchain_identity(), mix_env(options), util::sha256_hex(env_part), config,
+      entry.app, entry.package, entry.version, entry.outer_checksum);
+    for (const auto& dep : closure->deps_of.at(app)) {
+      material += fmt::format("needs {} {}\n", dep, prepared.at(dep).key);
+    }
+    package.key = util::sha256_hex(material);
+    package.build = root / "builds" / package.key;
+    if (is_dir(package.build)) {
+      package.cached = true;
+      touch(package.build);
+      continue;
+    }
+    // Two requests that need the same build: one compiles, the other waits
+    // and finds it in the store.
+    auto held = incremental::SandboxLock::acquire(root, "build-" + package.key);
+    if (!held) {
+      return std::unexpected(core::JailSetupFailed{"packages", held.error()});
+    }
+    if (is_dir(package.build)) {
+      package.cached = true;
+      continue;
+    }
+    auto built = build_package(context, app, needs, package.build);
+    if (!built) {
+      return std::unexpected(built.error());
+    }
+    out.warnings.insert(out.warnings.end(), built->begin(), built->end());
+  }
+  for (const auto& app : closure->order) {
+    out.packages.push_back(prepared.at(app));
+  }
+  return out;
+}
+
+std::expected<void, std::string> place_packages(const std::vector<PreparedPackage>& packages,
+                                                const fs::path& work)
+{
+  for (const auto& package : packages) {
+    if (auto copied = snapshot_tree(package.sources, work / "deps" / package.app); !copied) {
+      return std::unexpected(copied.error());
+    }
+    if (!package.build.empty() && is_dir(package.build)) {
+      auto target = work / "build" / "lib" / package.app;
+      if (auto copied = snapshot_tree(package.build, target); !copied) {
+        return std::unexpected(copied.error());
+      }
+    }
+  }
+  return {};
+}
+
+PackageStoreStats package_store_stats()
+{
+  PackageStoreStats stats;
+  auto root = packages_root();
+  std::error_code ec;
+  for (const auto& [dir, count] :
+       {std::pair{root / "sources", &stats.sources}, std::pair{root / "builds", &stats.builds}}) {
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+      if (entry.path().filename().string().starts_with('.')) {
+        continue;
+      }
+      ++*count;
+      if (auto tree = util::list_tree(entry.path()); tree) {
+        for (const auto& item : *tree) {
+          stats.bytes += item.size;
+        }
+      }
+    }
+  }
+  return stats;
+}
+
+std::uint64_t prune_package_store(std::int64_t max_age_seconds)
+{
+  auto root = packages_root();
+  auto now = std::chrono::system_clock::now();
+  std::uint64_t removed = 0;
+  std::error_code ec;
+  for (const auto& dir : {root / "sources", root / "builds"}) {
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+      struct stat st {};
+      if (::lstat(entry.path().c_str(), &st) != 0) {
+        continue;
+      }
+      auto age = now - std::chrono::system_clock::from_time_t(st.st_mtime);
+      if (max_age_seconds == 0 || age > std::chrono::seconds(max_age_seconds)) {
+        if (util::remove_tree(entry.path())) {
+          ++removed;
+        }
+      }
+    }
+  }
+  return removed;
+}
+
+} // namespace sandbox::compiler

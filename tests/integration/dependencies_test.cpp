@@ -1,0 +1,474 @@
+// Mix projects with Hex dependencies (docs/dependencies.md): packages built
+// here from the corpora as Hex tarballs (format 3), a mirror on disk or on
+// loopback, mix.lock as the truth, packages compiled once in the jail and
+// shared, umbrellas and path dependencies. Each compiled project runs in a
+// fresh VM with its dependencies loaded.
+
+#include "support.h"
+#include "support/hex_package.h"
+#include "support/http_server.h"
+
+#include <fstream>
+#include <future>
+#include <regex>
+#include <set>
+
+namespace sandbox::test {
+
+namespace {
+
+using sandbox::testing::build_hex_package;
+using sandbox::testing::HexPackage;
+using sandbox::testing::HexPackageSpec;
+using sandbox::testing::HexRequirement;
+using sandbox::testing::mix_lock_line;
+using sandbox::testing::mix_lock_text;
+
+// money_fmt: a package with an optional dependency (as Jason's on Decimal)
+// and a dev/test-only one that Mix filters out after asking for an SCM.
+constexpr const char* kMoneyFmtMix = R"(defmodule MoneyFmt.MixProject do
+  use Mix.Project
+
+  def project do
+    [app: :money_fmt, version: "0.1.0", deps: deps()]
+  end
+
+  defp deps do
+    [{:decimal, "~> 3.0", optional: true}, {:dialyxir, "~> 1.0", only: [:dev, :test]}]
+  end
+end
+)";
+
+constexpr const char* kMoneyFmtLib = R"(defmodule MoneyFmt do
+  def fmt(x) when is_integer(x), do: "#{x}.00"
+
+  if Code.ensure_loaded?(Decimal) do
+    def fmt(%Decimal{} = d), do: Decimal.to_string(Decimal.round(d, 2))
+  end
+end
+)";
+
+struct Mirror {
+  fs::path dir;
+  std::map<std::string, std::string> lock_lines; // app -> mix.lock line
+  std::map<std::string, HexPackageSpec> specs;
+  std::map<std::string, HexPackage> built;
+};
+
+// A corpus library as a package: its upstream mix.exs (which declares
+// dev/test/docs-only dependencies), lib/ and the files Hex would ship.
+HexPackageSpec corpus_package(const fs::path& scratch, const std::string& name,
+                              const std::string& version)
+{
+  auto copy = scratch / ("pkg-" + name);
+  fs::create_directories(copy);
+  fs::copy(corpus_dir(name) / "lib", copy / "lib", fs::copy_options::recursive);
+  fs::copy_file(corpus_dir(name) / "mix.exs.upstream", copy / "mix.exs");
+  HexPackageSpec spec;
+  spec.name = name;
+  spec.version = version;
+  spec.source_dir = copy;
+  return spec;
+}
+
+HexPackageSpec money_fmt_package()
+{
+  HexPackageSpec spec;
+  spec.name = "money_fmt";
+  spec.version = "0.1.0";
+  spec.requirements = {{"decimal", "~> 3.0", true}};
+  spec.files = {{"mix.exs", kMoneyFmtMix, 0644}, {"lib/money_fmt.ex", kMoneyFmtLib, 0644}};
+  return spec;
+}
+
+void add_package(Mirror& mirror, const HexPackageSpec& spec)
+{
+  fs::create_directories(mirror.dir / "tarballs");
+  auto file = mirror.dir / "tarballs" / (spec.name + "-" + spec.version + ".tar");
+  auto built = build_hex_package(spec, file);
+  ASSERT_TRUE(built) << built.error();
+  auto app = spec.app.empty() ? spec.name : spec.app;
+  mirror.lock_lines[app] = mix_lock_line(spec, *built);
+  mirror.specs[app] = spec;
+  mirror.built[app] = *built;
+}
+
+// decimal, nimble_options and money_fmt (which optionally needs decimal).
+Mirror standard_mirror(const fs::path& scratch)
+{
+  Mirror mirror;
+  mirror.dir = scratch / "mirror";
+  add_package(mirror, corpus_package(scratch, "decimal", "3.1.1"));
+  add_package(mirror, corpus_package(scratch, "nimble_options", "1.1.1"));
+  add_package(mirror, money_fmt_package());
+  return mirror;
+}
+
+std::string lock_of(const Mirror& mirror, const std::vector<std::string>& apps)
+{
+  std::vector<std::string> lines;
+  for (const auto& app : apps) {
+    lines.push_back(mirror.lock_lines.at(app));
+  }
+  return mix_lock_text(lines);
+}
+
+std::string shop_mix(const std::string& app, const std::string& module)
+{
+  return "defmodule " + module + ".MixProject do\n"
+         "  use Mix.Project\n"
+         "  def project do\n"
+         "    [app: :" + app + ", version: \"0.2.0\", deps: [\n"
+         "      {:money_fmt, \"~> 0.1\"},\n"
+         "      {:decimal, \"~> 3.1\"},\n"
+         "      {:nimble_options, \"~> 1.1\"},\n"
+         "      {:credo, \"~> 1.7\", only: :test, runtime: false}\n"
+         "    ]]\n"
+         "  end\n"
+         "end\n";
+}
+
+std::string shop_lib(const std::string& module)
+{
+  return "defmodule " + module + " do\n"
+         "  @schema NimbleOptions.new!(price: [type: :string, required: true])\n"
+         "  def price(opts) do\n"
+         "    opts = NimbleOptions.validate!(opts, @schema)\n"
+         "    MoneyFmt.fmt(Decimal.new(opts[:price]))\n"
+         "  end\n"
+         "end\n";
+}
+
+class Dependencies : public SandboxTest {
+protected:
+  void SetUp() override
+  {
+    if (!corpora_root()) {
+      GTEST_SKIP() << "the corpora are absent: put shared/ beside the checkout or set "
+                      "SANDBOX_CORPORA";
+    }
+    m_mirror = standard_mirror(scratch());
+  }
+
+  fs::path shop(const std::string& name, const std::string& app, const std::string& module)
+  {
+    return make_sandbox(name, {{"mix.exs", shop_mix(app, module)},
+                               {"lib/shop.ex", shop_lib(module)},
+                               {"mix.lock", lock_of(m_mirror, {"decimal", "money_fmt",
+                                                               "nimble_options"})}});
+  }
+
+  RunResult compile_with_mirror(const fs::path& sandbox_path, std::vector<std::string> args = {})
+  {
+    args.insert(args.begin(), {"--package-mirror", m_mirror.dir.string()});
+    return compile(sandbox_path, args);
+  }
+
+  // Runs `code` in a fresh VM with the project's and every dependency's ebin.
+  static RunResult run_with_dependencies(const nlohmann::json& result, const std::string& code)
+  {
+    std::vector<std::string> argv = {"elixir", "-pa", result_ebin(result).string()};
+    for (const auto& dep : result["dependencies"]) {
+      argv.push_back("-pa");
+      argv.push_back(dep["ebin"].get<std::string>());
+    }
+    argv.push_back("-e");
+    argv.push_back(code);
+    return run_process(argv, with_timeout(60'000));
+  }
+
+  static std::map<std::string, nlohmann::json> by_name(const nlohmann::json& result)
+  {
+    std::map<std::string, nlohmann::json> out;
+    for (const auto& dep : result["dependencies"]) {
+      out[dep["name"].get<std::string>()] = dep;
+    }
+    return out;
+  }
+
+  Mirror m_mirror;
+};
+
+TEST_F(Dependencies, ThreeDependenciesOneOptionalCompileOnceAndServeASecondProject)
+{
+  auto first = compile_with_mirror(shop("shop", "shop", "Shop"));
+  ASSERT_EQ(first.exit_code, 0) << first.describe();
+  auto result = first.json();
+  expect_success_contract(result);
+  auto deps = by_name(result);
+  ASSERT_EQ(deps.size(), 3u) << result["dependencies"];
+  for (const auto& [name, dep] : deps) {
+    EXPECT_EQ(dep["source"], "hex") << name;
+    EXPECT_FALSE(dep["cached"].get<bool>()) << name;
+    EXPECT_EQ(fs::path(dep["ebin"].get<std::string>()),
+              fs::path(result["temp_dir"].get<std::string>()) / "lib" / name / "ebin");
+    EXPECT_TRUE(fs::exists(fs::path(dep["ebin"].get<std::string>()) / (name + ".app"))) << name;
+  }
+  EXPECT_EQ(deps["decimal"]["version"], "3.1.1");
+  // The project's own BEAMs only; the packages' are in their ebins.
+  EXPECT_EQ(beam_names(result), std::vector<std::string>{"Elixir.Shop.beam"});
+  // Decimal was there when money_fmt compiled: its optional clause exists.
+  auto ran = run_with_dependencies(result, "IO.puts(Shop.price(price: \"1.234\"))");
+  EXPECT_EQ(ran.exit_code, 0) << ran.describe();
+  EXPECT_EQ(ran.out, "1.23\n");
+
+  // A second project with the same lock: no package compiles again.
+  auto second = compile_with_mirror(shop("till", "till", "Till"));
+  ASSERT_EQ(second.exit_code, 0) << second.describe();
+  auto again = second.json();
+  for (const auto& [name, dep] : by_name(again)) {
+    EXPECT_TRUE(dep["cached"].get<bool>()) << name;
+  }
+  auto till = run_with_dependencies(again, "IO.puts(Till.price(price: \"2.005\"))");
+  EXPECT_EQ(till.out, "2.01\n") << till.describe();
+  auto store = sandbox({"cache", "packages", "--json"});
+  ASSERT_EQ(store.exit_code, 0) << store.describe();
+  EXPECT_EQ(store.json()["builds"], 3) << store.out;
+  EXPECT_EQ(store.json()["packages"], 3) << store.out;
+  EXPECT_TRUE(entries_with_prefix(job_root(), "sandbox-package-").empty());
+}
+
+TEST_F(Dependencies, WithoutALockTheyAreUnavailableAndTheLockIsNamed)
+{
+  auto path = shop("shop", "shop", "Shop");
+  fs::remove(path / "mix.lock");
+  auto run = compile_with_mirror(path);
+  ASSERT_TRUE(is_error(run, "dependencies_unavailable", 1)) << run.describe();
+  auto error = run.json()["error"];
+  EXPECT_NE(error["reason"].get<std::string>().find("mix.lock"), std::string::npos) << error;
+  std::set<std::string> names(error["dependencies"].begin(), error["dependencies"].end());
+  EXPECT_EQ(names, (std::set<std::string>{"decimal", "money_fmt", "nimble_options"}));
+  EXPECT_TRUE(entries_with_prefix(job_root(), "sandbox-job-").empty());
+}
+
+TEST_F(Dependencies, ADependencyTheLockDoesNotPinOrTheMirrorLacksIsNamed)
+{
+  auto path = shop("shop", "shop", "Shop");
+  std::ofstream(path / "mix.lock") << lock_of(m_mirror, {"decimal", "money_fmt"});
+  auto run = compile_with_mirror(path);
+  ASSERT_TRUE(is_error(run, "dependencies_unavailable", 1)) << run.describe();
+  EXPECT_EQ(run.json()["error"]["dependencies"], nlohmann::json::array({"nimble_options"}));
+
+  std::ofstream(path / "mix.lock") << lock_of(m_mirror, {"decimal", "money_fmt", "nimble_options"});
+  fs::remove(m_mirror.dir / "tarballs" / "nimble_options-1.1.1.tar");
+  auto missing = compile_with_mirror(path);
+  ASSERT_TRUE(is_error(missing, "dependencies_unavailable", 1)) << missing.describe();
+  auto error = missing.json()["error"];
+  EXPECT_EQ(error["dependencies"],
+            nlohmann::json::array({"nimble_options (nimble_options-1.1.1.tar)"}));
+  EXPECT_NE(error["reason"].get<std::string>().find("mirror"), std::string::npos);
+
+  // Without any mirror.
+  auto none = compile(path, {}, with_env({{"SANDBOX_PACKAGE_MIRROR", std::nullopt}}));
+  ASSERT_TRUE(is_error(none, "dependencies_unavailable", 1)) << none.describe();
+  EXPECT_NE(none.json()["error"]["reason"].get<std::string>().find("--package-mirror"),
+            std::string::npos);
+}
+
+TEST_F(Dependencies, ATamperedLockOrPackageFailsVerificationAndNothingCompiles)
+{
+  auto path = shop("shop", "shop", "Shop");
+  // The lock pins another outer checksum for decimal.
+  auto lock = lock_of(m_mirror, {"decimal", "money_fmt", "nimble_options"});
+  const auto& outer = m_mirror.built.at("decimal").outer_checksum;
+  std::string forged(outer.size(), 'a');
+  lock.replace(lock.find(outer), outer.size(), forged);
+  std::ofstream(path / "mix.lock") << lock;
+  auto run = compile_with_mirror(path);
+  ASSERT_TRUE(is_error(run, "dependency_verification_failed", 1)) << run.describe();
+  auto error = run.json()["error"];
+  EXPECT_EQ(error["dependency"], "decimal");
+  EXPECT_EQ(error["version"], "3.1.1");
+  EXPECT_EQ(error["expected"], forged);
+  EXPECT_EQ(error["actual"], outer);
+
+  // A package whose CHECKSUM does not match its contents, pinned as it is.
+  auto spec = money_fmt_package();
+  spec.checksum_file = std::string(64, 'B');
+  add_package(m_mirror, spec);
+  std::ofstream(path / "mix.lock") << lock_of(m_mirror, {"decimal", "money_fmt", "nimble_options"});
+  auto inner = compile_with_mirror(path);
+  ASSERT_TRUE(is_error(inner, "dependency_verification_failed", 1)) << inner.describe();
+  EXPECT_EQ(inner.json()["error"]["dependency"], "money_fmt");
+  auto store = sandbox({"cache", "packages", "--json"});
+  EXPECT_EQ(store.json()["builds"], 0) << store.out;
+}
+
+TEST_F(Dependencies, UnsafeArchiveEntriesAreRefusedWithCorrectChecksums)
+{
+  using sandbox::testing::hostile_absolute;
+  using sandbox::testing::hostile_dot_dot;
+  using sandbox::testing::hostile_symlink;
+  auto outside = scratch() / "escaped";
+  std::vector<std::pair<std::string, sandbox::testing::HexRawEntry>> cases = {
+    {"absolute", hostile_absolute((scratch() / "absolute").string())},
+    {"..", hostile_dot_dot("../../escaped")},
+    {"symlink", hostile_symlink("lib/link", "/etc")},
+  };
+  int index = 0;
+  for (const auto& [label, entry] : cases) {
+    auto spec = money_fmt_package();
+    spec.raw_entries = {entry};
+    add_package(m_mirror, spec);
+    auto path = shop("shop-" + std::to_string(index++), "shop", "Shop");
+    auto run = compile_with_mirror(path);
+    ASSERT_TRUE(is_error(run, "dependency_verification_failed", 1)) << label << run.describe();
+    auto error = run.json()["error"];
+    EXPECT_EQ(error["dependency"], "money_fmt") << label;
+    EXPECT_NE(error["reason"].get<std::string>().find("unsafe"), std::string::npos)
+      << label << error;
+    EXPECT_FALSE(fs::exists(scratch() / "absolute")) << label;
+    EXPECT_FALSE(fs::exists(outside)) << label;
+  }
+}
+
+TEST_F(Dependencies, AHostileDependencyIsJudgedAndTheJailHoldsWhenTheScanIsOff)
+{
+  auto secret = scratch() / "secret.txt";
+  std::ofstream(secret) << "TOP-SECRET-VALUE\n";
+  auto planted = scratch() / "planted";
+  HexPackageSpec spec;
+  spec.name = "evil_fmt";
+  spec.version = "0.1.0";
+  spec.files = {
+    {"mix.exs",
+     "defmodule EvilFmt.MixProject do\n  use Mix.Project\n"
+     "  def project, do: [app: :evil_fmt, version: \"0.1.0\"]\nend\n",
+     0644},
+    {"lib/evil_fmt.ex",
+     "defmodule EvilFmt do\n"
+     "  @stolen File.read(\"" + secret.string() + "\")\n"
+     "  @wrote File.write(\"" + planted.string() + "\", \"x\")\n"
+     "  @socket :gen_tcp.connect({127, 0, 0, 1}, 9, [])\n"
+     "  def stolen, do: inspect({@stolen, @wrote, @socket})\n"
+     "end\n",
+     0644}};
+  add_package(m_mirror, spec);
+  auto path = make_sandbox("victim", {{"mix.exs", "defmodule Victim.MixProject do\n"
+                                                  "  use Mix.Project\n"
+                                                  "  def project, do: [app: :victim, version: "
+                                                  "\"0.1.0\", deps: [{:evil_fmt, \"~> 0.1\"}]]\n"
+                                                  "end\n"},
+                                      {"lib/victim.ex", "defmodule Victim do\n"
+                                                        "  def run, do: EvilFmt.stolen()\nend\n"},
+                                      {"mix.lock", lock_of(m_mirror, {"evil_fmt"})}});
+  auto judged = compile_with_mirror(path, {"--scan-scope", "all"});
+  ASSERT_TRUE(is_error(judged, "security_threats_detected", 1)) << judged.describe();
+  bool named = false;
+  for (const auto& threat : judged.json()["error"]["threats"]) {
+    named = named || (threat.value("dependency", "") == "evil_fmt" &&
+                      threat.value("file", "").starts_with("deps/evil_fmt/"));
+  }
+  EXPECT_TRUE(named) << judged.out;
+
+  auto contained = compile_with_mirror(path, {"--no-security-scan"});
+  ASSERT_EQ(contained.exit_code, 0) << contained.describe();
+  EXPECT_FALSE(fs::exists(planted));
+  auto ran = run_with_dependencies(contained.json(), "IO.puts(Victim.run())");
+  EXPECT_EQ(ran.exit_code, 0) << ran.describe();
+  EXPECT_EQ(ran.out.find("TOP-SECRET"), std::string::npos) << ran.out;
+  EXPECT_NE(ran.out.find(":enoent"), std::string::npos) << ran.out;
+}
+
+TEST_F(Dependencies, AnUmbrellaWithAnInUmbrellaAndAHexDependency)
+{
+  auto path = make_sandbox(
+    "umbrella",
+    {{"mix.exs", "defmodule Store.MixProject do\n  use Mix.Project\n"
+                 "  def project, do: [apps_path: \"apps\", version: \"0.1.0\", deps: []]\nend\n"},
+     {"mix.lock", lock_of(m_mirror, {"decimal"})},
+     {"apps/prices/mix.exs",
+      "defmodule Prices.MixProject do\n  use Mix.Project\n"
+      "  def project, do: [app: :prices, version: \"0.1.0\", build_path: \"../../_build\",\n"
+      "    deps_path: \"../../deps\", lockfile: \"../../mix.lock\",\n"
+      "    deps: [{:decimal, \"~> 3.1\"}]]\nend\n"},
+     {"apps/prices/lib/prices.ex",
+      "defmodule Prices do\n  def total(a, b), do: Decimal.add(a, b) |> Decimal.to_string()\nend\n"},
+     {"apps/web/mix.exs",
+      "defmodule Web.MixProject do\n  use Mix.Project\n"
+      "  def project, do: [app: :web, version: \"0.1.0\", build_path: \"../../_build\",\n"
+      "    deps_path: \"../../deps\", lockfile: \"../../mix.lock\",\n"
+      "    deps: [{:prices, in_umbrella: true}]]\nend\n"},
+     {"apps/web/lib/web.ex",
+      "defmodule Web do\n  def page, do: \"total \" <> Prices.total(\"1.5\", \"2.25\")\nend\n"}});
+  auto run = compile_with_mirror(path);
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  auto result = run.json();
+  auto names = beam_names(result);
+  EXPECT_EQ(names, (std::vector<std::string>{"Elixir.Prices.beam", "Elixir.Web.beam"}));
+  ASSERT_TRUE(result["app_file"].is_string()) << result;
+  EXPECT_EQ(fs::path(result["app_file"].get<std::string>()).filename(), "prices.app");
+  EXPECT_TRUE(fs::exists(result_ebin(result) / "web.app"));
+  auto deps = by_name(result);
+  ASSERT_TRUE(deps.count("decimal")) << result["dependencies"];
+  EXPECT_EQ(deps["decimal"]["source"], "hex");
+  auto ran = run_with_dependencies(result, "IO.puts(Web.page())");
+  EXPECT_EQ(ran.out, "total 3.75\n") << ran.describe();
+}
+
+TEST_F(Dependencies, AnUmbrellaOfInUmbrellaAppsAndAPathDependencyCompileWithoutAMirror)
+{
+  auto path = make_sandbox(
+    "umbrella",
+    {{"mix.exs", "defmodule Two.MixProject do\n  use Mix.Project\n"
+                 "  def project, do: [apps_path: \"apps\", version: \"0.1.0\"]\nend\n"},
+     {"apps/a/mix.exs", "defmodule A.MixProject do\n  use Mix.Project\n"
+                        "  def project, do: [app: :a, version: \"0.1.0\", build_path: "
+                        "\"../../_build\", deps_path: \"../../deps\",\n"
+                        "    deps: [{:helper, path: \"../../vendor/helper\"}]]\nend\n"},
+     {"apps/a/lib/a.ex", "defmodule A do\n  def hi, do: Helper.word() <> \"!\"\nend\n"},
+     {"apps/b/mix.exs", "defmodule B.MixProject do\n  use Mix.Project\n"
+                        "  def project, do: [app: :b, version: \"0.1.0\", build_path: "
+                        "\"../../_build\", deps_path: \"../../deps\",\n"
+                        "    deps: [{:a, in_umbrella: true}]]\nend\n"},
+     {"apps/b/lib/b.ex", "defmodule B do\n  def hi, do: A.hi()\nend\n"},
+     {"vendor/helper/mix.exs", "defmodule Helper.MixProject do\n  use Mix.Project\n"
+                               "  def project, do: [app: :helper, version: \"1.2.3\"]\nend\n"},
+     {"vendor/helper/lib/helper.ex", "defmodule Helper do\n  def word, do: \"hello\"\nend\n"}});
+  auto run = compile(path, {}, with_env({{"SANDBOX_PACKAGE_MIRROR", std::nullopt}}));
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  auto result = run.json();
+  auto deps = by_name(result);
+  ASSERT_TRUE(deps.count("helper")) << result["dependencies"];
+  EXPECT_EQ(deps["helper"]["source"], "path");
+  EXPECT_EQ(deps["helper"]["version"], "1.2.3");
+  EXPECT_TRUE(fs::exists(fs::path(deps["helper"]["ebin"].get<std::string>()) / "Elixir.Helper.beam"));
+  auto ran = run_with_dependencies(result, "IO.puts(B.hi())");
+  EXPECT_EQ(ran.out, "hello!\n") << ran.describe();
+}
+
+TEST_F(Dependencies, AnHttpMirrorIsFetchedOncePerPackage)
+{
+  sandbox::testing::HttpServer server(m_mirror.dir);
+  auto url = server.url();
+  auto first = compile(shop("shop", "shop", "Shop"), {"--package-mirror", url});
+  ASSERT_EQ(first.exit_code, 0) << first.describe();
+  auto second = compile(shop("till", "till", "Till"), {"--package-mirror", url});
+  ASSERT_EQ(second.exit_code, 0) << second.describe();
+  for (const auto& file : {"decimal-3.1.1.tar", "money_fmt-0.1.0.tar", "nimble_options-1.1.1.tar"}) {
+    EXPECT_EQ(server.request_count(std::string("/tarballs/") + file), 1) << file;
+  }
+}
+
+TEST_F(Dependencies, TwoProjectsAtOnceCompileASharedPackageOnce)
+{
+  auto a = shop("shop", "shop", "Shop");
+  auto b = shop("till", "till", "Till");
+  auto one = std::async(std::launch::async, [&] { return compile_with_mirror(a); });
+  auto two = std::async(std::launch::async, [&] { return compile_with_mirror(b); });
+  auto ra = one.get();
+  auto rb = two.get();
+  ASSERT_EQ(ra.exit_code, 0) << ra.describe();
+  ASSERT_EQ(rb.exit_code, 0) << rb.describe();
+  auto da = by_name(ra.json());
+  auto db = by_name(rb.json());
+  for (const auto& name : {"decimal", "money_fmt", "nimble_options"}) {
+    // Compiled by exactly one of the two.
+    EXPECT_NE(da[name]["cached"].get<bool>(), db[name]["cached"].get<bool>()) << name;
+  }
+  EXPECT_EQ(sandbox({"cache", "packages", "--json"}).json()["builds"], 3);
+}
+
+} // namespace
+
+} // namespace sandbox::test
