@@ -7,6 +7,7 @@
 #include <expected>
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 namespace sandbox::deps {
 
@@ -37,8 +38,15 @@ struct FetchError {
 // True for "http://..." and "https://..." URLs (case-insensitive scheme).
 bool is_http_url(std::string_view text);
 
+// `url` fit for a message: any userinfo ("user:password@") removed and
+// control characters replaced, so a credential never reaches a log.
+std::string redact_url(std::string_view url);
+
 // Downloads `url` into `dest` (written to a temporary name beside it, then
-// renamed, so `dest` is either whole or absent).
+// renamed, so `dest` is either whole or absent). Only a 2xx answer is
+// accepted. No cookies and no .netrc are used; TLS peers are verified. Proxy
+// settings come from the environment as libcurl reads them by default
+// (http_proxy, https_proxy, no_proxy), so a mirror behind a proxy is reachable.
 std::expected<void, FetchError> fetch_to_file(const std::string& url, const fs::path& dest,
                                               const FetchLimits& limits = {});
 
