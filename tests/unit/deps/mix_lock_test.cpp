@@ -1,6 +1,9 @@
 #include "deps/mix_lock.h"
 
+#include <filesystem>
+#include <fstream>
 #include <gtest/gtest.h>
+#include <sstream>
 
 #include <string>
 
@@ -252,6 +255,38 @@ TEST(MixLockTest, RefusesBadEntries)
   expect_error("%{\"a\": {:git, \"x\", []}, a: {:git, \"y\", []}}", "locked twice");
   expect_error("%{\"a\" => {:git, \"x\", []}, \"a\": {:git, \"y\", []}}", "locked twice");
   expect_error("%{\"a\": \"not a tuple\"}", "tuple starting with an atom");
+}
+
+// The shared corpora's locks (real projects), when they are there.
+TEST(MixLockTest, ReadsRealLocks)
+{
+  namespace fs = std::filesystem;
+  fs::path corpora = fs::path(SANDBOX_SOURCE_DIR).parent_path() / "shared" / "corpora";
+  if (const char* env = std::getenv("SANDBOX_CORPORA"); env != nullptr && *env != '\0') {
+    corpora = env;
+  }
+  std::error_code ec;
+  int seen = 0;
+  for (const auto& entry : fs::directory_iterator(corpora, ec)) {
+    auto path = entry.path() / "mix.lock";
+    if (!fs::is_regular_file(path)) {
+      continue;
+    }
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    auto lock = parse_mix_lock(text.str());
+    ASSERT_TRUE(lock) << path << ": " << lock.error();
+    EXPECT_FALSE(lock->hex.empty()) << path;
+    for (const auto& [app, hex] : lock->hex) {
+      EXPECT_EQ(hex.inner_checksum.size(), 64u) << app;
+      EXPECT_EQ(hex.outer_checksum.size(), 64u) << app;
+    }
+    ++seen;
+  }
+  if (seen == 0) {
+    GTEST_SKIP() << "no corpora with a mix.lock under " << corpora;
+  }
 }
 
 } // namespace
