@@ -645,7 +645,7 @@ using ArchivePtr = std::unique_ptr<archive, ArchiveFree>;
 std::string archive_message(archive* a)
 {
   const char* message = archive_error_string(a);
-  return message != nullptr ? printable(message) : std::string("unknown error");
+  return message != nullptr ? printable(message) : std::string("unreadable data");
 }
 
 Checked<ArchivePtr> open_tar(std::string_view data, bool gzip)
@@ -933,6 +933,10 @@ private:
   Checked<void> unpack_entry(archive* a, archive_entry* entry)
   {
     const char* raw = archive_entry_pathname(entry);
+    if (raw == nullptr) {
+      // A pax UTF-8 name the C locale cannot represent: the bytes as stored.
+      raw = archive_entry_pathname_utf8(entry);
+    }
     if (raw == nullptr) {
       return failure("unsafe entry: unreadable path");
     }

@@ -95,6 +95,7 @@ struct HexPackageSpec {
   std::vector<std::string> omit_outer;        // outer entries left out
   std::vector<std::pair<std::string, std::string>> extra_outer; // appended to the outer tar
   bool gzip_contents = true;
+  std::optional<std::string> contents_tar_gz; // replaces contents.tar.gz's bytes
 };
 
 struct HexPackage {
@@ -146,6 +147,8 @@ public:
   explicit TarWriter(bool gzip) : m_archive(archive_write_new())
   {
     archive_write_set_format_pax_restricted(m_archive);
+    // Names are stored as the bytes given, whatever the locale.
+    archive_write_set_format_option(m_archive, "pax", "hdrcharset", "BINARY");
     if (gzip) {
       archive_write_add_filter_gzip(m_archive);
     } else {
@@ -304,8 +307,8 @@ inline std::string hex_metadata_config(const HexPackageSpec& spec,
 }
 
 // Writes the tarball to `file` (its directory must exist).
-inline std::expected<HexPackage, std::string> build_hex_package(const HexPackageSpec& spec,
-                                                                const fs::path& file)
+// The spec's files, then its source directory's.
+inline std::expected<std::vector<HexFile>, std::string> hex_files(const HexPackageSpec& spec)
 {
   std::vector<HexFile> files = spec.files;
   if (!spec.source_dir.empty()) {
@@ -315,8 +318,18 @@ inline std::expected<HexPackage, std::string> build_hex_package(const HexPackage
     }
     files.insert(files.end(), copied->begin(), copied->end());
   }
+  return files;
+}
+
+// contents.tar.gz as the spec's files and entries make it (contents_tar_gz aside).
+inline std::expected<std::string, std::string> hex_contents(const HexPackageSpec& spec)
+{
+  auto files = hex_files(spec);
+  if (!files) {
+    return std::unexpected(files.error());
+  }
   hex_detail::TarWriter contents_writer(spec.gzip_contents);
-  for (const auto& f : files) {
+  for (const auto& f : *files) {
     if (!contents_writer.add_file(f.path, f.content, f.mode)) {
       return std::unexpected("cannot add " + f.path + " to contents.tar.gz");
     }
@@ -330,7 +343,23 @@ inline std::expected<HexPackage, std::string> build_hex_package(const HexPackage
   if (!contents) {
     return std::unexpected("cannot finish contents.tar.gz");
   }
-  std::string metadata = spec.metadata_config.value_or(hex_metadata_config(spec, files));
+  return std::move(*contents);
+}
+
+inline std::expected<HexPackage, std::string> build_hex_package(const HexPackageSpec& spec,
+                                                                const fs::path& file)
+{
+  auto contents = spec.contents_tar_gz ? std::expected<std::string, std::string>(
+                                           *spec.contents_tar_gz)
+                                       : hex_contents(spec);
+  if (!contents) {
+    return std::unexpected(contents.error());
+  }
+  auto files = hex_files(spec);
+  if (!files) {
+    return std::unexpected(files.error());
+  }
+  std::string metadata = spec.metadata_config.value_or(hex_metadata_config(spec, *files));
   std::string inner = hex_detail::sha256_hex(spec.tarball_version + metadata + *contents, true);
   std::string checksum = spec.checksum_file.value_or(inner);
 

@@ -363,6 +363,18 @@ TEST_F(HexTarballTest, DirectoryEntriesAreCreatedWithFixedModes)
   EXPECT_EQ(mode_of(dest() / "lib/a.ex"), 0755u); // no setuid
 }
 
+TEST_F(HexTarballTest, NonAsciiNamesRoundTrip)
+{
+  auto spec = jason_spec();
+  spec.files.push_back({"lib/caf\xc3\xa9.ex", "# caf\xc3\xa9\n", 0644});
+  spec.files.push_back({"priv/raw\xff", "bytes", 0644});
+  auto package = build(spec);
+  auto result = verify_and_unpack(package.path, lock_for(spec, package), dest());
+  ASSERT_TRUE(result) << result.error().reason;
+  EXPECT_EQ(slurp(dest() / "lib/caf\xc3\xa9.ex"), "# caf\xc3\xa9\n");
+  EXPECT_EQ(slurp(dest() / "priv/raw\xff"), "bytes");
+}
+
 TEST_F(HexTarballTest, LimitsAreEnforced)
 {
   auto spec = jason_spec();
@@ -437,6 +449,25 @@ TEST_F(HexTarballTest, CorruptContentsAreCleanErrors)
   auto spec = jason_spec();
   spec.gzip_contents = false;
   auto package = build(spec);
+  expect_refused(package, lock_for(spec, package), "corrupt archive");
+}
+
+TEST_F(HexTarballTest, TruncatedOrGarbageContentsAreCleanErrors)
+{
+  auto spec = jason_spec();
+  auto contents = testing::hex_contents(spec);
+  ASSERT_TRUE(contents) << contents.error();
+  // Cut inside the last file: the files before it are written, then removed.
+  spec.contents_tar_gz = contents->substr(0, contents->size() - 30);
+  auto package = build(spec);
+  expect_refused(package, lock_for(spec, package), "corrupt archive");
+
+  spec.contents_tar_gz = std::string(2000, '\x1f');
+  package = build(spec);
+  expect_refused(package, lock_for(spec, package), "corrupt archive");
+
+  spec.contents_tar_gz = std::string();
+  package = build(spec);
   expect_refused(package, lock_for(spec, package), "corrupt archive");
 }
 
