@@ -31,8 +31,7 @@ struct Failure {
   std::string actual;
 };
 
-template <typename T>
-using Checked = std::expected<T, Failure>;
+template <typename T> using Checked = std::expected<T, Failure>;
 
 std::unexpected<Failure> failure(std::string reason, std::string expected = {},
                                  std::string actual = {})
@@ -132,7 +131,7 @@ private:
 struct Term {
   enum class Kind { tuple, list, map, binary, string, atom, integer, floating };
   Kind kind = Kind::atom;
-  std::string text; // bytes of binaries and strings, atom names, number digits
+  std::string text;        // bytes of binaries and strings, atom names, number digits
   std::vector<Term> items; // tuple and list elements; map keys and values alternating
 };
 
@@ -172,8 +171,7 @@ private:
   static bool is_digit(char c) { return c >= '0' && c <= '9'; }
   static bool is_atom_char(char c)
   {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_' ||
-           c == '@';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_' || c == '@';
   }
 
   [[nodiscard]] bool at_end() const { return m_pos >= m_text.size(); }
@@ -192,8 +190,7 @@ private:
   std::unexpected<std::string> fail(const std::string& message) const
   {
     std::string where = at_end() ? "the end" : printable(std::string(1, peek()));
-    return std::unexpected("line " + std::to_string(m_line) + ": " + message + ", found " +
-                           where);
+    return std::unexpected("line " + std::to_string(m_line) + ": " + message + ", found " + where);
   }
 
   void skip_blank()
@@ -330,8 +327,9 @@ private:
       // Base#digits, e.g. 16#ff.
       term.text.push_back('#');
       advance();
-      if (digits([](char ch) { return is_digit(ch) || (ch >= 'a' && ch <= 'z') ||
-                                      (ch >= 'A' && ch <= 'Z'); }) == 0) {
+      if (digits([](char ch) {
+            return is_digit(ch) || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+          }) == 0) {
         return fail("expected digits after `#`");
       }
       return term;
@@ -399,8 +397,7 @@ private:
     std::string out;
     while (true) {
       if (at_end()) {
-        return std::unexpected("line " + std::to_string(start_line) +
-                               ": unterminated quoted text");
+        return std::unexpected("line " + std::to_string(start_line) + ": unterminated quoted text");
       }
       char c = peek();
       advance();
@@ -601,7 +598,8 @@ std::expected<PackageMetadata, std::string> read_metadata(std::string_view text)
   }
   PackageMetadata out;
   for (auto [key, target] : {std::pair<const char*, std::string*>{"name", &out.name},
-                             {"version", &out.version}, {"app", &out.app}}) {
+                             {"version", &out.version},
+                             {"app", &out.app}}) {
     auto it = fields.find(key);
     if (it == fields.end()) {
       continue;
@@ -660,8 +658,7 @@ Checked<ArchivePtr> open_tar(std::string_view data, bool gzip)
   if (archive_read_support_format_tar(a.get()) != ARCHIVE_OK ||
       (gzip ? archive_read_support_filter_gzip(a.get())
             : archive_read_support_filter_none(a.get())) != ARCHIVE_OK) {
-    return failure("corrupt archive: the tar reader is unavailable", {},
-                   archive_message(a.get()));
+    return failure("corrupt archive: the tar reader is unavailable", {}, archive_message(a.get()));
   }
   if (archive_read_open_memory(a.get(), data.data(), data.size()) != ARCHIVE_OK) {
     return failure("corrupt archive: " + archive_message(a.get()));
@@ -693,18 +690,13 @@ std::optional<Failure> unsafe_type(archive_entry* entry, const std::string& name
   }
   switch (archive_entry_filetype(entry)) {
   case AE_IFREG:
-  case AE_IFDIR:
-    return std::nullopt;
-  case AE_IFLNK:
-    return Failure{"unsafe entry: symlink " + name, {}, {}};
+  case AE_IFDIR: return std::nullopt;
+  case AE_IFLNK: return Failure{"unsafe entry: symlink " + name, {}, {}};
   case AE_IFCHR:
   case AE_IFBLK:
-  case AE_IFIFO:
-    return Failure{"unsafe entry: device or fifo " + name, {}, {}};
-  case AE_IFSOCK:
-    return Failure{"unsafe entry: socket " + name, {}, {}};
-  default:
-    return Failure{"unsafe entry: unknown type " + name, {}, {}};
+  case AE_IFIFO: return Failure{"unsafe entry: device or fifo " + name, {}, {}};
+  case AE_IFSOCK: return Failure{"unsafe entry: socket " + name, {}, {}};
+  default: return Failure{"unsafe entry: unknown type " + name, {}, {}};
   }
 }
 
@@ -751,10 +743,10 @@ Checked<OuterParts> read_outer(std::string_view tarball, const UnpackLimits& lim
     bool seen = false;
   };
   std::array<Slot, 4> slots{{
-    {"VERSION", &parts.version, 64, "unsupported tarball version"},
-    {"CHECKSUM", &parts.checksum, 256, "CHECKSUM file too large"},
-    {"metadata.config", &parts.metadata, limits.max_metadata_bytes, "metadata too large"},
-    {"contents.tar.gz", &parts.contents, limits.max_tarball_bytes, "package too large"},
+      {"VERSION", &parts.version, 64, "unsupported tarball version"},
+      {"CHECKSUM", &parts.checksum, 256, "CHECKSUM file too large"},
+      {"metadata.config", &parts.metadata, limits.max_metadata_bytes, "metadata too large"},
+      {"contents.tar.gz", &parts.contents, limits.max_tarball_bytes, "package too large"},
   }};
   while (true) {
     auto entry = next_entry(a->get());
@@ -917,8 +909,8 @@ private:
       } else if (errno != EEXIST) {
         return failure("cannot unpack " + shown, {}, util::errno_message("mkdir"));
       }
-      util::Fd next(::openat(current.get(), part.c_str(),
-                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      util::Fd next(
+          ::openat(current.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!next) {
         return failure("unsafe entry: path crosses a file " + shown);
       }
@@ -960,7 +952,8 @@ private:
       return failure("unsafe entry: unnormalised path " + shown);
     }
     if (archive_entry_size_is_set(entry) != 0) {
-      auto declared = static_cast<std::uint64_t>(std::max<la_int64_t>(0, archive_entry_size(entry)));
+      auto declared =
+          static_cast<std::uint64_t>(std::max<la_int64_t>(0, archive_entry_size(entry)));
       if (auto checked = check_size(declared); !checked) {
         return checked;
       }
@@ -994,8 +987,7 @@ private:
       written += static_cast<std::uint64_t>(n);
       m_total += static_cast<std::uint64_t>(n);
       if (written > m_limits.max_file_bytes) {
-        return failure("file too large", "<= " + std::to_string(m_limits.max_file_bytes),
-                       shown);
+        return failure("file too large", "<= " + std::to_string(m_limits.max_file_bytes), shown);
       }
       if (m_total > m_limits.max_total_bytes) {
         return failure("package too large", "<= " + std::to_string(m_limits.max_total_bytes));
@@ -1084,8 +1076,7 @@ Checked<PackageMetadata> verify(std::string_view tarball, const HexLock& lock,
     return failure("metadata names another package", lock.package, printable(metadata->name));
   }
   if (metadata->version != lock.version) {
-    return failure("metadata names another version", lock.version,
-                   printable(metadata->version));
+    return failure("metadata names another version", lock.version, printable(metadata->version));
   }
   if (!valid_app_name(metadata->app)) {
     return failure("metadata has an invalid app name", {}, printable(metadata->app));
@@ -1133,7 +1124,7 @@ verify_and_unpack(const fs::path& tarball, const HexLock& lock, const fs::path& 
 {
   auto refuse = [&](Failure f) {
     return std::unexpected(core::DependencyVerificationFailed{
-      lock.app, lock.version, std::move(f.reason), std::move(f.expected), std::move(f.actual)});
+        lock.app, lock.version, std::move(f.reason), std::move(f.expected), std::move(f.actual)});
   };
   if (lock.outer_checksum.empty()) {
     return refuse({"lock has no outer checksum", {}, {}});
@@ -1145,8 +1136,8 @@ verify_and_unpack(const fs::path& tarball, const HexLock& lock, const fs::path& 
   }
   auto size = fs::file_size(tarball, ec);
   if (!ec && size > limits.max_tarball_bytes) {
-    return refuse({"tarball too large", "<= " + std::to_string(limits.max_tarball_bytes) +
-                   " bytes", std::to_string(size) + " bytes"});
+    return refuse({"tarball too large", "<= " + std::to_string(limits.max_tarball_bytes) + " bytes",
+                   std::to_string(size) + " bytes"});
   }
   auto data = util::read_file(tarball, limits.max_tarball_bytes);
   if (!data) {
@@ -1163,7 +1154,8 @@ verify_and_unpack(const fs::path& tarball, const HexLock& lock, const fs::path& 
   // Only a directory this call made is ever removed on failure.
   if (::mkdir(dest.c_str(), 0755) != 0) {
     return refuse({errno == EEXIST ? "destination already exists" : "cannot create destination",
-                   {}, util::errno_message(dest.string())});
+                   {},
+                   util::errno_message(dest.string())});
   }
   auto cleanup = [&](Failure f) {
     (void)util::remove_tree(dest);

@@ -258,8 +258,7 @@ private:
     std::string out;
     while (true) {
       if (at_end()) {
-        return std::unexpected("line " + std::to_string(start_line) +
-                               ": unterminated string");
+        return std::unexpected("line " + std::to_string(start_line) + ": unterminated string");
       }
       char c = peek();
       if (c == '"') {
@@ -276,8 +275,7 @@ private:
       }
       advance();
       if (at_end()) {
-        return std::unexpected("line " + std::to_string(start_line) +
-                               ": unterminated string");
+        return std::unexpected("line " + std::to_string(start_line) + ": unterminated string");
       }
       char escaped = peek();
       switch (escaped) {
@@ -295,9 +293,7 @@ private:
         out.push_back('#');
         break;
       case '\n': break; // a line continuation
-      default:
-        return fail("unsupported escape `\\" + std::string(1, escaped) +
-                    "` in a string");
+      default: return fail("unsupported escape `\\" + std::string(1, escaped) + "` in a string");
       }
       advance();
     }
@@ -355,8 +351,8 @@ private:
       }
       if (at_end()) {
         return fail("expected `" + std::string(1, close) + "` to close " +
-                    std::string(kind_name(kind)) + " opened on line " +
-                    std::to_string(value.line) + ", found the end of the file");
+                    std::string(kind_name(kind)) + " opened on line " + std::to_string(value.line) +
+                    ", found the end of the file");
       }
       int item_line = m_line;
       std::optional<std::expected<std::string, std::string>> key;
@@ -417,8 +413,8 @@ private:
       }
       if (at_end()) {
         return fail("expected `" + std::string(1, close) + "` to close " +
-                    std::string(kind_name(kind)) + " opened on line " +
-                    std::to_string(value.line) + ", found the end of the file");
+                    std::string(kind_name(kind)) + " opened on line " + std::to_string(value.line) +
+                    ", found the end of the file");
       }
       if (peek() != close) {
         return fail("expected `,` or `" + std::string(1, close) + "` in " +
@@ -477,8 +473,7 @@ std::optional<std::string> lower_checksum(std::string_view text)
   return out;
 }
 
-std::expected<LockRequirement, std::string> requirement_of(const Value& value,
-                                                           std::string_view app)
+std::expected<LockRequirement, std::string> requirement_of(const Value& value, std::string_view app)
 {
   if (value.kind != Value::Kind::tuple || value.items.size() != 3) {
     return entry_error(value, app, "a requirement must be {:app, requirement, options}");
@@ -557,7 +552,7 @@ std::expected<HexLock, std::string> hex_entry(const std::string& app, const Valu
   if (items.size() != 7 && items.size() != 8) {
     return entry_error(tuple, app,
                        "a :hex entry has 7 or 8 elements, this one has " +
-                         std::to_string(items.size()));
+                           std::to_string(items.size()));
   }
   HexLock lock;
   lock.app = app;
@@ -570,8 +565,7 @@ std::expected<HexLock, std::string> hex_entry(const std::string& app, const Valu
                        "the version must be a string of letters, digits, `.`, `+` and `-`");
   }
   lock.version = items[2].text;
-  auto inner = items[3].kind == Value::Kind::string ? lower_checksum(items[3].text)
-                                                    : std::nullopt;
+  auto inner = items[3].kind == Value::Kind::string ? lower_checksum(items[3].text) : std::nullopt;
   if (!inner) {
     return entry_error(items[3], app, "the inner checksum must be 64 hex digits");
   }
@@ -600,8 +594,8 @@ std::expected<HexLock, std::string> hex_entry(const std::string& app, const Valu
   }
   lock.repo = items[6].text;
   if (items.size() == 8) {
-    auto outer = items[7].kind == Value::Kind::string ? lower_checksum(items[7].text)
-                                                      : std::nullopt;
+    auto outer =
+        items[7].kind == Value::Kind::string ? lower_checksum(items[7].text) : std::nullopt;
     if (!outer) {
       return entry_error(items[7], app, "the outer checksum must be 64 hex digits");
     }
@@ -615,8 +609,7 @@ std::expected<HexLock, std::string> hex_entry(const std::string& app, const Valu
 std::expected<MixLock, std::string> parse_mix_lock(std::string_view text)
 {
   if (text.size() > max_lock_bytes) {
-    return std::unexpected("the lock is larger than " + std::to_string(max_lock_bytes) +
-                           " bytes");
+    return std::unexpected("the lock is larger than " + std::to_string(max_lock_bytes) + " bytes");
   }
   auto document = Reader(text).document();
   if (!document) {

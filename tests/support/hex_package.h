@@ -7,6 +7,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <array>
@@ -19,7 +20,6 @@
 #include <sstream>
 #include <string>
 #include <string_view>
-#include <sys/stat.h>
 #include <utility>
 #include <vector>
 
@@ -77,22 +77,22 @@ struct HexRequirement {
 };
 
 struct HexPackageSpec {
-  std::string name;    // the Hex package name
+  std::string name; // the Hex package name
   std::string version;
-  std::string app;     // empty: the name
+  std::string app; // empty: the name
   std::vector<std::string> build_tools = {"mix"};
   std::vector<HexRequirement> requirements;
   std::vector<HexFile> files;
-  fs::path source_dir; // when set, its regular files are added too (recursively)
+  fs::path source_dir;                  // when set, its regular files are added too (recursively)
   std::vector<HexRawEntry> raw_entries; // after the files, in this order
 
   // Knobs that make the tarball inconsistent.
-  std::string tarball_version = "3";          // the VERSION file
-  std::optional<std::string> checksum_file;   // CHECKSUM instead of the right one
-  std::string metadata_name;                  // names another package when set
-  std::string metadata_version;               // names another version when set
-  std::optional<std::string> metadata_config; // replaces metadata.config entirely
-  std::vector<std::string> omit_outer;        // outer entries left out
+  std::string tarball_version = "3";                            // the VERSION file
+  std::optional<std::string> checksum_file;                     // CHECKSUM instead of the right one
+  std::string metadata_name;                                    // names another package when set
+  std::string metadata_version;                                 // names another version when set
+  std::optional<std::string> metadata_config;                   // replaces metadata.config entirely
+  std::vector<std::string> omit_outer;                          // outer entries left out
   std::vector<std::pair<std::string, std::string>> extra_outer; // appended to the outer tar
   bool gzip_contents = true;
   std::optional<std::string> contents_tar_gz; // replaces contents.tar.gz's bytes
@@ -181,9 +181,7 @@ public:
       archive_entry_set_size(entry, static_cast<la_int64_t>(item.data.size()));
       with_data = true;
       break;
-    case HexRawEntry::Type::directory:
-      archive_entry_set_filetype(entry, AE_IFDIR);
-      break;
+    case HexRawEntry::Type::directory: archive_entry_set_filetype(entry, AE_IFDIR); break;
     case HexRawEntry::Type::symlink:
       archive_entry_set_filetype(entry, AE_IFLNK);
       archive_entry_set_symlink(entry, item.data.c_str());
@@ -203,9 +201,7 @@ public:
       archive_entry_set_rdevmajor(entry, 7);
       archive_entry_set_rdevminor(entry, 0);
       break;
-    case HexRawEntry::Type::fifo:
-      archive_entry_set_filetype(entry, AE_IFIFO);
-      break;
+    case HexRawEntry::Type::fifo: archive_entry_set_filetype(entry, AE_IFIFO); break;
     }
     bool ok = archive_write_header(m_archive, entry) == ARCHIVE_OK;
     if (ok && with_data && !item.data.empty()) {
@@ -349,9 +345,9 @@ inline std::expected<std::string, std::string> hex_contents(const HexPackageSpec
 inline std::expected<HexPackage, std::string> build_hex_package(const HexPackageSpec& spec,
                                                                 const fs::path& file)
 {
-  auto contents = spec.contents_tar_gz ? std::expected<std::string, std::string>(
-                                           *spec.contents_tar_gz)
-                                       : hex_contents(spec);
+  auto contents = spec.contents_tar_gz
+                      ? std::expected<std::string, std::string>(*spec.contents_tar_gz)
+                      : hex_contents(spec);
   if (!contents) {
     return std::unexpected(contents.error());
   }
@@ -364,10 +360,10 @@ inline std::expected<HexPackage, std::string> build_hex_package(const HexPackage
   std::string checksum = spec.checksum_file.value_or(inner);
 
   std::vector<std::pair<std::string, std::string>> entries = {
-    {"VERSION", spec.tarball_version},
-    {"CHECKSUM", checksum},
-    {"metadata.config", metadata},
-    {"contents.tar.gz", *contents},
+      {"VERSION", spec.tarball_version},
+      {"CHECKSUM", checksum},
+      {"metadata.config", metadata},
+      {"contents.tar.gz", *contents},
   };
   hex_detail::TarWriter outer_writer(false);
   for (const auto& [name, data] : entries) {
@@ -408,8 +404,8 @@ inline std::string mix_lock_line(const std::string& app, const std::string& pack
                                  const std::vector<HexRequirement>& requirements = {},
                                  const std::vector<std::string>& build_tools = {"mix"})
 {
-  std::string out = "\"" + app + "\": {:hex, :" + package + ", \"" + version + "\", \"" + inner +
-                    "\", [";
+  std::string out =
+      "\"" + app + "\": {:hex, :" + package + ", \"" + version + "\", \"" + inner + "\", [";
   for (std::size_t i = 0; i < build_tools.size(); ++i) {
     out += (i > 0 ? ", :" : ":") + build_tools[i];
   }
@@ -417,8 +413,8 @@ inline std::string mix_lock_line(const std::string& app, const std::string& pack
   for (std::size_t i = 0; i < requirements.size(); ++i) {
     const auto& r = requirements[i];
     out += (i > 0 ? ", " : "") + std::string("{:") + r.app + ", \"" + r.requirement +
-           "\", [hex: :" + r.app + ", repo: \"hexpm\", optional: " +
-           (r.optional ? "true" : "false") + "]}";
+           "\", [hex: :" + r.app +
+           ", repo: \"hexpm\", optional: " + (r.optional ? "true" : "false") + "]}";
   }
   out += "], \"hexpm\", \"" + outer + "\"},";
   return out;

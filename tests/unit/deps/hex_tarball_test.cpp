@@ -1,5 +1,4 @@
 #include "deps/hex_tarball.h"
-
 #include "support/hex_package.h"
 #include "util/fs.h"
 
@@ -42,10 +41,10 @@ HexPackageSpec jason_spec()
   spec.version = "1.4.4";
   spec.requirements = {{"decimal", "~> 1.0 or ~> 2.0", true}};
   spec.files = {
-    {"mix.exs", "defmodule Jason.MixProject do\nend\n", 0644},
-    {"lib/jason.ex", "defmodule Jason do\nend\n", 0644},
-    {"lib/jason/decoder.ex", std::string(100'000, 'x'), 0600},
-    {"priv/run.sh", "#!/bin/sh\necho hi\n", 0750},
+      {"mix.exs", "defmodule Jason.MixProject do\nend\n", 0644},
+      {"lib/jason.ex", "defmodule Jason do\nend\n", 0644},
+      {"lib/jason/decoder.ex", std::string(100'000, 'x'), 0600},
+      {"priv/run.sh", "#!/bin/sh\necho hi\n", 0750},
   };
   return spec;
 }
@@ -96,17 +95,16 @@ protected:
     }
     const auto& error = result.error();
     EXPECT_TRUE(error.reason.starts_with(reason))
-      << "reason: " << error.reason << "\nwanted: " << reason;
+        << "reason: " << error.reason << "\nwanted: " << reason;
     EXPECT_EQ(error.dependency, lock.app);
     EXPECT_EQ(error.version, lock.version);
     EXPECT_FALSE(fs::exists(fs::symlink_status(dest()))) << "dest left behind";
     EXPECT_FALSE(fs::exists(fs::symlink_status(root() / "deps" / "escaped")));
     EXPECT_FALSE(fs::exists(fs::symlink_status(root() / "escaped")));
     std::error_code ec;
-    EXPECT_EQ(std::distance(fs::directory_iterator(root() / "deps", ec),
-                            fs::directory_iterator()),
+    EXPECT_EQ(std::distance(fs::directory_iterator(root() / "deps", ec), fs::directory_iterator()),
               0)
-      << "something was written beside dest";
+        << "something was written beside dest";
     return error;
   }
 
@@ -150,8 +148,7 @@ TEST_F(HexTarballTest, GoodPackageRoundTrips)
   }
   // list_tree sorts by path components.
   EXPECT_EQ(paths, (std::vector<std::string>{"lib", "lib/jason", "lib/jason/decoder.ex",
-                                             "lib/jason.ex", "mix.exs", "priv",
-                                             "priv/run.sh"}));
+                                             "lib/jason.ex", "mix.exs", "priv", "priv/run.sh"}));
 }
 
 TEST_F(HexTarballTest, LockLineCarriesEverything)
@@ -244,8 +241,8 @@ TEST_F(HexTarballTest, ChecksumFileDoesNotMatchTheContents)
   auto spec = jason_spec();
   spec.checksum_file = std::string(64, 'C');
   auto package = build(spec);
-  auto error = expect_refused(package, lock_for(spec, package),
-                              "CHECKSUM file does not match the contents");
+  auto error =
+      expect_refused(package, lock_for(spec, package), "CHECKSUM file does not match the contents");
   EXPECT_EQ(error.expected, std::string(64, 'c'));
   EXPECT_EQ(error.actual, package.inner_checksum);
 

@@ -4,25 +4,28 @@
 #include <fstream>
 #include <gtest/gtest.h>
 #include <sstream>
-
 #include <string>
 
 namespace sandbox::deps {
 
 namespace {
 
-const std::string decimal_inner = "5611dca5d4b2c3dd497dec8f68751f1f1a54755e8ed2a966c2633cf885973ad6";
-const std::string decimal_outer = "53cfe5f497ed0e7771ae1a475575603d77425099ba5faef9394932b35020ffcc";
+const std::string decimal_inner =
+    "5611dca5d4b2c3dd497dec8f68751f1f1a54755e8ed2a966c2633cf885973ad6";
+const std::string decimal_outer =
+    "53cfe5f497ed0e7771ae1a475575603d77425099ba5faef9394932b35020ffcc";
 const std::string jason_inner = "b9226785a9aa77b6857ca22832cffa5d5011a667207eb2a0ad56adb5db443b8a";
 const std::string jason_outer = "c5eb0cab91f094599f94d55bc63409236a8ec69a21a67814529e8d5f6cc90b3b";
 const std::string old_inner = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-const std::string example_lock = R"(%{
-  "decimal": {:hex, :decimal, "2.1.1", ")" + decimal_inner +
-                                 R"(", [:mix], [], "hexpm", ")" + decimal_outer + R"("},
-  "jason": {:hex, :jason, "1.4.4", ")" + jason_inner +
-                                 R"(", [:mix], [{:decimal, "~> 1.0 or ~> 2.0", [hex: :decimal, repo: "hexpm", optional: true]}], "hexpm", ")" +
-                                 jason_outer + R"("},
+const std::string example_lock =
+    R"(%{
+  "decimal": {:hex, :decimal, "2.1.1", ")" +
+    decimal_inner + R"(", [:mix], [], "hexpm", ")" + decimal_outer + R"("},
+  "jason": {:hex, :jason, "1.4.4", ")" +
+    jason_inner +
+    R"(", [:mix], [{:decimal, "~> 1.0 or ~> 2.0", [hex: :decimal, repo: "hexpm", optional: true]}], "hexpm", ")" +
+    jason_outer + R"("},
   "plug": {:git, "https://github.com/elixir-plug/plug.git", "abc123", []},
   "old": {:hex, :old, "0.1.0", "0123456789ABCDEF0123456789ABCDEF0123456789abcdef0123456789ABCDEF", [:mix, :rebar3], [], "hexpm"},
 }
@@ -47,7 +50,7 @@ void expect_error(const std::string& text, const std::string& fragment)
   auto lock = parse_mix_lock(text);
   ASSERT_FALSE(lock) << "accepted: " << text.substr(0, 200);
   EXPECT_NE(lock.error().find(fragment), std::string::npos)
-    << "error: " << lock.error() << "\nwanted: " << fragment;
+      << "error: " << lock.error() << "\nwanted: " << fragment;
 }
 
 TEST(MixLockTest, ReadsTheExampleLock)
@@ -114,9 +117,8 @@ TEST(MixLockTest, AppKeyMayDifferFromThePackage)
 
 TEST(MixLockTest, RequirementDefaultsAndVariants)
 {
-  auto lock = parse_mix_lock(one_entry(hex_tuple(
-    ":pkg", "\"1.0.0\"", "\"" + old_inner + "\"",
-    R"([
+  auto lock = parse_mix_lock(one_entry(hex_tuple(":pkg", "\"1.0.0\"", "\"" + old_inner + "\"",
+                                                 R"([
       {:plain, "~> 1.0", []},
       {:renamed, ">= 0.0.0", [hex: :real_name]},
       {:private, "~> 2.0", [hex: :private, repo: "hexpm:acme", optional: false]},
@@ -161,8 +163,9 @@ TEST(MixLockTest, EmptyLocks)
 
 TEST(MixLockTest, StringEscapesAndQuotedAtoms)
 {
-  auto lock = parse_mix_lock(one_entry(
-    "{:git, \"https://example.org/a\\\"b\\\\c\\n\\t\\#d\", \"ref\", [branch: :\"quoted-atom\", n: 42, neg: -1, big: 1_000]}"));
+  auto lock =
+      parse_mix_lock(one_entry("{:git, \"https://example.org/a\\\"b\\\\c\\n\\t\\#d\", \"ref\", "
+                               "[branch: :\"quoted-atom\", n: 42, neg: -1, big: 1_000]}"));
   ASSERT_TRUE(lock) << lock.error();
   EXPECT_EQ(lock->other.at("pkg"), "git");
 }
@@ -193,14 +196,16 @@ TEST(MixLockTest, RefusesInterpolation)
 TEST(MixLockTest, RefusesMalformedText)
 {
   expect_error("%{\n  \"pkg\": {:git, \"unterminated, []}\n}\n", "line 2: unterminated string");
-  expect_error("%{\n  \"pkg\": {:git, \"a\", []}\n", "expected `}` to close a map opened on line 1");
+  expect_error("%{\n  \"pkg\": {:git, \"a\", []}\n",
+               "expected `}` to close a map opened on line 1");
   expect_error(one_entry("{:git, \"a\" \"b\"}"), "expected `,` or `}` in a tuple");
   expect_error(one_entry("{:git, \"\"\"\nheredoc\n\"\"\"}"), "heredoc");
   expect_error(one_entry("{:git, \"\\x41\"}"), "unsupported escape");
   expect_error(one_entry("{:git, 1.5}"), "expected an integer");
   expect_error(one_entry("{:git, [a: 1, 2]}"), "expected a keyword");
   expect_error("%{\"a\" 1}", "expected `=>` after a map key");
-  expect_error("%{\n\n  \"a\": {:git, :b\x01}}", "line 3: expected `,` or `}` in a tuple, found byte 0x01");
+  expect_error("%{\n\n  \"a\": {:git, :b\x01}}",
+               "line 3: expected `,` or `}` in a tuple, found byte 0x01");
 }
 
 TEST(MixLockTest, NonUtf8BytesAreHandled)
@@ -236,8 +241,9 @@ TEST(MixLockTest, RefusesBadEntries)
   expect_error(one_entry(hex_tuple(":pkg", "\"1.0.0\"", "\"abc\"")), "inner checksum");
   expect_error(one_entry(hex_tuple(":pkg", "\"1.0.0\"", "\"" + std::string(64, 'g') + "\"")),
                "inner checksum");
-  expect_error(one_entry("{:hex, :pkg, \"1.0.0\", \"" + old_inner + "\", [:mix], [], \"hexpm\", \"xyz\"}"),
-               "outer checksum");
+  expect_error(
+      one_entry("{:hex, :pkg, \"1.0.0\", \"" + old_inner + "\", [:mix], [], \"hexpm\", \"xyz\"}"),
+      "outer checksum");
   expect_error(one_entry("{:hex, :pkg, \"1.0.0\", \"" + old_inner + "\"}"), "7 or 8 elements");
   expect_error(one_entry(hex_tuple(":pkg", "\"1.0.0\"", "\"" + old_inner + "\"",
                                    "[{:Bad, \"~> 1.0\", []}]")),
@@ -248,9 +254,9 @@ TEST(MixLockTest, RefusesBadEntries)
   expect_error(one_entry(hex_tuple(":pkg", "\"1.0.0\"", "\"" + old_inner + "\"",
                                    "[{:ok, \"~> 1.0\", [optional: :yes]}]")),
                "`optional:` of ok");
-  expect_error(one_entry(hex_tuple(":pkg", "\"1.0.0\"", "\"" + old_inner + "\"",
-                                   "[{:ok, \"~> 1.0\"}]")),
-               "{:app, requirement, options}");
+  expect_error(
+      one_entry(hex_tuple(":pkg", "\"1.0.0\"", "\"" + old_inner + "\"", "[{:ok, \"~> 1.0\"}]")),
+      "{:app, requirement, options}");
   expect_error("%{\"Bad\": {:git, \"x\", []}}", "valid app name");
   expect_error("%{\"a\": {:git, \"x\", []}, a: {:git, \"y\", []}}", "locked twice");
   expect_error("%{\"a\" => {:git, \"x\", []}, \"a\": {:git, \"y\", []}}", "locked twice");
