@@ -1,0 +1,1176 @@
+#include "deps/hex_tarball.h"
+
+#include "util/fd.h"
+#include "util/fs.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+#include <system_error>
+#include <utility>
+
+namespace sandbox::deps {
+
+namespace {
+
+// A check that failed, before it is tied to the lock entry.
+struct Failure {
+  std::string reason;
+  std::string expected;
+  std::string actual;
+};
+
+template <typename T> using Checked = std::expected<T, Failure>;
+
+std::unexpected<Failure> failure(std::string reason, std::string expected = {},
+                                 std::string actual = {})
+{
+  return std::unexpected(Failure{std::move(reason), std::move(expected), std::move(actual)});
+}
+
+// Names and contents from an archive, made safe to print: printable ASCII as
+// is, other bytes as \xNN, cut at a readable length.
+std::string printable(std::string_view text, std::size_t max = 200)
+{
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  for (char c : text.substr(0, max)) {
+    auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte < 0x7f) {
+      out.push_back(c);
+    } else {
+      out += "\\x";
+      out.push_back(digits[byte >> 4]);
+      out.push_back(digits[byte & 0xf]);
+    }
+  }
+  if (text.size() > max) {
+    out += "...";
+  }
+  return out;
+}
+
+std::string lower(std::string_view text)
+{
+  std::string out(text);
+  for (auto& c : out) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+  }
+  return out;
+}
+
+bool is_hex64(std::string_view text)
+{
+  if (text.size() != 64) {
+    return false;
+  }
+  for (char c : text) {
+    bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+class Sha256 {
+public:
+  Sha256() : m_ctx(EVP_MD_CTX_new())
+  {
+    m_ok = m_ctx != nullptr && EVP_DigestInit_ex(m_ctx, EVP_sha256(), nullptr) == 1;
+  }
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  ~Sha256() { EVP_MD_CTX_free(m_ctx); }
+
+  void update(std::string_view data)
+  {
+    m_ok = m_ok && EVP_DigestUpdate(m_ctx, data.data(), data.size()) == 1;
+  }
+
+  // Lower-case hex, or nothing when OpenSSL failed.
+  std::optional<std::string> hex()
+  {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+    unsigned int size = 0;
+    if (!m_ok || EVP_DigestFinal_ex(m_ctx, digest.data(), &size) != 1) {
+      return std::nullopt;
+    }
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < size; ++i) {
+      out.push_back(digits[digest[i] >> 4]);
+      out.push_back(digits[digest[i] & 0xf]);
+    }
+    return out;
+  }
+
+private:
+  EVP_MD_CTX* m_ctx;
+  bool m_ok = false;
+};
+
+// ---------------------------------------------------------------------------
+// metadata.config: Erlang terms, each ending with `.`, as hex_core writes them
+// with io_lib_pretty. The reader knows literals only (tuples, lists, maps,
+// binaries, strings, atoms, numbers); anything else is an error.
+
+struct Term {
+  enum class Kind { tuple, list, map, binary, string, atom, integer, floating };
+  Kind kind = Kind::atom;
+  std::string text;        // bytes of binaries and strings, atom names, number digits
+  std::vector<Term> items; // tuple and list elements; map keys and values alternating
+};
+
+constexpr int max_term_depth = 64;
+
+class TermReader {
+public:
+  explicit TermReader(std::string_view text) : m_text(text) {}
+
+  // The next top-level term, or nothing at the end of the file.
+  std::expected<std::optional<Term>, std::string> next()
+  {
+    skip_blank();
+    if (at_end()) {
+      return std::optional<Term>();
+    }
+    auto term = value(0);
+    if (!term) {
+      return std::unexpected(term.error());
+    }
+    skip_blank();
+    if (peek() != '.') {
+      return fail("expected `.` after a term");
+    }
+    advance();
+    if (!at_end() && !is_blank(peek()) && peek() != '%') {
+      return fail("expected a blank after `.`");
+    }
+    return std::optional<Term>(std::move(*term));
+  }
+
+private:
+  static bool is_blank(char c)
+  {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+  }
+  static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+  static bool is_atom_char(char c)
+  {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_' || c == '@';
+  }
+
+  [[nodiscard]] bool at_end() const { return m_pos >= m_text.size(); }
+  [[nodiscard]] char peek(std::size_t ahead = 0) const
+  {
+    return m_pos + ahead < m_text.size() ? m_text[m_pos + ahead] : '\0';
+  }
+  void advance()
+  {
+    if (m_text[m_pos] == '\n') {
+      ++m_line;
+    }
+    ++m_pos;
+  }
+
+  std::unexpected<std::string> fail(const std::string& message) const
+  {
+    std::string where = at_end() ? "the end" : printable(std::string(1, peek()));
+    return std::unexpected("line " + std::to_string(m_line) + ": " + message + ", found " + where);
+  }
+
+  void skip_blank()
+  {
+    while (!at_end()) {
+      if (is_blank(peek())) {
+        advance();
+      } else if (peek() == '%') {
+        while (!at_end() && peek() != '\n') {
+          advance();
+        }
+      } else {
+        break;
+      }
+    }
+  }
+
+  std::expected<Term, std::string> value(int depth)
+  {
+    if (depth >= max_term_depth) {
+      return fail("terms nested deeper than " + std::to_string(max_term_depth) + " levels");
+    }
+    skip_blank();
+    char c = peek();
+    if (c == '{') {
+      return sequence(Term::Kind::tuple, '}', depth);
+    }
+    if (c == '[') {
+      return sequence(Term::Kind::list, ']', depth);
+    }
+    if (c == '#' && peek(1) == '{') {
+      advance();
+      return sequence(Term::Kind::map, '}', depth);
+    }
+    if (c == '<' && peek(1) == '<') {
+      return binary();
+    }
+    if (c == '"') {
+      Term term;
+      term.kind = Term::Kind::string;
+      auto text = quoted('"', true);
+      if (!text) {
+        return std::unexpected(text.error());
+      }
+      term.text = std::move(*text);
+      return term;
+    }
+    if (c == '\'') {
+      Term term;
+      auto text = quoted('\'', true);
+      if (!text) {
+        return std::unexpected(text.error());
+      }
+      term.text = std::move(*text);
+      return term;
+    }
+    if (c >= 'a' && c <= 'z') {
+      Term term;
+      while (!at_end() && is_atom_char(peek())) {
+        term.text.push_back(peek());
+        advance();
+      }
+      return term;
+    }
+    if (is_digit(c) || (c == '-' && is_digit(peek(1)))) {
+      return number();
+    }
+    return fail("expected a literal term");
+  }
+
+  std::expected<Term, std::string> sequence(Term::Kind kind, char close, int depth)
+  {
+    advance(); // the opening bracket
+    Term term;
+    term.kind = kind;
+    skip_blank();
+    if (peek() == close) {
+      advance();
+      return term;
+    }
+    while (true) {
+      auto item = value(depth + 1);
+      if (!item) {
+        return item;
+      }
+      term.items.push_back(std::move(*item));
+      skip_blank();
+      if (kind == Term::Kind::map) {
+        if (peek() != '=' || peek(1) != '>') {
+          return fail("expected `=>` in a map");
+        }
+        advance();
+        advance();
+        auto mapped = value(depth + 1);
+        if (!mapped) {
+          return mapped;
+        }
+        term.items.push_back(std::move(*mapped));
+        skip_blank();
+      }
+      if (peek() == ',') {
+        advance();
+        continue;
+      }
+      if (peek() == close) {
+        advance();
+        return term;
+      }
+      return fail(std::string("expected `,` or `") + close + "`");
+    }
+  }
+
+  std::expected<Term, std::string> number()
+  {
+    Term term;
+    term.kind = Term::Kind::integer;
+    if (peek() == '-') {
+      term.text.push_back('-');
+      advance();
+    }
+    auto digits = [&](auto accept) {
+      std::size_t count = 0;
+      while (!at_end() && (accept(peek()) || (peek() == '_' && count > 0))) {
+        if (peek() != '_') {
+          term.text.push_back(peek());
+          ++count;
+        }
+        advance();
+      }
+      return count;
+    };
+    digits(is_digit);
+    if (peek() == '#') {
+      // Base#digits, e.g. 16#ff.
+      term.text.push_back('#');
+      advance();
+      if (digits([](char ch) {
+            return is_digit(ch) || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+          }) == 0) {
+        return fail("expected digits after `#`");
+      }
+      return term;
+    }
+    if (peek() == '.' && is_digit(peek(1))) {
+      term.kind = Term::Kind::floating;
+      term.text.push_back('.');
+      advance();
+      digits(is_digit);
+      if (peek() == 'e' || peek() == 'E') {
+        term.text.push_back('e');
+        advance();
+        if (peek() == '+' || peek() == '-') {
+          term.text.push_back(peek());
+          advance();
+        }
+        if (digits(is_digit) == 0) {
+          return fail("expected an exponent");
+        }
+      }
+    }
+    return term;
+  }
+
+  static void append_utf8(std::string& out, std::uint32_t cp)
+  {
+    if (cp < 0x80) {
+      out.push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+      out.push_back(static_cast<char>(0xc0 | (cp >> 6)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
+    } else if (cp < 0x10000) {
+      out.push_back(static_cast<char>(0xe0 | (cp >> 12)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
+    } else {
+      out.push_back(static_cast<char>(0xf0 | (cp >> 18)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3f)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
+    }
+  }
+
+  static int hex_value(char c)
+  {
+    if (is_digit(c)) {
+      return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+      return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+      return c - 'A' + 10;
+    }
+    return -1;
+  }
+
+  // A quoted string or atom with Erlang's escapes. Bytes of the file pass
+  // through as they are (the fields the engine reads are ASCII); an escaped
+  // code point is one byte when it fits and `utf8` is false, else UTF-8.
+  std::expected<std::string, std::string> quoted(char quote, bool utf8)
+  {
+    int start_line = m_line;
+    advance();
+    std::string out;
+    while (true) {
+      if (at_end()) {
+        return std::unexpected("line " + std::to_string(start_line) + ": unterminated quoted text");
+      }
+      char c = peek();
+      advance();
+      if (c == quote) {
+        return out;
+      }
+      if (c != '\\') {
+        out.push_back(c);
+        continue;
+      }
+      if (at_end()) {
+        continue; // reported as unterminated above
+      }
+      char e = peek();
+      advance();
+      std::uint32_t cp = 0;
+      switch (e) {
+      case 'b': cp = '\b'; break;
+      case 'd': cp = 0x7f; break;
+      case 'e': cp = 0x1b; break;
+      case 'f': cp = '\f'; break;
+      case 'n': cp = '\n'; break;
+      case 'r': cp = '\r'; break;
+      case 's': cp = ' '; break;
+      case 't': cp = '\t'; break;
+      case 'v': cp = '\v'; break;
+      case '^': {
+        if (at_end()) {
+          continue;
+        }
+        cp = static_cast<unsigned char>(peek()) & 0x1f;
+        advance();
+        break;
+      }
+      case 'x': {
+        if (peek() == '{') {
+          advance();
+          int count = 0;
+          while (hex_value(peek()) >= 0 && count < 8) {
+            cp = cp * 16 + static_cast<std::uint32_t>(hex_value(peek()));
+            advance();
+            ++count;
+          }
+          if (count == 0 || peek() != '}' || cp > 0x10ffff) {
+            return fail("bad `\\x{...}` escape");
+          }
+          advance();
+        } else {
+          for (int i = 0; i < 2; ++i) {
+            if (hex_value(peek()) < 0) {
+              return fail("bad `\\x` escape");
+            }
+            cp = cp * 16 + static_cast<std::uint32_t>(hex_value(peek()));
+            advance();
+          }
+        }
+        break;
+      }
+      default:
+        if (e >= '0' && e <= '7') {
+          cp = static_cast<std::uint32_t>(e - '0');
+          for (int i = 0; i < 2 && peek() >= '0' && peek() <= '7'; ++i) {
+            cp = cp * 8 + static_cast<std::uint32_t>(peek() - '0');
+            advance();
+          }
+        } else {
+          cp = static_cast<unsigned char>(e); // \\ \" \' and any other character
+        }
+      }
+      if (cp < 0x80 || (!utf8 && cp < 0x100)) {
+        out.push_back(static_cast<char>(cp));
+      } else {
+        append_utf8(out, cp);
+      }
+    }
+  }
+
+  // <<"text">>, <<"text"/utf8>>, <<"a" "b">>, <<1,2,3>>, <<>>.
+  std::expected<Term, std::string> binary()
+  {
+    advance();
+    advance();
+    Term term;
+    term.kind = Term::Kind::binary;
+    skip_blank();
+    if (peek() == '>' && peek(1) == '>') {
+      advance();
+      advance();
+      return term;
+    }
+    while (true) {
+      skip_blank();
+      if (peek() == '"') {
+        // Adjacent strings are one; a /utf8 after them changes how escapes
+        // encode, so the strings are read once to find it, then again.
+        std::size_t start = m_pos;
+        int start_line = m_line;
+        auto strings = [&](bool utf8) -> std::expected<std::string, std::string> {
+          std::string text;
+          while (peek() == '"') {
+            auto part = quoted('"', utf8);
+            if (!part) {
+              return part;
+            }
+            text += *part;
+            skip_blank();
+          }
+          return text;
+        };
+        auto text = strings(false);
+        if (!text) {
+          return std::unexpected(text.error());
+        }
+        if (peek() == '/') {
+          advance();
+          std::string type;
+          while (!at_end() && is_atom_char(peek())) {
+            type.push_back(peek());
+            advance();
+          }
+          if (type != "utf8") {
+            return fail("unsupported binary segment type `" + printable(type) + "`");
+          }
+          std::size_t after = m_pos;
+          int after_line = m_line;
+          m_pos = start;
+          m_line = start_line;
+          text = strings(true);
+          if (!text) {
+            return std::unexpected(text.error());
+          }
+          m_pos = after;
+          m_line = after_line;
+        }
+        term.text += *text;
+      } else if (is_digit(peek())) {
+        int byte = 0;
+        int count = 0;
+        while (is_digit(peek()) && count < 4) {
+          byte = byte * 10 + (peek() - '0');
+          advance();
+          ++count;
+        }
+        if (byte > 255 || is_digit(peek())) {
+          return fail("a binary byte must be 0..255");
+        }
+        term.text.push_back(static_cast<char>(byte));
+      } else {
+        return fail("expected a string or a byte in a binary");
+      }
+      skip_blank();
+      if (peek() == ',') {
+        advance();
+        continue;
+      }
+      if (peek() == '>' && peek(1) == '>') {
+        advance();
+        advance();
+        return term;
+      }
+      return fail("expected `,` or `>>` in a binary");
+    }
+  }
+
+  std::string_view m_text;
+  std::size_t m_pos = 0;
+  int m_line = 1;
+};
+
+bool is_text(const Term& term)
+{
+  return term.kind == Term::Kind::binary || term.kind == Term::Kind::string;
+}
+
+std::expected<PackageMetadata, std::string> read_metadata(std::string_view text)
+{
+  TermReader reader(text);
+  std::map<std::string, Term> fields;
+  while (true) {
+    auto term = reader.next();
+    if (!term) {
+      return std::unexpected(term.error());
+    }
+    if (!*term) {
+      break;
+    }
+    auto& pair = **term;
+    if (pair.kind != Term::Kind::tuple || pair.items.size() != 2 || !is_text(pair.items[0])) {
+      return std::unexpected("a top-level term is not a {<<\"key\">>, value} pair");
+    }
+    const auto& key = pair.items[0].text;
+    if (key == "name" || key == "version" || key == "app" || key == "build_tools") {
+      if (fields.contains(key)) {
+        return std::unexpected("the key " + key + " appears twice");
+      }
+      fields.emplace(key, std::move(pair.items[1]));
+    }
+  }
+  PackageMetadata out;
+  for (auto [key, target] : {std::pair<const char*, std::string*>{"name", &out.name},
+                             {"version", &out.version},
+                             {"app", &out.app}}) {
+    auto it = fields.find(key);
+    if (it == fields.end()) {
+      continue;
+    }
+    if (!is_text(it->second)) {
+      return std::unexpected(std::string("the ") + key + " is not a binary");
+    }
+    *target = it->second.text;
+  }
+  if (out.name.empty()) {
+    return std::unexpected("no name");
+  }
+  if (out.version.empty()) {
+    return std::unexpected("no version");
+  }
+  if (out.app.empty()) {
+    out.app = out.name;
+  }
+  if (auto it = fields.find("build_tools"); it != fields.end()) {
+    if (it->second.kind != Term::Kind::list) {
+      return std::unexpected("the build_tools are not a list");
+    }
+    for (const auto& tool : it->second.items) {
+      if (!is_text(tool)) {
+        return std::unexpected("a build tool is not a binary");
+      }
+      out.build_tools.push_back(tool.text);
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Archives.
+
+struct ArchiveFree {
+  void operator()(archive* a) const { archive_read_free(a); }
+};
+using ArchivePtr = std::unique_ptr<archive, ArchiveFree>;
+
+std::string archive_message(archive* a)
+{
+  const char* message = archive_error_string(a);
+  return message != nullptr ? printable(message) : std::string("unreadable data");
+}
+
+Checked<ArchivePtr> open_tar(std::string_view data, bool gzip)
+{
+  ArchivePtr a(archive_read_new());
+  if (!a) {
+    return failure("corrupt archive: cannot allocate a reader");
+  }
+  // Only the tar format and only the filters named: no other format or
+  // compression is ever attempted on untrusted bytes, and no external
+  // decompressor program may be started (filter setup must be ARCHIVE_OK).
+  if (archive_read_support_format_tar(a.get()) != ARCHIVE_OK ||
+      (gzip ? archive_read_support_filter_gzip(a.get())
+            : archive_read_support_filter_none(a.get())) != ARCHIVE_OK) {
+    return failure("corrupt archive: the tar reader is unavailable", {}, archive_message(a.get()));
+  }
+  if (archive_read_open_memory(a.get(), data.data(), data.size()) != ARCHIVE_OK) {
+    return failure("corrupt archive: " + archive_message(a.get()));
+  }
+  return a;
+}
+
+// The next header; nothing at the end of the archive.
+Checked<archive_entry*> next_entry(archive* a)
+{
+  archive_entry* entry = nullptr;
+  int status = archive_read_next_header(a, &entry);
+  if (status == ARCHIVE_EOF) {
+    return nullptr;
+  }
+  // ARCHIVE_WARN covers names that do not convert to the locale's charset;
+  // the name is still read and checked byte by byte below.
+  if (status != ARCHIVE_OK && status != ARCHIVE_WARN) {
+    return failure("corrupt archive: " + archive_message(a));
+  }
+  return entry;
+}
+
+// The link and type checks shared by both tars; the message names the entry.
+std::optional<Failure> unsafe_type(archive_entry* entry, const std::string& name)
+{
+  if (archive_entry_hardlink(entry) != nullptr) {
+    return Failure{"unsafe entry: hard link " + name, {}, {}};
+  }
+  switch (archive_entry_filetype(entry)) {
+  case AE_IFREG:
+  case AE_IFDIR: return std::nullopt;
+  case AE_IFLNK: return Failure{"unsafe entry: symlink " + name, {}, {}};
+  case AE_IFCHR:
+  case AE_IFBLK:
+  case AE_IFIFO: return Failure{"unsafe entry: device or fifo " + name, {}, {}};
+  case AE_IFSOCK: return Failure{"unsafe entry: socket " + name, {}, {}};
+  default: return Failure{"unsafe entry: unknown type " + name, {}, {}};
+  }
+}
+
+// The data of the current entry, refusing more than `max` bytes whatever
+// the header said.
+Checked<std::string> read_entry_data(archive* a, std::uint64_t max, const std::string& too_large)
+{
+  std::string out;
+  std::array<char, 65536> buffer{};
+  while (true) {
+    la_ssize_t n = archive_read_data(a, buffer.data(), buffer.size());
+    if (n < 0) {
+      return failure("corrupt archive: " + archive_message(a));
+    }
+    if (n == 0) {
+      return out;
+    }
+    if (out.size() + static_cast<std::uint64_t>(n) > max) {
+      return failure(too_large, "<= " + std::to_string(max) + " bytes");
+    }
+    out.append(buffer.data(), static_cast<std::size_t>(n));
+  }
+}
+
+struct OuterParts {
+  std::string version;
+  std::string checksum;
+  std::string metadata;
+  std::string contents;
+};
+
+Checked<OuterParts> read_outer(std::string_view tarball, const UnpackLimits& limits)
+{
+  auto a = open_tar(tarball, false);
+  if (!a) {
+    return std::unexpected(a.error());
+  }
+  OuterParts parts;
+  struct Slot {
+    const char* name;
+    std::string* data;
+    std::uint64_t max;
+    const char* too_large;
+    bool seen = false;
+  };
+  std::array<Slot, 4> slots{{
+      {"VERSION", &parts.version, 64, "unsupported tarball version"},
+      {"CHECKSUM", &parts.checksum, 256, "CHECKSUM file too large"},
+      {"metadata.config", &parts.metadata, limits.max_metadata_bytes, "metadata too large"},
+      {"contents.tar.gz", &parts.contents, limits.max_tarball_bytes, "package too large"},
+  }};
+  while (true) {
+    auto entry = next_entry(a->get());
+    if (!entry) {
+      return std::unexpected(entry.error());
+    }
+    if (*entry == nullptr) {
+      break;
+    }
+    const char* raw = archive_entry_pathname(*entry);
+    std::string name = raw != nullptr ? raw : "";
+    Slot* slot = nullptr;
+    for (auto& candidate : slots) {
+      if (name == candidate.name) {
+        slot = &candidate;
+      }
+    }
+    if (slot == nullptr) {
+      return failure("unexpected entry " + printable(name));
+    }
+    if (slot->seen) {
+      return failure("duplicate entry " + name);
+    }
+    slot->seen = true;
+    if (auto bad = unsafe_type(*entry, name)) {
+      return std::unexpected(*bad);
+    }
+    if (archive_entry_filetype(*entry) != AE_IFREG) {
+      return failure("unexpected entry type for " + name);
+    }
+    auto data = read_entry_data(a->get(), slot->max, slot->too_large);
+    if (!data) {
+      return std::unexpected(data.error());
+    }
+    *slot->data = std::move(*data);
+  }
+  for (const auto& slot : slots) {
+    if (!slot.seen) {
+      return failure(std::string("missing entry ") + slot.name);
+    }
+  }
+  return parts;
+}
+
+// ---------------------------------------------------------------------------
+// Unpacking contents.tar.gz.
+
+constexpr std::size_t max_path_bytes = 4096;
+constexpr std::size_t max_component_bytes = 255;
+
+// Splits an entry's path into components, refusing anything that is not a
+// plain relative path: absolute paths, `..`, empty or `.` components,
+// control characters. A single trailing `/` (directories) is allowed.
+Checked<std::vector<std::string>> safe_components(std::string_view path)
+{
+  std::string shown = printable(path);
+  if (path.empty()) {
+    return failure("unsafe entry: empty path");
+  }
+  if (path.front() == '/') {
+    return failure("unsafe entry: absolute path " + shown);
+  }
+  if (path.size() > max_path_bytes) {
+    return failure("unsafe entry: path too long " + printable(path, 80));
+  }
+  std::string_view rest = path;
+  if (rest.back() == '/') {
+    rest.remove_suffix(1);
+  }
+  std::vector<std::string> parts;
+  bool unnormalised = false;
+  while (true) {
+    auto slash = rest.find('/');
+    auto part = rest.substr(0, slash);
+    if (part == "..") {
+      return failure("unsafe entry: .. in " + shown);
+    }
+    if (part.empty() || part == ".") {
+      unnormalised = true;
+    }
+    if (part.size() > max_component_bytes) {
+      return failure("unsafe entry: path too long " + printable(path, 80));
+    }
+    for (char c : part) {
+      auto byte = static_cast<unsigned char>(c);
+      if (byte < 0x20 || byte == 0x7f) {
+        return failure("unsafe entry: control character in " + shown);
+      }
+    }
+    parts.emplace_back(part);
+    if (slash == std::string_view::npos) {
+      break;
+    }
+    rest.remove_prefix(slash + 1);
+  }
+  if (unnormalised) {
+    return failure("unsafe entry: unnormalised path " + shown);
+  }
+  return parts;
+}
+
+class Unpacker {
+public:
+  Unpacker(int root, const UnpackLimits& limits) : m_root(root), m_limits(limits) {}
+
+  Checked<void> run(std::string_view contents)
+  {
+    auto a = open_tar(contents, true);
+    if (!a) {
+      return std::unexpected(a.error());
+    }
+    bool first = true;
+    while (true) {
+      auto entry = next_entry(a->get());
+      if (!entry) {
+        return std::unexpected(entry.error());
+      }
+      // The format says gzip; a plain tar where one is expected is refused
+      // rather than guessed at.
+      if (std::exchange(first, false) && archive_filter_code(a->get(), 0) != ARCHIVE_FILTER_GZIP) {
+        return failure("corrupt archive: contents.tar.gz is not gzip-compressed");
+      }
+      if (*entry == nullptr) {
+        return {};
+      }
+      auto done = unpack_entry(a->get(), *entry);
+      if (!done) {
+        return done;
+      }
+    }
+  }
+
+private:
+  Checked<void> count_one()
+  {
+    if (m_count + 1 > m_limits.max_files) {
+      return failure("too many files", "<= " + std::to_string(m_limits.max_files));
+    }
+    ++m_count;
+    return {};
+  }
+
+  // Opens (creating when absent) the directory `parts[0..count)` below the
+  // root, never following a link: every step is openat with O_NOFOLLOW.
+  Checked<util::Fd> open_dir(const std::vector<std::string>& parts, std::size_t count,
+                             const std::string& shown)
+  {
+    util::Fd current(::fcntl(m_root, F_DUPFD_CLOEXEC, 0));
+    if (!current) {
+      return failure("cannot unpack", {}, util::errno_message("dup"));
+    }
+    for (std::size_t i = 0; i < count; ++i) {
+      const auto& part = parts[i];
+      bool created = false;
+      if (::mkdirat(current.get(), part.c_str(), 0755) == 0) {
+        created = true;
+        if (auto counted = count_one(); !counted) {
+          return std::unexpected(counted.error());
+        }
+      } else if (errno != EEXIST) {
+        return failure("cannot unpack " + shown, {}, util::errno_message("mkdir"));
+      }
+      util::Fd next(
+          ::openat(current.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!next) {
+        return failure("unsafe entry: path crosses a file " + shown);
+      }
+      if (created && ::fchmod(next.get(), 0755) != 0) {
+        return failure("cannot unpack " + shown, {}, util::errno_message("chmod"));
+      }
+      current = std::move(next);
+    }
+    return current;
+  }
+
+  Checked<void> unpack_entry(archive* a, archive_entry* entry)
+  {
+    const char* raw = archive_entry_pathname(entry);
+    if (raw == nullptr) {
+      // A pax UTF-8 name the C locale cannot represent: the bytes as stored.
+      raw = archive_entry_pathname_utf8(entry);
+    }
+    if (raw == nullptr) {
+      return failure("unsafe entry: unreadable path");
+    }
+    std::string path = raw;
+    std::string shown = printable(path);
+    auto parts = safe_components(path);
+    if (!parts) {
+      return std::unexpected(parts.error());
+    }
+    if (auto bad = unsafe_type(entry, shown)) {
+      return std::unexpected(*bad);
+    }
+    if (archive_entry_filetype(entry) == AE_IFDIR) {
+      auto dir = open_dir(*parts, parts->size(), shown);
+      if (!dir) {
+        return std::unexpected(dir.error());
+      }
+      return {};
+    }
+    if (path.back() == '/') {
+      return failure("unsafe entry: unnormalised path " + shown);
+    }
+    if (archive_entry_size_is_set(entry) != 0) {
+      auto declared =
+          static_cast<std::uint64_t>(std::max<la_int64_t>(0, archive_entry_size(entry)));
+      if (auto checked = check_size(declared); !checked) {
+        return checked;
+      }
+    }
+    auto parent = open_dir(*parts, parts->size() - 1, shown);
+    if (!parent) {
+      return std::unexpected(parent.error());
+    }
+    if (auto counted = count_one(); !counted) {
+      return counted;
+    }
+    const auto& name = parts->back();
+    util::Fd file(::openat(parent->get(), name.c_str(),
+                           O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!file) {
+      if (errno == EEXIST) {
+        return failure("duplicate entry " + shown);
+      }
+      return failure("cannot unpack " + shown, {}, util::errno_message("open"));
+    }
+    std::uint64_t written = 0;
+    std::array<char, 65536> buffer{};
+    while (true) {
+      la_ssize_t n = archive_read_data(a, buffer.data(), buffer.size());
+      if (n < 0) {
+        return failure("corrupt archive: " + archive_message(a));
+      }
+      if (n == 0) {
+        break;
+      }
+      written += static_cast<std::uint64_t>(n);
+      m_total += static_cast<std::uint64_t>(n);
+      if (written > m_limits.max_file_bytes) {
+        return failure("file too large", "<= " + std::to_string(m_limits.max_file_bytes), shown);
+      }
+      if (m_total > m_limits.max_total_bytes) {
+        return failure("package too large", "<= " + std::to_string(m_limits.max_total_bytes));
+      }
+      std::size_t done = 0;
+      while (done < static_cast<std::size_t>(n)) {
+        ssize_t w = ::write(file.get(), buffer.data() + done, static_cast<std::size_t>(n) - done);
+        if (w < 0) {
+          if (errno == EINTR) {
+            continue;
+          }
+          return failure("cannot unpack " + shown, {}, util::errno_message("write"));
+        }
+        done += static_cast<std::size_t>(w);
+      }
+    }
+    mode_t mode = (archive_entry_perm(entry) & 0111) != 0 ? 0755 : 0644;
+    if (::fchmod(file.get(), mode) != 0 || ::close(file.release()) != 0) {
+      return failure("cannot unpack " + shown, {}, util::errno_message("close"));
+    }
+    return {};
+  }
+
+  // The header's size, checked before any byte is written; the bytes
+  // actually read are counted again while writing.
+  Checked<void> check_size(std::uint64_t declared) const
+  {
+    if (declared > m_limits.max_file_bytes) {
+      return failure("file too large", "<= " + std::to_string(m_limits.max_file_bytes),
+                     std::to_string(declared) + " bytes");
+    }
+    if (m_total + declared > m_limits.max_total_bytes) {
+      return failure("package too large", "<= " + std::to_string(m_limits.max_total_bytes));
+    }
+    return {};
+  }
+
+  int m_root;
+  const UnpackLimits& m_limits;
+  std::uint64_t m_count = 0;
+  std::uint64_t m_total = 0;
+};
+
+Checked<PackageMetadata> verify(std::string_view tarball, const HexLock& lock,
+                                const UnpackLimits& limits, OuterParts& parts)
+{
+  auto outer = [&] {
+    Sha256 sha;
+    sha.update(tarball);
+    return sha.hex();
+  }();
+  if (!outer) {
+    return failure("cannot compute a checksum");
+  }
+  if (*outer != lower(lock.outer_checksum)) {
+    return failure("outer checksum mismatch", lower(lock.outer_checksum), *outer);
+  }
+  auto read = read_outer(tarball, limits);
+  if (!read) {
+    return std::unexpected(read.error());
+  }
+  parts = std::move(*read);
+  if (parts.version != "3") {
+    return failure("unsupported tarball version", "3", printable(parts.version));
+  }
+  Sha256 sha;
+  sha.update(parts.version);
+  sha.update(parts.metadata);
+  sha.update(parts.contents);
+  auto inner = sha.hex();
+  if (!inner) {
+    return failure("cannot compute a checksum");
+  }
+  if (!is_hex64(parts.checksum) || lower(parts.checksum) != *inner) {
+    return failure("CHECKSUM file does not match the contents", printable(lower(parts.checksum)),
+                   *inner);
+  }
+  if (*inner != lower(lock.inner_checksum)) {
+    return failure("inner checksum mismatch", lower(lock.inner_checksum), *inner);
+  }
+  auto metadata = read_metadata(parts.metadata);
+  if (!metadata) {
+    return failure("corrupt metadata.config: " + metadata.error());
+  }
+  if (metadata->name != lock.package) {
+    return failure("metadata names another package", lock.package, printable(metadata->name));
+  }
+  if (metadata->version != lock.version) {
+    return failure("metadata names another version", lock.version, printable(metadata->version));
+  }
+  if (!valid_app_name(metadata->app)) {
+    return failure("metadata has an invalid app name", {}, printable(metadata->app));
+  }
+  return std::move(*metadata);
+}
+
+} // namespace
+
+std::expected<std::string, std::string> sha256_file(const fs::path& file)
+{
+  util::Fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW));
+  if (!fd) {
+    return std::unexpected(util::errno_message("cannot open " + file.string()));
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return std::unexpected(file.string() + " is not a regular file");
+  }
+  Sha256 sha;
+  std::array<char, 65536> buffer{};
+  while (true) {
+    ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return std::unexpected(util::errno_message("cannot read " + file.string()));
+    }
+    if (n == 0) {
+      break;
+    }
+    sha.update(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
+  }
+  auto hex = sha.hex();
+  if (!hex) {
+    return std::unexpected("sha256 failed for " + file.string());
+  }
+  return *hex;
+}
+
+std::expected<PackageMetadata, core::DependencyVerificationFailed>
+verify_and_unpack(const fs::path& tarball, const HexLock& lock, const fs::path& dest,
+                  const UnpackLimits& limits)
+{
+  auto refuse = [&](Failure f) {
+    return std::unexpected(core::DependencyVerificationFailed{
+        lock.app, lock.version, std::move(f.reason), std::move(f.expected), std::move(f.actual)});
+  };
+  if (lock.outer_checksum.empty()) {
+    return refuse({"lock has no outer checksum", {}, {}});
+  }
+  std::error_code ec;
+  auto status = fs::symlink_status(tarball, ec);
+  if (ec || status.type() != fs::file_type::regular) {
+    return refuse({"cannot read the tarball", {}, ec ? ec.message() : "not a regular file"});
+  }
+  auto size = fs::file_size(tarball, ec);
+  if (!ec && size > limits.max_tarball_bytes) {
+    return refuse({"tarball too large", "<= " + std::to_string(limits.max_tarball_bytes) + " bytes",
+                   std::to_string(size) + " bytes"});
+  }
+  auto data = util::read_file(tarball, limits.max_tarball_bytes);
+  if (!data) {
+    return refuse({"cannot read the tarball", {}, data.error()});
+  }
+  OuterParts parts;
+  auto metadata = verify(*data, lock, limits, parts);
+  if (!metadata) {
+    return refuse(std::move(metadata.error()));
+  }
+  data->clear();
+  data->shrink_to_fit();
+
+  // Only a directory this call made is ever removed on failure.
+  if (::mkdir(dest.c_str(), 0755) != 0) {
+    return refuse({errno == EEXIST ? "destination already exists" : "cannot create destination",
+                   {},
+                   util::errno_message(dest.string())});
+  }
+  auto cleanup = [&](Failure f) {
+    (void)util::remove_tree(dest);
+    return refuse(std::move(f));
+  };
+  util::Fd root(::open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!root || ::fchmod(root.get(), 0755) != 0) {
+    return cleanup({"cannot create destination", {}, util::errno_message(dest.string())});
+  }
+  Unpacker unpacker(root.get(), limits);
+  if (auto done = unpacker.run(parts.contents); !done) {
+    root.reset();
+    return cleanup(std::move(done.error()));
+  }
+  return std::move(*metadata);
+}
+
+} // namespace sandbox::deps
