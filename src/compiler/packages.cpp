@@ -594,6 +594,15 @@ prepare_packages(const fs::path& sandbox, const std::vector<backends::DeclaredDe
 std::expected<void, std::string> place_packages(const std::vector<PreparedPackage>& packages,
                                                 const fs::path& work)
 {
+  // Whatever an earlier run in this work directory left there goes first.
+  for (const auto& dir : {work / "deps", work / "build"}) {
+    if (auto removed = util::remove_tree(dir); !removed) {
+      return std::unexpected(removed.error());
+    }
+    if (auto made = make_dirs(dir / (dir.filename() == "build" ? "lib" : "")); !made) {
+      return std::unexpected(made.error());
+    }
+  }
   for (const auto& package : packages) {
     if (auto copied = snapshot_tree(package.sources, work / "deps" / package.app); !copied) {
       return std::unexpected(copied.error());

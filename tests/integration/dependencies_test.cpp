@@ -355,7 +355,8 @@ TEST_F(Dependencies, AHostileDependencyIsJudgedAndTheJailHoldsWhenTheScanIsOff)
   auto judged = compile_with_mirror(path, {"--scan-scope", "all"});
   ASSERT_TRUE(is_error(judged, "security_threats_detected", 1)) << judged.describe();
   bool named = false;
-  for (const auto& threat : judged.json()["error"]["threats"]) {
+  auto threats = judged.json()["error"]["threats"];
+  for (const auto& threat : threats) {
     named = named || (threat.value("dependency", "") == "evil_fmt" &&
                       threat.value("file", "").starts_with("deps/evil_fmt/"));
   }
