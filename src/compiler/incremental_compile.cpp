@@ -15,6 +15,7 @@
 #include "compiler/sandbox_path.h"
 #include "compiler/security_gate.h"
 #include "incremental/store.h"
+#include "util/fs.h"
 #include "incremental/tree_stamps.h"
 #include "util/hash.h"
 #include "util/time.h"
@@ -117,8 +118,13 @@ std::optional<CompileResult> Session::cache_hit()
 {
   auto info = materialize(*m_prev, m_run.store, options());
   if (info) {
-    info->isolation = {};
-    return finish(std::move(*info), *m_prev, "cache_hit", {});
+    auto dependencies = restore_dependencies(m_prev->dependencies, info->temp_dir, options());
+    if (dependencies) {
+      info->dependencies = std::move(*dependencies);
+      info->isolation = {};
+      return finish(std::move(*info), *m_prev, "cache_hit", {});
+    }
+    (void)util::remove_tree(info->temp_dir);
   }
   m_run.warnings.push_back("cached BEAMs could not be restored: compiling in full");
   m_plan.strategy = "full";
@@ -169,6 +175,9 @@ CompileResult Session::full()
     return fail(job.error());
   }
   auto state = state_from_full(m_run, *job, m_before);
+  if (state) {
+    state->dependencies = dependencies_record(job->dependencies, job->temp_dir);
+  }
   if (!state) {
     m_run.warnings.push_back("cache not saved: " + state.error());
     job->cache_warnings = std::move(m_run.warnings);

@@ -47,6 +47,11 @@ std::optional<std::string> partial_unsound(const CacheState& prev, const core::C
   if (prev.unattributed) {
     return std::string("the previous build has modules no source file accounts for");
   }
+  if (prev.dependencies.is_array() && !prev.dependencies.empty()) {
+    // Mix puts the dependencies on the code path; their builds come from the
+    // package store, so only the project's own code compiles again.
+    return std::string("the project has dependencies: its own code compiles with Mix");
+  }
   for (const auto* set : {&diff.changed, &diff.added, &diff.deleted}) {
     for (const auto& path : *set) {
       if (config_input(path)) {

@@ -36,7 +36,7 @@ json last_compilation_json(const CacheState& s)
           {"fingerprint", s.fingerprint}, {"compilation_strategy", s.strategy},
           {"compilation_time", s.compilation_time_ms}, {"changed_files", s.changed_files},
           {"compiled_at_ns", inc::now_ns()}, {"modules", modules}, {"app_file", app},
-          {"unattributed_modules", s.unattributed}};
+          {"unattributed_modules", s.unattributed}, {"dependencies", s.dependencies}};
 }
 
 struct CommittedDocs {
@@ -116,6 +116,7 @@ CacheState state_from_json(const json& last, const json& files, const json& grap
   s.compilation_time_ms = last.at("compilation_time").get<std::int64_t>();
   s.changed_files = last.at("changed_files").get<std::vector<std::string>>();
   s.unattributed = last.at("unattributed_modules").get<bool>();
+  s.dependencies = last.value("dependencies", json::array());
   for (const auto& [name, m] : last.at("modules").items()) {
     s.modules.emplace(name, module_from_json(m));
   }

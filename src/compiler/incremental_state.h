@@ -11,6 +11,8 @@
 
 #include <cstdint>
 #include <expected>
+#include <nlohmann/json.hpp>
+
 #include <map>
 #include <optional>
 #include <string>
@@ -46,6 +48,8 @@ struct CacheState {
   std::string strategy;
   std::int64_t compilation_time_ms = 0;
   std::vector<std::string> changed_files;
+  // The result's dependencies (compile_job.h, dependencies_record).
+  nlohmann::json dependencies = nlohmann::json::array();
 };
 
 // "Elixir.Foo" -> "Foo": the graph speaks Elixir names, BEAMs atoms.

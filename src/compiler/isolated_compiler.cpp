@@ -151,7 +151,7 @@ collect_dependencies(const backends::BackendRun& run, const std::vector<Prepared
     if (!ebin) {
       return std::unexpected(ebin.error());
     }
-    out.push_back({package.app, package.version, "hex", package.cached, *ebin});
+    out.push_back({package.app, package.version, "hex", package.cached, *ebin, package.key});
   }
   for (const auto& dep : run.dependencies) {
     if (dep.kind != "path" && dep.kind != "umbrella") {
@@ -162,7 +162,7 @@ collect_dependencies(const backends::BackendRun& run, const std::vector<Prepared
     if (!ebin) {
       return std::unexpected(ebin.error());
     }
-    out.push_back({dep.app, app_vsn(built / (dep.app + ".app")), dep.kind, false, *ebin});
+    out.push_back({dep.app, app_vsn(built / (dep.app + ".app")), dep.kind, false, *ebin, {}});
   }
   return out;
 }
@@ -349,6 +349,88 @@ CompileResult compile_job(const std::string& path, const core::CompileOptions& o
   info.compilation_time_ms = clock.elapsed_ms();
   guard.release();
   return info;
+}
+
+nlohmann::json dependencies_record(const std::vector<DependencyInfo>& dependencies,
+                                   const fs::path& temp_dir)
+{
+  auto out = nlohmann::json::array();
+  for (const auto& dep : dependencies) {
+    nlohmann::json item = {{"name", dep.name}, {"version", dep.version}, {"source", dep.source}};
+    if (dep.source == "hex") {
+      item["key"] = dep.store_key;
+    } else {
+      auto files = nlohmann::json::array();
+      std::error_code ec;
+      for (const auto& entry : fs::directory_iterator(temp_dir / "lib" / dep.name / "ebin", ec)) {
+        files.push_back(entry.path().filename().string());
+      }
+      item["files"] = files;
+    }
+    out.push_back(item);
+  }
+  return out;
+}
+
+std::optional<std::vector<DependencyInfo>> restore_dependencies(const nlohmann::json& record,
+                                                                const fs::path& temp_dir,
+                                                                const core::CompileOptions& options)
+{
+  std::vector<DependencyInfo> out;
+  if (!record.is_array()) {
+    return std::nullopt;
+  }
+  auto plain_name = [](const std::string& name) {
+    return !name.empty() && name.size() < 256 && name.find('/') == std::string::npos &&
+           name != "." && name != "..";
+  };
+  try {
+    for (const auto& item : record) {
+      DependencyInfo dep;
+      dep.name = item.at("name").get<std::string>();
+      dep.version = item.at("version").get<std::string>();
+      dep.source = item.at("source").get<std::string>();
+      if (!plain_name(dep.name)) {
+        return std::nullopt;
+      }
+      if (dep.source == "hex") {
+        dep.store_key = item.at("key").get<std::string>();
+        if (dep.store_key.size() != 64 ||
+            dep.store_key.find_first_not_of("0123456789abcdef") != std::string::npos) {
+          return std::nullopt;
+        }
+        auto build = packages_root() / "builds" / dep.store_key;
+        std::error_code ec;
+        if (!fs::is_directory(fs::symlink_status(build / "ebin", ec))) {
+          return std::nullopt;
+        }
+        auto ebin = copy_ebin(build / "ebin", temp_dir, dep.name, options);
+        if (!ebin) {
+          return std::nullopt;
+        }
+        dep.cached = true;
+        dep.ebin = *ebin;
+      } else {
+        dep.ebin = temp_dir / "lib" / dep.name / "ebin";
+        std::error_code ec;
+        fs::create_directories(dep.ebin, ec);
+        for (const auto& file : item.at("files")) {
+          auto name = file.get<std::string>();
+          if (!plain_name(name)) {
+            return std::nullopt;
+          }
+          fs::copy_file(temp_dir / "ebin" / name, dep.ebin / name, ec);
+          if (ec && fs::path(name).extension() == ".beam") {
+            return std::nullopt;
+          }
+        }
+      }
+      out.push_back(std::move(dep));
+    }
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+  return out;
 }
 
 CompileResult compile_file(const std::string& file, const core::CompileOptions& options)

@@ -37,6 +37,7 @@ struct DependencyInfo {
   std::string source; // hex, path, umbrella
   bool cached = false; // a Hex package build taken from the store
   fs::path ebin;       // <temp_dir>/lib/NAME/ebin
+  std::string store_key; // hex: the package build's key in the engine's store
 };
 
 // The specification's compile_info.

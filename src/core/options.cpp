@@ -381,7 +381,9 @@ json to_json(const CompileOptions& options)
   out["restricted_modules"] = options.restricted_modules;
   out["allowed_operations"] = options.allowed_operations;
   out["scan_scope"] = to_string(options.scan_scope);
-  out["package_mirror"] = options.package_mirror;
+  if (!options.package_mirror.empty()) {
+    out["package_mirror"] = options.package_mirror;
+  }
   out["output_limit"] = options.output_limit;
   out["isolation"] = to_string(options.isolation);
   return out;

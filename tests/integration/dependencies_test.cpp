@@ -5,8 +5,8 @@
 // fresh VM with its dependencies loaded.
 
 #include "support.h"
-#include "support/hex_package.h"
 #include "support/http_server.h"
+#include "support/package_fixtures.h"
 
 #include <fstream>
 #include <future>
@@ -17,127 +17,8 @@ namespace sandbox::test {
 
 namespace {
 
-using sandbox::testing::build_hex_package;
-using sandbox::testing::HexPackage;
 using sandbox::testing::HexPackageSpec;
-using sandbox::testing::HexRequirement;
-using sandbox::testing::mix_lock_line;
-using sandbox::testing::mix_lock_text;
-
-// money_fmt: a package with an optional dependency (as Jason's on Decimal)
-// and a dev/test-only one that Mix filters out after asking for an SCM.
-constexpr const char* kMoneyFmtMix = R"(defmodule MoneyFmt.MixProject do
-  use Mix.Project
-
-  def project do
-    [app: :money_fmt, version: "0.1.0", deps: deps()]
-  end
-
-  defp deps do
-    [{:decimal, "~> 3.0", optional: true}, {:dialyxir, "~> 1.0", only: [:dev, :test]}]
-  end
-end
-)";
-
-constexpr const char* kMoneyFmtLib = R"(defmodule MoneyFmt do
-  def fmt(x) when is_integer(x), do: "#{x}.00"
-
-  if Code.ensure_loaded?(Decimal) do
-    def fmt(%Decimal{} = d), do: Decimal.to_string(Decimal.round(d, 2))
-  end
-end
-)";
-
-struct Mirror {
-  fs::path dir;
-  std::map<std::string, std::string> lock_lines; // app -> mix.lock line
-  std::map<std::string, HexPackageSpec> specs;
-  std::map<std::string, HexPackage> built;
-};
-
-// A corpus library as a package: its upstream mix.exs (which declares
-// dev/test/docs-only dependencies), lib/ and the files Hex would ship.
-HexPackageSpec corpus_package(const fs::path& scratch, const std::string& name,
-                              const std::string& version)
-{
-  auto copy = scratch / ("pkg-" + name);
-  fs::create_directories(copy);
-  fs::copy(corpus_dir(name) / "lib", copy / "lib", fs::copy_options::recursive);
-  fs::copy_file(corpus_dir(name) / "mix.exs.upstream", copy / "mix.exs");
-  HexPackageSpec spec;
-  spec.name = name;
-  spec.version = version;
-  spec.source_dir = copy;
-  return spec;
-}
-
-HexPackageSpec money_fmt_package()
-{
-  HexPackageSpec spec;
-  spec.name = "money_fmt";
-  spec.version = "0.1.0";
-  spec.requirements = {{"decimal", "~> 3.0", true}};
-  spec.files = {{"mix.exs", kMoneyFmtMix, 0644}, {"lib/money_fmt.ex", kMoneyFmtLib, 0644}};
-  return spec;
-}
-
-void add_package(Mirror& mirror, const HexPackageSpec& spec)
-{
-  fs::create_directories(mirror.dir / "tarballs");
-  auto file = mirror.dir / "tarballs" / (spec.name + "-" + spec.version + ".tar");
-  auto built = build_hex_package(spec, file);
-  ASSERT_TRUE(built) << built.error();
-  auto app = spec.app.empty() ? spec.name : spec.app;
-  mirror.lock_lines[app] = mix_lock_line(spec, *built);
-  mirror.specs[app] = spec;
-  mirror.built[app] = *built;
-}
-
-// decimal, nimble_options and money_fmt (which optionally needs decimal).
-Mirror standard_mirror(const fs::path& scratch)
-{
-  Mirror mirror;
-  mirror.dir = scratch / "mirror";
-  add_package(mirror, corpus_package(scratch, "decimal", "3.1.1"));
-  add_package(mirror, corpus_package(scratch, "nimble_options", "1.1.1"));
-  add_package(mirror, money_fmt_package());
-  return mirror;
-}
-
-std::string lock_of(const Mirror& mirror, const std::vector<std::string>& apps)
-{
-  std::vector<std::string> lines;
-  for (const auto& app : apps) {
-    lines.push_back(mirror.lock_lines.at(app));
-  }
-  return mix_lock_text(lines);
-}
-
-std::string shop_mix(const std::string& app, const std::string& module)
-{
-  return "defmodule " + module + ".MixProject do\n"
-         "  use Mix.Project\n"
-         "  def project do\n"
-         "    [app: :" + app + ", version: \"0.2.0\", deps: [\n"
-         "      {:money_fmt, \"~> 0.1\"},\n"
-         "      {:decimal, \"~> 3.1\"},\n"
-         "      {:nimble_options, \"~> 1.1\"},\n"
-         "      {:credo, \"~> 1.7\", only: :test, runtime: false}\n"
-         "    ]]\n"
-         "  end\n"
-         "end\n";
-}
-
-std::string shop_lib(const std::string& module)
-{
-  return "defmodule " + module + " do\n"
-         "  @schema NimbleOptions.new!(price: [type: :string, required: true])\n"
-         "  def price(opts) do\n"
-         "    opts = NimbleOptions.validate!(opts, @schema)\n"
-         "    MoneyFmt.fmt(Decimal.new(opts[:price]))\n"
-         "  end\n"
-         "end\n";
-}
+using sandbox::testing::money_fmt_package;
 
 class Dependencies : public SandboxTest {
 protected:
@@ -147,15 +28,25 @@ protected:
       GTEST_SKIP() << "the corpora are absent: put shared/ beside the checkout or set "
                       "SANDBOX_CORPORA";
     }
-    m_mirror = standard_mirror(scratch());
+    auto mirror = sandbox::testing::standard_mirror(*corpora_root(), scratch());
+    ASSERT_TRUE(mirror) << mirror.error();
+    m_mirror = std::move(*mirror);
   }
 
   fs::path shop(const std::string& name, const std::string& app, const std::string& module)
   {
-    return make_sandbox(name, {{"mix.exs", shop_mix(app, module)},
-                               {"lib/shop.ex", shop_lib(module)},
-                               {"mix.lock", lock_of(m_mirror, {"decimal", "money_fmt",
-                                                               "nimble_options"})}});
+    return make_sandbox(name, sandbox::testing::shop_project(m_mirror, app, module));
+  }
+
+  void add_package(const HexPackageSpec& spec)
+  {
+    auto added = sandbox::testing::add_package(m_mirror, spec);
+    ASSERT_TRUE(added) << added.error();
+  }
+
+  [[nodiscard]] std::string lock_of(const std::vector<std::string>& apps) const
+  {
+    return m_mirror.lock(apps);
   }
 
   RunResult compile_with_mirror(const fs::path& sandbox_path, std::vector<std::string> args = {})
@@ -186,7 +77,7 @@ protected:
     return out;
   }
 
-  Mirror m_mirror;
+  sandbox::testing::PackageMirror m_mirror;
 };
 
 TEST_F(Dependencies, ThreeDependenciesOneOptionalCompileOnceAndServeASecondProject)
@@ -244,12 +135,12 @@ TEST_F(Dependencies, WithoutALockTheyAreUnavailableAndTheLockIsNamed)
 TEST_F(Dependencies, ADependencyTheLockDoesNotPinOrTheMirrorLacksIsNamed)
 {
   auto path = shop("shop", "shop", "Shop");
-  std::ofstream(path / "mix.lock") << lock_of(m_mirror, {"decimal", "money_fmt"});
+  std::ofstream(path / "mix.lock") << lock_of({"decimal", "money_fmt"});
   auto run = compile_with_mirror(path);
   ASSERT_TRUE(is_error(run, "dependencies_unavailable", 1)) << run.describe();
   EXPECT_EQ(run.json()["error"]["dependencies"], nlohmann::json::array({"nimble_options"}));
 
-  std::ofstream(path / "mix.lock") << lock_of(m_mirror, {"decimal", "money_fmt", "nimble_options"});
+  std::ofstream(path / "mix.lock") << lock_of({"decimal", "money_fmt", "nimble_options"});
   fs::remove(m_mirror.dir / "tarballs" / "nimble_options-1.1.1.tar");
   auto missing = compile_with_mirror(path);
   ASSERT_TRUE(is_error(missing, "dependencies_unavailable", 1)) << missing.describe();
@@ -269,7 +160,7 @@ TEST_F(Dependencies, ATamperedLockOrPackageFailsVerificationAndNothingCompiles)
 {
   auto path = shop("shop", "shop", "Shop");
   // The lock pins another outer checksum for decimal.
-  auto lock = lock_of(m_mirror, {"decimal", "money_fmt", "nimble_options"});
+  auto lock = lock_of({"decimal", "money_fmt", "nimble_options"});
   const auto& outer = m_mirror.built.at("decimal").outer_checksum;
   std::string forged(outer.size(), 'a');
   lock.replace(lock.find(outer), outer.size(), forged);
@@ -285,8 +176,8 @@ TEST_F(Dependencies, ATamperedLockOrPackageFailsVerificationAndNothingCompiles)
   // A package whose CHECKSUM does not match its contents, pinned as it is.
   auto spec = money_fmt_package();
   spec.checksum_file = std::string(64, 'B');
-  add_package(m_mirror, spec);
-  std::ofstream(path / "mix.lock") << lock_of(m_mirror, {"decimal", "money_fmt", "nimble_options"});
+  add_package(spec);
+  std::ofstream(path / "mix.lock") << lock_of({"decimal", "money_fmt", "nimble_options"});
   auto inner = compile_with_mirror(path);
   ASSERT_TRUE(is_error(inner, "dependency_verification_failed", 1)) << inner.describe();
   EXPECT_EQ(inner.json()["error"]["dependency"], "money_fmt");
@@ -309,7 +200,7 @@ TEST_F(Dependencies, UnsafeArchiveEntriesAreRefusedWithCorrectChecksums)
   for (const auto& [label, entry] : cases) {
     auto spec = money_fmt_package();
     spec.raw_entries = {entry};
-    add_package(m_mirror, spec);
+    add_package(spec);
     auto path = shop("shop-" + std::to_string(index++), "shop", "Shop");
     auto run = compile_with_mirror(path);
     ASSERT_TRUE(is_error(run, "dependency_verification_failed", 1)) << label << run.describe();
@@ -343,7 +234,7 @@ TEST_F(Dependencies, AHostileDependencyIsJudgedAndTheJailHoldsWhenTheScanIsOff)
      "  def stolen, do: inspect({@stolen, @wrote, @socket})\n"
      "end\n",
      0644}};
-  add_package(m_mirror, spec);
+  add_package(spec);
   auto path = make_sandbox("victim", {{"mix.exs", "defmodule Victim.MixProject do\n"
                                                   "  use Mix.Project\n"
                                                   "  def project, do: [app: :victim, version: "
@@ -351,7 +242,7 @@ TEST_F(Dependencies, AHostileDependencyIsJudgedAndTheJailHoldsWhenTheScanIsOff)
                                                   "end\n"},
                                       {"lib/victim.ex", "defmodule Victim do\n"
                                                         "  def run, do: EvilFmt.stolen()\nend\n"},
-                                      {"mix.lock", lock_of(m_mirror, {"evil_fmt"})}});
+                                      {"mix.lock", lock_of({"evil_fmt"})}});
   auto judged = compile_with_mirror(path, {"--scan-scope", "all"});
   ASSERT_TRUE(is_error(judged, "security_threats_detected", 1)) << judged.describe();
   bool named = false;
@@ -377,7 +268,7 @@ TEST_F(Dependencies, AnUmbrellaWithAnInUmbrellaAndAHexDependency)
     "umbrella",
     {{"mix.exs", "defmodule Store.MixProject do\n  use Mix.Project\n"
                  "  def project, do: [apps_path: \"apps\", version: \"0.1.0\", deps: []]\nend\n"},
-     {"mix.lock", lock_of(m_mirror, {"decimal"})},
+     {"mix.lock", lock_of({"decimal"})},
      {"apps/prices/mix.exs",
       "defmodule Prices.MixProject do\n  use Mix.Project\n"
       "  def project, do: [app: :prices, version: \"0.1.0\", build_path: \"../../_build\",\n"
@@ -469,6 +360,53 @@ TEST_F(Dependencies, TwoProjectsAtOnceCompileASharedPackageOnce)
     EXPECT_NE(da[name]["cached"].get<bool>(), db[name]["cached"].get<bool>()) << name;
   }
   EXPECT_EQ(sandbox({"cache", "packages", "--json"}).json()["builds"], 3);
+}
+
+TEST_F(Dependencies, IncrementalNoChangeIsAHitAndAnEditNeverRecompilesAPackage)
+{
+  auto path = shop("shop", "shop", "Shop");
+  auto first = compile_with_mirror(path, {"--incremental"});
+  ASSERT_EQ(first.exit_code, 0) << first.describe();
+  EXPECT_EQ(first.json()["compilation_strategy"], "full");
+
+  auto hit = compile_with_mirror(path, {"--incremental"});
+  ASSERT_EQ(hit.exit_code, 0) << hit.describe();
+  auto cached = hit.json();
+  EXPECT_TRUE(cached["cache_hit"].get<bool>()) << cached;
+  ASSERT_EQ(cached["dependencies"].size(), 3u) << cached;
+  auto ran = run_with_dependencies(cached, "IO.puts(Shop.price(price: \"3.333\"))");
+  EXPECT_EQ(ran.out, "3.33\n") << ran.describe();
+
+  std::ofstream(path / "lib" / "shop.ex", std::ios::app) << "\ndefmodule Shop.Extra do\n"
+                                                              "  def one, do: 1\nend\n";
+  auto edited = compile_with_mirror(path, {"--incremental"});
+  ASSERT_EQ(edited.exit_code, 0) << edited.describe();
+  auto after = edited.json();
+  EXPECT_FALSE(after["cache_hit"].get<bool>());
+  EXPECT_EQ(beam_names(after),
+            (std::vector<std::string>{"Elixir.Shop.Extra.beam", "Elixir.Shop.beam"}));
+  for (const auto& [name, dep] : by_name(after)) {
+    EXPECT_TRUE(dep["cached"].get<bool>()) << name;
+  }
+  EXPECT_EQ(sandbox({"cache", "packages", "--json"}).json()["builds"], 3);
+
+  // Another lock (money_fmt no longer pinned to the same package): not a hit.
+  auto spec = money_fmt_package();
+  spec.version = "0.1.1";
+  add_package(spec);
+  auto lock = read_text(path / "mix.lock");
+  auto at = lock.find("\"money_fmt\"");
+  auto end = lock.find('\n', at);
+  lock.replace(at, end - at, m_mirror.lock_lines.at("money_fmt"));
+  std::ofstream(path / "mix.lock") << lock;
+  auto relocked = compile_with_mirror(path, {"--incremental"});
+  ASSERT_EQ(relocked.exit_code, 0) << relocked.describe();
+  auto moved = relocked.json();
+  EXPECT_FALSE(moved["cache_hit"].get<bool>());
+  auto deps = by_name(moved);
+  EXPECT_EQ(deps["money_fmt"]["version"], "0.1.1");
+  EXPECT_FALSE(deps["money_fmt"]["cached"].get<bool>());
+  EXPECT_TRUE(deps["decimal"]["cached"].get<bool>());
 }
 
 } // namespace

@@ -87,6 +87,7 @@ TEST(Options, EveryKnownNameIsAcceptedWithAValidValue)
       {"output_limit", "2M"},
       {"isolation", "process_group"},
       {"scan_scope", "all"},
+      {"package_mirror", "/srv/hex-mirror"},
   };
   const auto& names = known_option_names();
   EXPECT_EQ(names.size(), valid.size());
@@ -312,6 +313,23 @@ TEST(Options, AllowedOperations)
             (std::vector<std::string>{"file_read", "network_access"}));
   EXPECT_EQ(rejected_option({{"allowed_operations", {"launch_missiles"}}}), "allowed_operations");
   EXPECT_EQ(rejected_option({{"allowed_operations", "file_read"}}), "allowed_operations");
+}
+
+TEST(Options, APackageMirrorIsAnAbsoluteDirectoryOrAnHttpUrl)
+{
+  EXPECT_EQ(parse_ok({{"package_mirror", "/srv/mirror"}}).package_mirror, "/srv/mirror");
+  EXPECT_EQ(parse_ok({{"package_mirror", "https://hex.example.com/repo"}}).package_mirror,
+            "https://hex.example.com/repo");
+  EXPECT_EQ(parse_ok({{"package_mirror", "HTTP://127.0.0.1:8080"}}).package_mirror,
+            "HTTP://127.0.0.1:8080");
+  for (const json& bad : {json("mirror"), json("ftp://example.com/x"), json("file:///srv"),
+                          json(""), json(3), json(std::string(5000, '/'))}) {
+    auto parsed = parse_compile_options({{"package_mirror", bad}});
+    ASSERT_FALSE(parsed) << bad;
+    EXPECT_EQ(parsed.error().option, "package_mirror");
+  }
+  // Not set: absent from the options' JSON.
+  EXPECT_FALSE(to_json(parse_ok(json::object())).contains("package_mirror"));
 }
 
 TEST(Options, ToJsonRoundTrips)
