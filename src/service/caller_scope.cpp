@@ -59,6 +59,15 @@ void CallerScope::check_options(const core::CompileOptions& options) const
     throw Refused{core::InvalidOption{
       "temp_dir", "a shared service makes results in its own temp root and gives them to the caller"}};
   }
+  // The service would read a directory mirror with its own rights, not the
+  // caller's: another user names an http(s) mirror, or the service's own
+  // SANDBOX_PACKAGE_MIRROR applies.
+  if (m_acting && !options.package_mirror.empty() &&
+      options.package_mirror.front() == '/') {
+    throw Refused{core::InvalidOption{
+      "package_mirror", "a shared service reads a directory mirror only for its own user; give "
+                        "an http(s) mirror, or ask the operator to set SANDBOX_PACKAGE_MIRROR"}};
+  }
 }
 
 fs::path CallerScope::scratch()

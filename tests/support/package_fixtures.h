@@ -112,6 +112,18 @@ inline std::expected<PackageMirror, std::string> standard_mirror(const fs::path&
   return mirror;
 }
 
+// The project's code: uses all three packages.
+inline std::string shop_source(const std::string& module)
+{
+  return "defmodule " + module + " do\n"
+         "  @schema NimbleOptions.new!(price: [type: :string, required: true])\n"
+         "  def price(opts) do\n"
+         "    opts = NimbleOptions.validate!(opts, @schema)\n"
+         "    MoneyFmt.fmt(Decimal.new(opts[:price]))\n"
+         "  end\n"
+         "end\n";
+}
+
 // A project using all three (and a test-only dependency Mix filters out).
 inline std::map<std::string, std::string> shop_project(const PackageMirror& mirror,
                                                        const std::string& app,
@@ -128,13 +140,7 @@ inline std::map<std::string, std::string> shop_project(const PackageMirror& mirr
                       "    ]]\n"
                       "  end\n"
                       "end\n"},
-          {"lib/shop.ex", "defmodule " + module + " do\n"
-                          "  @schema NimbleOptions.new!(price: [type: :string, required: true])\n"
-                          "  def price(opts) do\n"
-                          "    opts = NimbleOptions.validate!(opts, @schema)\n"
-                          "    MoneyFmt.fmt(Decimal.new(opts[:price]))\n"
-                          "  end\n"
-                          "end\n"},
+          {"lib/shop.ex", shop_source(module)},
           {"mix.lock", mirror.lock({"decimal", "money_fmt", "nimble_options"})}};
 }
 
