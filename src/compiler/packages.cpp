@@ -31,6 +31,8 @@ namespace sandbox::compiler {
 namespace {
 
 constexpr std::uint64_t kMaxLockBytes = 4ull << 20;
+// Packages and builds kept each; past it the least recently used are removed.
+constexpr std::size_t kMaxStoreEntries = 512;
 
 std::string random_suffix()
 {
@@ -588,6 +590,11 @@ prepare_packages(const fs::path& sandbox, const std::vector<backends::DeclaredDe
   for (const auto& app : closure->order) {
     out.packages.push_back(prepared.at(app));
   }
+  if (std::any_of(out.packages.begin(), out.packages.end(),
+                  [](const PreparedPackage& p) { return !p.cached; })) {
+    // The least recently used go first; what this request used was just touched.
+    (void)bound_package_store(kMaxStoreEntries);
+  }
   return out;
 }
 
@@ -637,6 +644,33 @@ PackageStoreStats package_store_stats()
     }
   }
   return stats;
+}
+
+std::uint64_t bound_package_store(std::size_t keep)
+{
+  std::uint64_t removed = 0;
+  auto root = packages_root();
+  for (const auto& dir : {root / "sources", root / "builds"}) {
+    std::vector<std::pair<std::int64_t, fs::path>> entries;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+      struct stat st {};
+      if (!entry.path().filename().string().starts_with('.') &&
+          ::lstat(entry.path().c_str(), &st) == 0) {
+        entries.emplace_back(static_cast<std::int64_t>(st.st_mtime), entry.path());
+      }
+    }
+    if (entries.size() <= keep) {
+      continue;
+    }
+    std::sort(entries.begin(), entries.end());
+    for (std::size_t i = 0; i + keep < entries.size(); ++i) {
+      if (util::remove_tree(entries[i].second)) {
+        ++removed;
+      }
+    }
+  }
+  return removed;
 }
 
 std::uint64_t prune_package_store(std::int64_t max_age_seconds)

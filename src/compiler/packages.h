@@ -66,5 +66,8 @@ PackageStoreStats package_store_stats();
 // Removes every package build and unpacked package not used for `max_age`
 // seconds (0: all of them); returns how many entries were removed.
 std::uint64_t prune_package_store(std::int64_t max_age_seconds);
+// Keeps the `keep` most recently used packages and builds, removing the rest;
+// a compile that adds to the store calls it with 512.
+std::uint64_t bound_package_store(std::size_t keep);
 
 } // namespace sandbox::compiler

@@ -117,6 +117,16 @@ TEST_F(Dependencies, ThreeDependenciesOneOptionalCompileOnceAndServeASecondProje
   EXPECT_EQ(store.json()["builds"], 3) << store.out;
   EXPECT_EQ(store.json()["packages"], 3) << store.out;
   EXPECT_TRUE(entries_with_prefix(job_root(), "sandbox-package-").empty());
+  // Entries used a moment ago survive an age limit; --prune alone removes all.
+  auto kept = sandbox({"cache", "packages", "--prune", "--max-age", "3600", "--json"});
+  EXPECT_EQ(kept.json()["removed"], 0) << kept.out;
+  auto pruned = sandbox({"cache", "packages", "--prune", "--json"});
+  EXPECT_EQ(pruned.json()["removed"], 6) << pruned.out;
+  EXPECT_EQ(pruned.json()["builds"], 0) << pruned.out;
+  // A pruned store is rebuilt on the next compile.
+  auto rebuilt = compile_with_mirror(shop("again", "again", "Again"));
+  ASSERT_EQ(rebuilt.exit_code, 0) << rebuilt.describe();
+  EXPECT_FALSE(by_name(rebuilt.json())["decimal"]["cached"].get<bool>());
 }
 
 TEST_F(Dependencies, WithoutALockTheyAreUnavailableAndTheLockIsNamed)

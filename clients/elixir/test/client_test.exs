@@ -90,6 +90,36 @@ defmodule Sandbox.ClientTest do
                  IsolatedCompiler.compile_sandbox(path, compiler: :elixirc, scan_scope: :everything)
       end
 
+      test "a Hex dependency comes from package_mirror, checked against mix.lock" do
+        scratch = Engine.sandbox("mirror", %{})
+        {lock_line, _outer} = Engine.hex_package(Path.join(scratch, "tarballs"), "tiny_dep", "0.1.0",
+          "defmodule TinyDep do\n  def answer, do: 42\nend\n")
+
+        path =
+          Engine.sandbox("with_dep", %{
+            "mix.exs" => """
+            defmodule WithDep.MixProject do
+              use Mix.Project
+              def project, do: [app: :with_dep, version: "0.1.0", deps: [{:tiny_dep, "~> 0.1"}]]
+            end
+            """,
+            "lib/with_dep.ex" => "defmodule WithDep do\n  def run, do: TinyDep.answer()\nend\n",
+            "mix.lock" => "%{\n  #{lock_line}\n}\n"
+          })
+
+        assert {:ok, info} = IsolatedCompiler.compile_sandbox(path, package_mirror: scratch, timeout: 60_000)
+        assert [%{name: "tiny_dep", version: "0.1.0", source: "hex", ebin: ebin}] = info.dependencies
+        assert File.exists?(Path.join(ebin, "Elixir.TinyDep.beam"))
+        IsolatedCompiler.cleanup_temp_artifacts(info.temp_dir)
+
+        File.rm!(Path.join(path, "mix.lock"))
+        assert {:error, {:dependencies_unavailable, ["tiny_dep"], reason}} =
+                 IsolatedCompiler.compile_sandbox(path, package_mirror: scratch)
+        assert reason =~ "mix.lock"
+        assert {:error, {:invalid_option, :package_mirror, _}} =
+                 IsolatedCompiler.compile_sandbox(path, package_mirror: "ftp://example.com/repo")
+      end
+
       test "compile_file, validate_beam_files and compilation_report" do
         path = Engine.sandbox("single", %{"one.ex" => "defmodule One do\n  def one, do: 1\nend\n"})
         assert {:ok, info} = IsolatedCompiler.compile_file(Path.join(path, "one.ex"))

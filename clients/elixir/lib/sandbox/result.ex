@@ -17,7 +17,8 @@ defmodule Sandbox.Client.Result do
   defp option_value(:temp_dir, dir) when is_binary(dir), do: Path.expand(dir)
 
   defp option_value(:package_mirror, mirror) when is_binary(mirror) do
-    if String.match?(mirror, ~r{^https?://}i), do: mirror, else: Path.expand(mirror)
+    # A URL goes as it is (the engine refuses schemes other than http and https).
+    if String.contains?(mirror, "://"), do: mirror, else: Path.expand(mirror)
   end
   defp option_value(_key, value), do: value
 

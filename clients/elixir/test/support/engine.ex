@@ -62,6 +62,47 @@ defmodule Sandbox.Test.Engine do
     root
   end
 
+  # A Hex package tarball (format 3) with one module, written to DIR/NAME-VERSION.tar;
+  # returns its mix.lock line and outer checksum.
+  def hex_package(dir, name, version, module_code) do
+    File.mkdir_p!(dir)
+
+    mix_exs = """
+    defmodule #{Macro.camelize(name)}.MixProject do
+      use Mix.Project
+      def project, do: [app: :#{name}, version: "#{version}"]
+    end
+    """
+
+    {:ok, contents} = tar([{~c"mix.exs", mix_exs}, {~c"lib/#{name}.ex", module_code}], [:compressed])
+
+    metadata =
+      ~s({<<"name">>,<<"#{name}">>}.\n{<<"version">>,<<"#{version}">>}.\n) <>
+        ~s({<<"app">>,<<"#{name}">>}.\n{<<"build_tools">>,[<<"mix">>]}.\n)
+
+    inner = Base.encode16(:crypto.hash(:sha256, "3" <> metadata <> contents))
+
+    {:ok, tarball} =
+      tar([{~c"VERSION", "3"}, {~c"CHECKSUM", inner}, {~c"metadata.config", metadata},
+           {~c"contents.tar.gz", contents}], [])
+
+    File.write!(Path.join(dir, "#{name}-#{version}.tar"), tarball)
+    outer = Base.encode16(:crypto.hash(:sha256, tarball), case: :lower)
+
+    line =
+      ~s("#{name}": {:hex, :#{name}, "#{version}", "#{String.downcase(inner)}", [:mix], [], "hexpm", "#{outer}"},)
+
+    {line, outer}
+  end
+
+  defp tar(entries, options) do
+    path = Path.join(System.tmp_dir!(), "hex-#{System.unique_integer([:positive])}.tar")
+    :ok = :erl_tar.create(String.to_charlist(path), Enum.map(entries, fn {n, d} -> {n, d} end), options)
+    data = File.read!(path)
+    File.rm!(path)
+    {:ok, data}
+  end
+
   def mix_project(name, module_code) do
     sandbox(name, %{
       "mix.exs" => """
