@@ -45,9 +45,9 @@ struct BackendRequest {
   // it; put on the code path by the source compilers.
   std::optional<fs::path> prior_code_path;
   // mix: Hex packages the engine has verified and placed under the work
-  // directory (deps/APP sources, build/lib/APP when already compiled). Set
-  // once the engine has prepared them; until then a project that needs
-  // packages stops after reporting its dependencies.
+  // directory (deps/APP sources, build/lib/APP when already compiled). A
+  // project that needs a package not among them stops after reporting its
+  // dependencies (BackendRun::needs_packages).
   std::optional<std::vector<std::string>> provided_packages;
   // mix: compile only the dependencies (the engine's per-package build).
   bool packages_only = false;

@@ -23,7 +23,9 @@ namespace {
 // Runs inside `elixir -e`. Writes "app NAME", "umbrella_app NAME", "dep APP
 // KIND PACKAGE" and "need_packages" lines to $SANDBOX_REPORT, then hands over
 // to Mix's own compile task (or, for the engine's per-package build, to
-// deps.loadpaths, which compiles the dependencies only).
+// deps.loadpaths, which compiles the dependencies only). $SANDBOX_PACKAGES
+// names the packages the engine placed; a Hex dependency not among them stops
+// the run before anything compiles.
 constexpr const char* kMixDriver = R"ELIXIR(
 defmodule Sandbox.PackageSCM do
   @behaviour Mix.SCM
@@ -71,10 +73,10 @@ defmodule Mix.Tasks.Sandbox.Compile do
 
     deps = Mix.Dep.load_and_cache()
     lines = apps ++ Enum.map(deps, &dep_line/1)
-    needs? = Enum.any?(deps, &(&1.scm == Sandbox.PackageSCM))
-    ready? = System.get_env("SANDBOX_PACKAGES") == "provided"
+    provided = String.split(System.get_env("SANDBOX_PACKAGES", ""))
+    missing = for %{scm: Sandbox.PackageSCM, app: app} <- deps, "#{app}" not in provided, do: app
 
-    if needs? and not ready? do
+    if missing != [] do
       File.write!(report, [lines, "need_packages\n"])
       System.halt(3)
     end
@@ -84,7 +86,8 @@ defmodule Mix.Tasks.Sandbox.Compile do
     if System.get_env("SANDBOX_PACKAGES_ONLY") == "1" do
       Mix.Task.run("deps.loadpaths", args)
     else
-      Mix.Task.run("compile", args)
+      # Consolidated protocols are not part of a result: not made.
+      Mix.Task.run("compile", ["--no-protocol-consolidation" | args])
     end
   end
 
@@ -198,7 +201,11 @@ public:
       {"SANDBOX_REPORT", in_job(report_path)},
     };
     if (request.provided_packages) {
-      mix_env["SANDBOX_PACKAGES"] = "provided";
+      std::string names;
+      for (const auto& name : *request.provided_packages) {
+        names += (names.empty() ? "" : " ") + name;
+      }
+      mix_env["SANDBOX_PACKAGES"] = names;
     }
     if (request.packages_only) {
       mix_env["SANDBOX_PACKAGES_ONLY"] = "1";
@@ -217,7 +224,7 @@ public:
         unfetchable, "git and other SCM dependencies cannot be fetched by a sandboxed compile; "
                      "publish them to the package mirror or vendor them as path dependencies"});
     }
-    if (report.needs_packages && !request.provided_packages) {
+    if (report.needs_packages) {
       BackendRun pending;
       pending.needs_packages = true;
       pending.dependencies = std::move(report.dependencies);

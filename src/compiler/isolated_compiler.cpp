@@ -253,25 +253,41 @@ CompileResult compile_job(const std::string& path, const core::CompileOptions& o
   request.options = &options;
   request.source_files = std::move(*sources);
   auto backend = backends::make_backend(options.compiler);
+  PreparedPackages packages;
+  auto provide = [&](const PreparedPackages& prepared) -> std::expected<void, core::Error> {
+    if (auto placed = place_packages(prepared.packages, work); !placed) {
+      return std::unexpected(core::JailSetupFailed{"packages", placed.error()});
+    }
+    request.provided_packages.emplace();
+    for (const auto& package : prepared.packages) {
+      request.provided_packages->push_back(package.app);
+    }
+    return {};
+  };
+  // What Mix resolved the last time for the same project files: the packages
+  // go in place first and the project compiles in one run.
+  if (options.compiler == core::Backend::mix) {
+    if (auto remembered = remembered_resolution(job_source, options)) {
+      auto prepared = prepare_packages(job_source, *remembered, options, **runner);
+      if (prepared && provide(*prepared)) {
+        packages = std::move(*prepared);
+      }
+    }
+  }
   auto run = backend->compile(request, **runner);
   if (!run) {
     return std::unexpected(run.error());
   }
   // A Mix project with Hex dependencies: Mix said which; the engine prepares
   // them (docs/dependencies.md) and the project compiles with them in place.
-  PreparedPackages packages;
   if (run->needs_packages) {
     auto prepared = prepare_packages(job_source, run->dependencies, options, **runner);
     if (!prepared) {
       return std::unexpected(prepared.error());
     }
     packages = std::move(*prepared);
-    if (auto placed = place_packages(packages.packages, work); !placed) {
-      return std::unexpected(core::JailSetupFailed{"packages", placed.error()});
-    }
-    request.provided_packages.emplace();
-    for (const auto& package : packages.packages) {
-      request.provided_packages->push_back(package.app);
+    if (auto provided = provide(packages); !provided) {
+      return std::unexpected(provided.error());
     }
     auto usage = run->usage;
     run = backend->compile(request, **runner);
@@ -279,6 +295,13 @@ CompileResult compile_job(const std::string& path, const core::CompileOptions& o
       return std::unexpected(run.error());
     }
     run->usage.cpu_time_ms += usage.cpu_time_ms;
+    if (run->needs_packages) {
+      return std::unexpected(core::CompilerCrash{
+        "mix", "Mix asked again for packages the engine had placed", {{"output", run->output}}});
+    }
+  }
+  if (!packages.packages.empty()) {
+    remember_resolution(job_source, options, run->dependencies);
   }
 
   auto out_dir = *temp / "ebin";

@@ -598,6 +598,97 @@ prepare_packages(const fs::path& sandbox, const std::vector<backends::DeclaredDe
   return out;
 }
 
+namespace {
+
+// The files that decide what Mix resolves: every mix.exs and mix.lock of the
+// tree (an umbrella's applications, path dependencies) and config/.
+std::optional<std::string> resolution_key(const fs::path& sandbox,
+                                          const core::CompileOptions& options)
+{
+  auto tree = util::list_tree(sandbox);
+  if (!tree) {
+    return std::nullopt;
+  }
+  std::string material = fmt::format("sandbox resolution 1\ntoolchain {}\n",
+                                     backends::toolchain_identity());
+  for (const auto& [name, value] : options.env) {
+    material += "env " + name + "=" + value + "\n";
+  }
+  std::size_t files = 0;
+  for (const auto& entry : *tree) {
+    auto name = entry.relative.filename();
+    bool decides = name == "mix.exs" || name == "mix.lock" ||
+                   (entry.relative.begin() != entry.relative.end() &&
+                    *entry.relative.begin() == "config");
+    if (!decides || entry.type != fs::file_type::regular) {
+      continue;
+    }
+    if (++files > 1000) {
+      return std::nullopt;
+    }
+    auto text = util::read_file(sandbox / entry.relative, 16ull << 20);
+    if (!text) {
+      return std::nullopt;
+    }
+    material += entry.relative.string() + '\0' + util::sha256_hex(*text) + "\n";
+  }
+  return util::sha256_hex(material);
+}
+
+} // namespace
+
+std::optional<std::vector<backends::DeclaredDependency>>
+remembered_resolution(const fs::path& sandbox, const core::CompileOptions& options)
+{
+  std::error_code ec;
+  if (!fs::is_regular_file(fs::symlink_status(sandbox / "mix.lock", ec))) {
+    return std::nullopt;
+  }
+  auto key = resolution_key(sandbox, options);
+  if (!key) {
+    return std::nullopt;
+  }
+  auto text = util::read_file(packages_root() / "resolved" / *key, 1 << 20);
+  if (!text) {
+    return std::nullopt;
+  }
+  std::vector<backends::DeclaredDependency> out;
+  std::size_t start = 0;
+  while (start < text->size()) {
+    auto end = text->find('\n', start);
+    if (end == std::string::npos) {
+      end = text->size();
+    }
+    auto line = text->substr(start, end - start);
+    start = end + 1;
+    auto first = line.find(' ');
+    auto second = line.find(' ', first + 1);
+    if (first == std::string::npos || second == std::string::npos) {
+      continue;
+    }
+    backends::DeclaredDependency dep{line.substr(0, first), line.substr(first + 1, second - first - 1),
+                                     line.substr(second + 1)};
+    if (deps::valid_app_name(dep.app) && deps::valid_app_name(dep.package)) {
+      out.push_back(std::move(dep));
+    }
+  }
+  return out;
+}
+
+void remember_resolution(const fs::path& sandbox, const core::CompileOptions& options,
+                         const std::vector<backends::DeclaredDependency>& declared)
+{
+  auto key = resolution_key(sandbox, options);
+  if (!key || !make_dirs(packages_root() / "resolved")) {
+    return;
+  }
+  std::string text;
+  for (const auto& dep : declared) {
+    text += dep.app + " " + dep.kind + " " + dep.package + "\n";
+  }
+  (void)util::write_file_atomic(packages_root() / "resolved" / *key, text, 0600);
+}
+
 std::expected<void, std::string> place_packages(const std::vector<PreparedPackage>& packages,
                                                 const fs::path& work)
 {

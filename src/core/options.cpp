@@ -179,7 +179,8 @@ bool is_reserved_env_name(std::string_view name)
     "MIX_HOME",     "MIX_ARCHIVES",   "MIX_INSTALL_DIR", "MIX_INSTALL_FORCE", "MIX_BUILD_ROOT",
     "LD_PRELOAD",   "LD_LIBRARY_PATH", "LD_AUDIT",       "ERL_LIBS",       "SANDBOX_REPORT",
     "ELIXIR_ERL_OPTIONS", "ERL_FLAGS", "ERL_AFLAGS",     "ERL_ZFLAGS",     "ERL_ROOTDIR",
-    "BINDIR",       "ROOTDIR",        "EMU",             "PROGNAME",
+    "BINDIR",       "ROOTDIR",        "EMU",             "PROGNAME",       "SANDBOX_PACKAGES",
+    "SANDBOX_PACKAGES_ONLY", "HEX_OFFLINE",
   };
   return std::find(reserved.begin(), reserved.end(), name) != reserved.end();
 }

@@ -419,6 +419,35 @@ TEST_F(Dependencies, IncrementalNoChangeIsAHitAndAnEditNeverRecompilesAPackage)
   EXPECT_TRUE(deps["decimal"]["cached"].get<bool>());
 }
 
+TEST_F(Dependencies, ARememberedResolutionThatWentStaleCostsARunNotAWrongResult)
+{
+  // mix.exs takes its dependency list from a file the resolution key does
+  // not cover: the remembered resolution goes stale without its key changing.
+  auto path = make_sandbox(
+    "stale", {{"mix.exs", "defmodule Stale.MixProject do\n  use Mix.Project\n"
+                          "  def project, do: [app: :stale, version: \"0.1.0\",\n"
+                          "    deps: elem(Code.eval_file(\"deps.exs\"), 0)]\nend\n"},
+              {"deps.exs", "[{:decimal, \"~> 3.1\"}]\n"},
+              {"lib/stale.ex", "defmodule Stale do\n  def one, do: Decimal.new(1)\nend\n"},
+              {"mix.lock", lock_of({"decimal", "nimble_options"})}});
+  auto first = compile_with_mirror(path);
+  ASSERT_EQ(first.exit_code, 0) << first.describe();
+  EXPECT_EQ(by_name(first.json()).size(), 1u) << first.out;
+  EXPECT_FALSE(entries_with_prefix(state_dir() / "packages" / "resolved", "").empty());
+
+  std::ofstream(path / "deps.exs") << "[{:decimal, \"~> 3.1\"}, {:nimble_options, \"~> 1.1\"}]\n";
+  std::ofstream(path / "lib" / "stale.ex")
+    << "defmodule Stale do\n  def one, do: Decimal.new(1)\n"
+       "  def schema, do: NimbleOptions.new!(a: [type: :integer])\nend\n";
+  auto second = compile_with_mirror(path);
+  ASSERT_EQ(second.exit_code, 0) << second.describe();
+  auto deps = by_name(second.json());
+  EXPECT_EQ(deps.size(), 2u) << second.out;
+  EXPECT_TRUE(deps.count("nimble_options")) << second.out;
+  auto ran = run_with_dependencies(second.json(), "IO.inspect(Stale.schema().__struct__)");
+  EXPECT_EQ(ran.out, "NimbleOptions\n") << ran.describe();
+}
+
 } // namespace
 
 } // namespace sandbox::test

@@ -254,7 +254,8 @@ TEST(Options, ReservedEnvNamesCannotBeOverridden)
 {
   for (const char* name : {"PATH", "HOME", "TMPDIR", "MIX_BUILD_PATH", "MIX_DEPS_PATH", "MIX_HOME",
                            "MIX_ARCHIVES", "LD_PRELOAD", "LD_LIBRARY_PATH", "ERL_LIBS", "ERL_FLAGS",
-                           "ERL_AFLAGS", "ERL_ZFLAGS", "ELIXIR_ERL_OPTIONS"}) {
+                           "ERL_AFLAGS", "ERL_ZFLAGS", "ELIXIR_ERL_OPTIONS", "SANDBOX_PACKAGES",
+                           "HEX_OFFLINE"}) {
     EXPECT_TRUE(is_reserved_env_name(name)) << name;
     auto parsed = parse_compile_options({{"env", {{name, "/evil"}}}});
     ASSERT_FALSE(parsed) << name;
