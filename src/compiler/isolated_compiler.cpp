@@ -347,6 +347,7 @@ CompileResult compile_job(const std::string& path, const core::CompileOptions& o
   }
 
   info.beam_files = std::move(collected->beam_files);
+  info.app_files = std::move(collected->app_files);
   info.temp_dir = *temp;
   info.output = std::move(run->output);
   for (auto& diagnostic : run->diagnostics) {
@@ -536,6 +537,13 @@ nlohmann::json to_json(const CompileResult& result)
   }
   out["beam_bytes"] = beam_bytes;
   out["app_file"] = info.app_file ? json(info.app_file->string()) : json(nullptr);
+  out["app_files"] = json::array();
+  for (const auto& file : info.app_files) {
+    out["app_files"].push_back(file.string());
+  }
+  if (info.app_files.empty() && info.app_file) {
+    out["app_files"].push_back(info.app_file->string());
+  }
   out["modules"] = info.modules;
   out["compilation_time"] = info.compilation_time_ms;
   out["temp_dir"] = info.temp_dir.string();

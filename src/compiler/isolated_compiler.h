@@ -44,6 +44,7 @@ struct DependencyInfo {
 struct CompileInfo {
   std::vector<fs::path> beam_files;
   std::optional<fs::path> app_file;
+  std::vector<fs::path> app_files; // every .app the compile produced
   std::vector<std::string> modules; // read from each BEAM's atom table
   std::int64_t compilation_time_ms = 0;
   fs::path temp_dir;

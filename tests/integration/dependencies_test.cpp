@@ -301,6 +301,11 @@ TEST_F(Dependencies, AnUmbrellaWithAnInUmbrellaAndAHexDependency)
   ASSERT_TRUE(result["app_file"].is_string()) << result;
   EXPECT_EQ(fs::path(result["app_file"].get<std::string>()).filename(), "prices.app");
   EXPECT_TRUE(fs::exists(result_ebin(result) / "web.app"));
+  std::set<std::string> apps;
+  for (const auto& file : result["app_files"]) {
+    apps.insert(fs::path(file.get<std::string>()).filename().string());
+  }
+  EXPECT_EQ(apps, (std::set<std::string>{"prices.app", "web.app"})) << result["app_files"];
   auto deps = by_name(result);
   ASSERT_TRUE(deps.count("decimal")) << result["dependencies"];
   EXPECT_EQ(deps["decimal"]["source"], "hex");
