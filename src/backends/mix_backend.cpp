@@ -253,12 +253,14 @@ public:
       run->output_dirs.push_back(lib / app / "ebin");
     }
     const auto provided = request.provided_packages.value_or(std::vector<std::string>{});
-    for (const auto& entry : fs::directory_iterator(lib, ec)) {
-      auto name = entry.path().filename().string();
-      auto st = fs::symlink_status(entry.path(), ec);
-      if (!ec && fs::is_directory(st) && std::find(own.begin(), own.end(), name) == own.end() &&
+    for (auto it = fs::directory_iterator(lib, ec); !ec && it != fs::directory_iterator();
+         it.increment(ec)) {
+      auto name = it->path().filename().string();
+      std::error_code st_ec;
+      auto st = fs::symlink_status(it->path(), st_ec);
+      if (!st_ec && fs::is_directory(st) && std::find(own.begin(), own.end(), name) == own.end() &&
           std::find(provided.begin(), provided.end(), name) == provided.end()) {
-        run->output_dirs.push_back(entry.path() / "ebin");
+        run->output_dirs.push_back(it->path() / "ebin");
       }
     }
     return run;

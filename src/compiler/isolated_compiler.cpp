@@ -157,7 +157,17 @@ collect_dependencies(const backends::BackendRun& run, const std::vector<Prepared
     if (dep.kind != "path" && dep.kind != "umbrella") {
       continue;
     }
-    auto built = work / "build" / "lib" / dep.app / "ebin";
+    // The job left these directories: a link among them is never followed.
+    auto built = work;
+    bool real = true;
+    for (const auto& part : {"build", "lib", dep.app.c_str(), "ebin"}) {
+      built /= part;
+      std::error_code ec;
+      real = real && fs::is_directory(fs::symlink_status(built, ec));
+    }
+    if (!real) {
+      continue;
+    }
     auto ebin = copy_ebin(built, temp, dep.app, options);
     if (!ebin) {
       return std::unexpected(ebin.error());
@@ -264,16 +274,6 @@ CompileResult compile_job(const std::string& path, const core::CompileOptions& o
     }
     return {};
   };
-  // What Mix resolved the last time for the same project files: the packages
-  // go in place first and the project compiles in one run.
-  if (options.compiler == core::Backend::mix) {
-    if (auto remembered = remembered_resolution(job_source, options)) {
-      auto prepared = prepare_packages(job_source, *remembered, options, **runner);
-      if (prepared && provide(*prepared)) {
-        packages = std::move(*prepared);
-      }
-    }
-  }
   auto run = backend->compile(request, **runner);
   if (!run) {
     return std::unexpected(run.error());
@@ -299,9 +299,6 @@ CompileResult compile_job(const std::string& path, const core::CompileOptions& o
       return std::unexpected(core::CompilerCrash{
         "mix", "Mix asked again for packages the engine had placed", {{"output", run->output}}});
     }
-  }
-  if (!packages.packages.empty()) {
-    remember_resolution(job_source, options, run->dependencies);
   }
 
   auto out_dir = *temp / "ebin";
@@ -386,8 +383,9 @@ nlohmann::json dependencies_record(const std::vector<DependencyInfo>& dependenci
     } else {
       auto files = nlohmann::json::array();
       std::error_code ec;
-      for (const auto& entry : fs::directory_iterator(temp_dir / "lib" / dep.name / "ebin", ec)) {
-        files.push_back(entry.path().filename().string());
+      for (auto it = fs::directory_iterator(temp_dir / "lib" / dep.name / "ebin", ec);
+           !ec && it != fs::directory_iterator(); it.increment(ec)) {
+        files.push_back(it->path().filename().string());
       }
       item["files"] = files;
     }

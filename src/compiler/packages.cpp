@@ -23,7 +23,7 @@
 #include <cstdlib>
 #include <map>
 #include <functional>
-#include <random>
+#include <atomic>
 #include <set>
 
 namespace sandbox::compiler {
@@ -33,11 +33,19 @@ namespace {
 constexpr std::uint64_t kMaxLockBytes = 4ull << 20;
 // Packages and builds kept each; past it the least recently used are removed.
 constexpr std::size_t kMaxStoreEntries = 512;
+// Entries used this recently are never removed by the bound: a compile may be
+// copying them.
+constexpr auto kInUseWindow = std::chrono::minutes(30);
+constexpr std::size_t kMaxPackages = 500;
+// What one package's build may leave to be kept.
+constexpr std::uint64_t kMaxBuildBytes = 256ull << 20;
+constexpr std::size_t kMaxBuildFiles = 10'000;
 
 std::string random_suffix()
 {
-  std::random_device device;
-  return fmt::format("{:08x}{:08x}", device(), device());
+  static std::atomic<std::uint64_t> counter{0};
+  auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+  return fmt::format("{:x}-{:x}-{:x}", ::getpid(), static_cast<std::uint64_t>(now), ++counter);
 }
 
 std::expected<void, std::string> make_dirs(const fs::path& dir)
@@ -71,25 +79,31 @@ std::string mirror_of(const core::CompileOptions& options)
   return env != nullptr ? std::string(env) : std::string();
 }
 
-// The project's config files as one digest: dependencies compile under the
-// root project's configuration.
-std::string config_digest(const fs::path& sandbox)
+// The digest of a snapshot of the project's config/ (dependencies compile
+// under the root project's configuration): each entry's path and type, a
+// file's content, a link's target. The builds copy the same snapshot, so what
+// the key names is what they used.
+std::expected<std::string, std::string> config_digest(const fs::path& snapshot)
 {
-  auto dir = sandbox / "config";
-  if (!is_dir(dir)) {
-    return "none";
+  if (!is_dir(snapshot)) {
+    return std::string("none");
   }
-  auto tree = util::list_tree(dir);
+  auto tree = util::list_tree(snapshot);
   if (!tree) {
-    return "unreadable";
+    return std::unexpected(tree.error());
   }
   std::string all;
   for (const auto& entry : *tree) {
-    all += entry.relative.string();
-    all += '\0';
+    all += fmt::format("{}\0{}\0", entry.relative.string(), static_cast<int>(entry.type));
     if (entry.type == fs::file_type::regular) {
-      auto text = util::read_file(dir / entry.relative, 16ull << 20);
-      all += util::sha256_hex(text ? *text : std::string("unreadable"));
+      auto text = util::read_file(snapshot / entry.relative, 16ull << 20);
+      if (!text) {
+        return std::unexpected(text.error());
+      }
+      all += util::sha256_hex(*text);
+    } else if (entry.type == fs::file_type::symlink) {
+      std::error_code ec;
+      all += fs::read_symlink(snapshot / entry.relative, ec).string();
     }
     all += '\n';
   }
@@ -122,6 +136,10 @@ std::expected<Closure, core::Error> resolve_closure(const deps::MixLock& lock,
     if (!in.insert(app).second) {
       continue;
     }
+    if (in.size() > kMaxPackages) {
+      return std::unexpected(core::DependenciesUnavailable{
+        roots, fmt::format("more than {} Hex packages in the closure of mix.lock", kMaxPackages)});
+    }
     auto entry = lock.hex.find(app);
     if (entry == lock.hex.end()) {
       unpinned.push_back(app);
@@ -151,11 +169,17 @@ std::expected<Closure, core::Error> resolve_closure(const deps::MixLock& lock,
     std::sort(deps.begin(), deps.end());
     deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
   }
-  // Depth-first post-order; a cycle (which Hex refuses) is cut, not looped.
+  // Depth-first post-order (depth at most kMaxPackages); a cycle, which Hex
+  // refuses, is refused here too.
   std::set<std::string> done;
   std::set<std::string> active;
+  std::optional<std::string> cycle;
   std::function<void(const std::string&)> visit = [&](const std::string& app) {
-    if (done.count(app) != 0 || active.count(app) != 0) {
+    if (done.count(app) != 0 || cycle) {
+      return;
+    }
+    if (active.count(app) != 0) {
+      cycle = app;
       return;
     }
     active.insert(app);
@@ -168,6 +192,10 @@ std::expected<Closure, core::Error> resolve_closure(const deps::MixLock& lock,
   };
   for (const auto& app : in) {
     visit(app);
+  }
+  if (cycle) {
+    return std::unexpected(core::DependenciesUnavailable{
+      {*cycle}, "mix.lock's requirements form a cycle through this package"});
   }
   return closure;
 }
@@ -269,6 +297,9 @@ core::Error attribute(core::Error error, const std::string& app)
 {
   if (auto* threats = std::get_if<core::SecurityThreatsDetected>(&error)) {
     for (auto& threat : threats->threats) {
+      if (!threat.is_object()) {
+        continue;
+      }
       if (threat.contains("file") && threat["file"].is_string()) {
         threat["file"] = "deps/" + app + "/" + threat["file"].get<std::string>();
       }
@@ -293,20 +324,39 @@ std::string synthetic_project(const std::vector<std::string>& apps)
                      deps);
 }
 
+struct Harvest {
+  std::vector<fs::path> beams;
+  std::vector<fs::path> apps;
+};
+
 // Copies what Mix wrote for one application (ebin and its manifests),
-// regular files only, into `target`.
-std::expected<std::vector<fs::path>, std::string> harvest_build(const fs::path& built,
-                                                                const fs::path& target)
+// regular files only, into `target`. Every directory from `work` down to the
+// application must be a real directory: the job that wrote them is gone, and a
+// link it left is never followed.
+std::expected<Harvest, std::string> harvest_build(const fs::path& work, const fs::path& relative,
+                                                  const fs::path& target)
 {
+  auto built = work;
+  for (const auto& part : relative) {
+    built /= part;
+    if (!is_dir(built)) {
+      return std::unexpected(built.string() + " is not a directory");
+    }
+  }
   auto tree = util::list_tree(built);
   if (!tree) {
     return std::unexpected(tree.error());
   }
-  std::vector<fs::path> beams;
+  Harvest out;
+  std::uint64_t total = 0;
+  std::size_t files = 0;
   for (const auto& entry : *tree) {
     auto top = entry.relative.begin()->string();
     if (top != "ebin" && top != ".mix") {
       continue; // priv and include are links into the sources: not kept
+    }
+    if (++files > kMaxBuildFiles || (total += entry.size) > kMaxBuildBytes) {
+      return std::unexpected("the build left more files or bytes than a package may keep");
     }
     if (entry.type == fs::file_type::directory) {
       if (auto made = make_dirs(target / entry.relative); !made) {
@@ -323,16 +373,36 @@ std::expected<std::vector<fs::path>, std::string> harvest_build(const fs::path& 
       if (auto written = util::write_file_atomic(target / entry.relative, *bytes, 0644); !written) {
         return std::unexpected(written.error());
       }
-      if (entry.relative.extension() == ".beam") {
-        beams.push_back(target / entry.relative);
+      if (top == "ebin" && entry.relative.extension() == ".beam") {
+        out.beams.push_back(target / entry.relative);
+      } else if (top == "ebin" && entry.relative.extension() == ".app") {
+        out.apps.push_back(target / entry.relative);
       }
     }
   }
-  return beams;
+  return out;
+}
+
+// The .beam and .app files of a stored build's ebin.
+Harvest stored_ebin(const fs::path& build)
+{
+  Harvest out;
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(build / "ebin", ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    auto ext = it->path().extension();
+    if (ext == ".beam") {
+      out.beams.push_back(it->path());
+    } else if (ext == ".app") {
+      out.apps.push_back(it->path());
+    }
+  }
+  std::sort(out.beams.begin(), out.beams.end());
+  return out;
 }
 
 struct BuildContext {
-  const fs::path& sandbox;
+  const fs::path& config; // the request's snapshot of the project's config/
   const core::CompileOptions& options;
   jail::ProcessRunner& runner;
   const std::map<std::string, PreparedPackage>& prepared;
@@ -367,9 +437,9 @@ build_package(const BuildContext& context, const std::string& app,
       !written) {
     return std::unexpected(core::JailSetupFailed{"temp_dir", written.error()});
   }
-  if (is_dir(context.sandbox / "config")) {
-    if (auto copied = snapshot_tree(context.sandbox / "config", root / "config"); !copied) {
-      return std::unexpected(core::InvalidSandboxPath{context.sandbox.string(), copied.error()});
+  if (is_dir(context.config)) {
+    if (auto copied = snapshot_tree(context.config, root / "config"); !copied) {
+      return std::unexpected(core::JailSetupFailed{"packages", copied.error()});
     }
   }
   std::vector<PreparedPackage> placed;
@@ -396,21 +466,21 @@ build_package(const BuildContext& context, const std::string& app,
 
   // Checked before it is shared: the BEAMs parse, and the audit passes.
   auto staging = store_entry.parent_path() / (".build-" + random_suffix());
-  auto beams = harvest_build(work / "build" / "lib" / app, staging);
-  if (!beams || beams->empty()) {
+  auto harvested = harvest_build(work, fs::path("build") / "lib" / app, staging);
+  if (!harvested || harvested->beams.empty()) {
     (void)util::remove_tree(staging);
     return std::unexpected(core::CompilerCrash{
       "mix", fmt::format("the package {} produced no BEAM files", app),
-      {{"output", run->output}, {"reason", beams ? std::string() : beams.error()}}});
+      {{"output", run->output}, {"reason", harvested ? std::string() : harvested.error()}}});
   }
-  for (const auto& beam_file : *beams) {
+  for (const auto& beam_file : harvested->beams) {
     if (auto checked = beam::validate_beam_file(beam_file); !checked) {
       (void)util::remove_tree(staging);
       return std::unexpected(core::BeamValidationFailed{
         "deps/" + app + "/ebin/" + beam_file.filename().string(), checked.error().reason});
     }
   }
-  auto audited = security_gate_after(*beams, context.options);
+  auto audited = security_gate_after(harvested->beams, context.options, harvested->apps);
   if (!audited) {
     (void)util::remove_tree(staging);
     return std::unexpected(attribute(audited.error(), app));
@@ -424,8 +494,8 @@ build_package(const BuildContext& context, const std::string& app,
         core::JailSetupFailed{"packages", "cannot keep the package build: " + ec.message()});
     }
   }
-  attribute(*audited, app);
-  return *audited;
+  // The findings come from the audit every use of the build runs.
+  return std::vector<scan::Finding>{};
 }
 
 } // namespace
@@ -448,6 +518,12 @@ prepare_packages(const fs::path& sandbox, const std::vector<backends::DeclaredDe
   PreparedPackages out;
   if (roots.empty()) {
     return out;
+  }
+  if (options.isolation != core::IsolationMode::jail) {
+    // Package builds are shared: only a jailed job may make one.
+    return std::unexpected(core::InvalidOption{
+      "isolation", "Hex dependencies compile only in the jail (isolation: jail): their builds "
+                   "are shared with every project that pins the same packages"});
   }
   std::sort(roots.begin(), roots.end());
   roots.erase(std::unique(roots.begin(), roots.end()), roots.end());
@@ -547,20 +623,39 @@ prepare_packages(const fs::path& sandbox, const std::vector<backends::DeclaredDe
   }
 
   // Builds: keyed by everything that can change their BEAMs, compiled once.
-  auto config = config_digest(sandbox);
-  std::string env_part;
-  for (const auto& [name, value] : options.env) {
-    env_part += name + "=" + value + "\n";
+  // The project's config/ is read once: the key names the copy the builds use.
+  auto parent = options.temp_dir.value_or(util::default_temp_root());
+  auto config_temp = util::TempDir::create(parent, "sandbox-package-config-");
+  if (!config_temp) {
+    return std::unexpected(core::JailSetupFailed{"temp_dir", config_temp.error()});
   }
-  BuildContext context{sandbox, options, runner, prepared};
+  auto config_copy = config_temp->path() / "config";
+  if (is_dir(sandbox / "config")) {
+    if (auto copied = snapshot_tree(sandbox / "config", config_copy); !copied) {
+      return std::unexpected(core::InvalidSandboxPath{sandbox.string(), copied.error()});
+    }
+  }
+  auto config = config_digest(config_copy);
+  if (!config) {
+    return std::unexpected(core::InvalidSandboxPath{sandbox.string(), config.error()});
+  }
+  // The limits a build ran under can change what its compile-time code did.
+  auto limits = nlohmann::json{{"timeout", options.timeout_ms},
+                               {"memory_limit", options.memory_limit},
+                               {"cpu_limit", options.cpu_limit},
+                               {"max_processes", options.max_processes},
+                               {"output_limit", options.output_limit}};
+  BuildContext context{config_copy, options, runner, prepared};
   for (const auto& app : closure->order) {
     auto& package = prepared.at(app);
     const auto& entry = lock->hex.at(app);
     auto needs = needs_of(*closure, app);
     std::string material = fmt::format(
-      "sandbox package build 1\ntoolchain {}\nmix_env {}\nenv {}\nconfig {}\npackage {} {} {} {}\n",
-      backends::toolchain_identity(), mix_env(options), util::sha256_hex(env_part), config,
-      entry.app, entry.package, entry.version, entry.outer_checksum);
+      "sandbox package build 2\ntoolchain {}\nmix_env {}\nenv {}\nlimits {}\nconfig {}\n"
+      "package {} {} {} {}\n",
+      backends::toolchain_identity(), mix_env(options),
+      util::sha256_hex(nlohmann::json(options.env).dump()), limits.dump(), *config, entry.app,
+      entry.package, entry.version, entry.outer_checksum);
     for (const auto& dep : closure->deps_of.at(app)) {
       material += fmt::format("needs {} {}\n", dep, prepared.at(dep).key);
     }
@@ -585,7 +680,21 @@ prepare_packages(const fs::path& sandbox, const std::vector<backends::DeclaredDe
     if (!built) {
       return std::unexpected(built.error());
     }
-    out.warnings.insert(out.warnings.end(), built->begin(), built->end());
+  }
+  // Every use of a build is audited under this request's policy, whoever
+  // built it and under which options.
+  for (const auto& app : closure->order) {
+    auto files = stored_ebin(prepared.at(app).build);
+    if (files.beams.empty()) {
+      return std::unexpected(core::JailSetupFailed{
+        "packages", fmt::format("the stored build of {} is gone or empty", app)});
+    }
+    auto audited = security_gate_after(files.beams, options, files.apps);
+    if (!audited) {
+      return std::unexpected(attribute(audited.error(), app));
+    }
+    attribute(*audited, app);
+    out.warnings.insert(out.warnings.end(), audited->begin(), audited->end());
   }
   for (const auto& app : closure->order) {
     out.packages.push_back(prepared.at(app));
@@ -596,97 +705,6 @@ prepare_packages(const fs::path& sandbox, const std::vector<backends::DeclaredDe
     (void)bound_package_store(kMaxStoreEntries);
   }
   return out;
-}
-
-namespace {
-
-// The files that decide what Mix resolves: every mix.exs and mix.lock of the
-// tree (an umbrella's applications, path dependencies) and config/.
-std::optional<std::string> resolution_key(const fs::path& sandbox,
-                                          const core::CompileOptions& options)
-{
-  auto tree = util::list_tree(sandbox);
-  if (!tree) {
-    return std::nullopt;
-  }
-  std::string material = fmt::format("sandbox resolution 1\ntoolchain {}\n",
-                                     backends::toolchain_identity());
-  for (const auto& [name, value] : options.env) {
-    material += "env " + name + "=" + value + "\n";
-  }
-  std::size_t files = 0;
-  for (const auto& entry : *tree) {
-    auto name = entry.relative.filename();
-    bool decides = name == "mix.exs" || name == "mix.lock" ||
-                   (entry.relative.begin() != entry.relative.end() &&
-                    *entry.relative.begin() == "config");
-    if (!decides || entry.type != fs::file_type::regular) {
-      continue;
-    }
-    if (++files > 1000) {
-      return std::nullopt;
-    }
-    auto text = util::read_file(sandbox / entry.relative, 16ull << 20);
-    if (!text) {
-      return std::nullopt;
-    }
-    material += entry.relative.string() + '\0' + util::sha256_hex(*text) + "\n";
-  }
-  return util::sha256_hex(material);
-}
-
-} // namespace
-
-std::optional<std::vector<backends::DeclaredDependency>>
-remembered_resolution(const fs::path& sandbox, const core::CompileOptions& options)
-{
-  std::error_code ec;
-  if (!fs::is_regular_file(fs::symlink_status(sandbox / "mix.lock", ec))) {
-    return std::nullopt;
-  }
-  auto key = resolution_key(sandbox, options);
-  if (!key) {
-    return std::nullopt;
-  }
-  auto text = util::read_file(packages_root() / "resolved" / *key, 1 << 20);
-  if (!text) {
-    return std::nullopt;
-  }
-  std::vector<backends::DeclaredDependency> out;
-  std::size_t start = 0;
-  while (start < text->size()) {
-    auto end = text->find('\n', start);
-    if (end == std::string::npos) {
-      end = text->size();
-    }
-    auto line = text->substr(start, end - start);
-    start = end + 1;
-    auto first = line.find(' ');
-    auto second = line.find(' ', first + 1);
-    if (first == std::string::npos || second == std::string::npos) {
-      continue;
-    }
-    backends::DeclaredDependency dep{line.substr(0, first), line.substr(first + 1, second - first - 1),
-                                     line.substr(second + 1)};
-    if (deps::valid_app_name(dep.app) && deps::valid_app_name(dep.package)) {
-      out.push_back(std::move(dep));
-    }
-  }
-  return out;
-}
-
-void remember_resolution(const fs::path& sandbox, const core::CompileOptions& options,
-                         const std::vector<backends::DeclaredDependency>& declared)
-{
-  auto key = resolution_key(sandbox, options);
-  if (!key || !make_dirs(packages_root() / "resolved")) {
-    return;
-  }
-  std::string text;
-  for (const auto& dep : declared) {
-    text += dep.app + " " + dep.kind + " " + dep.package + "\n";
-  }
-  (void)util::write_file_atomic(packages_root() / "resolved" / *key, text, 0600);
 }
 
 std::expected<void, std::string> place_packages(const std::vector<PreparedPackage>& packages,
@@ -705,7 +723,10 @@ std::expected<void, std::string> place_packages(const std::vector<PreparedPackag
     if (auto copied = snapshot_tree(package.sources, work / "deps" / package.app); !copied) {
       return std::unexpected(copied.error());
     }
-    if (!package.build.empty() && is_dir(package.build)) {
+    if (!package.build.empty()) {
+      if (!is_dir(package.build)) {
+        return std::unexpected("the stored build of " + package.app + " is gone");
+      }
       auto target = work / "build" / "lib" / package.app;
       if (auto copied = snapshot_tree(package.build, target); !copied) {
         return std::unexpected(copied.error());
@@ -715,19 +736,48 @@ std::expected<void, std::string> place_packages(const std::vector<PreparedPackag
   return {};
 }
 
+namespace {
+
+// Entries of the store's `dir` with their last use, dot-named leftovers of an
+// interrupted unpack or build included (`leftover`).
+struct StoreEntry {
+  fs::path path;
+  std::chrono::system_clock::time_point used;
+  bool leftover = false;
+};
+
+std::vector<StoreEntry> store_entries(const fs::path& dir)
+{
+  std::vector<StoreEntry> out;
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0) {
+      continue;
+    }
+    out.push_back({it->path(), std::chrono::system_clock::from_time_t(st.st_mtime),
+                   it->path().filename().string().starts_with('.')});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const StoreEntry& a, const StoreEntry& b) { return a.used < b.used; });
+  return out;
+}
+
+} // namespace
+
 PackageStoreStats package_store_stats()
 {
   PackageStoreStats stats;
   auto root = packages_root();
-  std::error_code ec;
   for (const auto& [dir, count] :
        {std::pair{root / "sources", &stats.sources}, std::pair{root / "builds", &stats.builds}}) {
-    for (const auto& entry : fs::directory_iterator(dir, ec)) {
-      if (entry.path().filename().string().starts_with('.')) {
+    for (const auto& entry : store_entries(dir)) {
+      if (entry.leftover) {
         continue;
       }
       ++*count;
-      if (auto tree = util::list_tree(entry.path()); tree) {
+      if (auto tree = util::list_tree(entry.path); tree) {
         for (const auto& item : *tree) {
           stats.bytes += item.size;
         }
@@ -740,24 +790,20 @@ PackageStoreStats package_store_stats()
 std::uint64_t bound_package_store(std::size_t keep)
 {
   std::uint64_t removed = 0;
+  auto now = std::chrono::system_clock::now();
   auto root = packages_root();
   for (const auto& dir : {root / "sources", root / "builds"}) {
-    std::vector<std::pair<std::int64_t, fs::path>> entries;
-    std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(dir, ec)) {
-      struct stat st {};
-      if (!entry.path().filename().string().starts_with('.') &&
-          ::lstat(entry.path().c_str(), &st) == 0) {
-        entries.emplace_back(static_cast<std::int64_t>(st.st_mtime), entry.path());
-      }
+    auto entries = store_entries(dir);
+    std::size_t kept = 0;
+    for (const auto& entry : entries) {
+      kept += entry.leftover ? 0 : 1;
     }
-    if (entries.size() <= keep) {
-      continue;
-    }
-    std::sort(entries.begin(), entries.end());
-    for (std::size_t i = 0; i + keep < entries.size(); ++i) {
-      if (util::remove_tree(entries[i].second)) {
+    for (const auto& entry : entries) {
+      bool stale_leftover = entry.leftover && now - entry.used > kInUseWindow;
+      bool over = !entry.leftover && kept > keep && now - entry.used > kInUseWindow;
+      if ((stale_leftover || over) && util::remove_tree(entry.path)) {
         ++removed;
+        kept -= entry.leftover ? 0 : 1;
       }
     }
   }
@@ -769,18 +815,11 @@ std::uint64_t prune_package_store(std::int64_t max_age_seconds)
   auto root = packages_root();
   auto now = std::chrono::system_clock::now();
   std::uint64_t removed = 0;
-  std::error_code ec;
   for (const auto& dir : {root / "sources", root / "builds"}) {
-    for (const auto& entry : fs::directory_iterator(dir, ec)) {
-      struct stat st {};
-      if (::lstat(entry.path().c_str(), &st) != 0) {
-        continue;
-      }
-      auto age = now - std::chrono::system_clock::from_time_t(st.st_mtime);
-      if (max_age_seconds == 0 || age > std::chrono::seconds(max_age_seconds)) {
-        if (util::remove_tree(entry.path())) {
-          ++removed;
-        }
+    for (const auto& entry : store_entries(dir)) {
+      if ((max_age_seconds == 0 || now - entry.used > std::chrono::seconds(max_age_seconds)) &&
+          util::remove_tree(entry.path)) {
+        removed += entry.leftover ? 0 : 1;
       }
     }
   }

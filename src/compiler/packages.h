@@ -52,15 +52,6 @@ std::expected<PreparedPackages, core::Error>
 prepare_packages(const fs::path& sandbox, const std::vector<backends::DeclaredDependency>& declared,
                  const core::CompileOptions& options, jail::ProcessRunner& runner);
 
-// What Mix resolved the last time the same mix.exs files, mix.lock, config/
-// files, env and toolchain were compiled: a hint that lets the project compile
-// in one run. A stale hint costs a second run, never a wrong result (the
-// driver stops when Mix needs a package that was not placed).
-std::optional<std::vector<backends::DeclaredDependency>>
-remembered_resolution(const fs::path& sandbox, const core::CompileOptions& options);
-void remember_resolution(const fs::path& sandbox, const core::CompileOptions& options,
-                         const std::vector<backends::DeclaredDependency>& declared);
-
 // Copies the packages into a job's work directory: deps/APP (sources) and
 // build/lib/APP (the compiled application), where Mix finds them.
 std::expected<void, std::string> place_packages(const std::vector<PreparedPackage>& packages,

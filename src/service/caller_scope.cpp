@@ -60,13 +60,12 @@ void CallerScope::check_options(const core::CompileOptions& options) const
       "temp_dir", "a shared service makes results in its own temp root and gives them to the caller"}};
   }
   // The service would read a directory mirror with its own rights, not the
-  // caller's: another user names an http(s) mirror, or the service's own
-  // SANDBOX_PACKAGE_MIRROR applies.
-  if (m_acting && !options.package_mirror.empty() &&
-      options.package_mirror.front() == '/') {
+  // caller's, and fetch a URL from wherever it runs: another user's packages
+  // come from the mirror the operator chose (SANDBOX_PACKAGE_MIRROR).
+  if (m_acting && !options.package_mirror.empty()) {
     throw Refused{core::InvalidOption{
-      "package_mirror", "a shared service reads a directory mirror only for its own user; give "
-                        "an http(s) mirror, or ask the operator to set SANDBOX_PACKAGE_MIRROR"}};
+      "package_mirror", "a shared service takes packages for other users only from the mirror "
+                        "its operator set (SANDBOX_PACKAGE_MIRROR)"}};
   }
 }
 

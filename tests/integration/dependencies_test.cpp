@@ -424,33 +424,30 @@ TEST_F(Dependencies, IncrementalNoChangeIsAHitAndAnEditNeverRecompilesAPackage)
   EXPECT_TRUE(deps["decimal"]["cached"].get<bool>());
 }
 
-TEST_F(Dependencies, ARememberedResolutionThatWentStaleCostsARunNotAWrongResult)
+TEST_F(Dependencies, ACycleInTheLockAndAWeakerIsolationAreRefusedBeforeAnyBuild)
 {
-  // mix.exs takes its dependency list from a file the resolution key does
-  // not cover: the remembered resolution goes stale without its key changing.
-  auto path = make_sandbox(
-    "stale", {{"mix.exs", "defmodule Stale.MixProject do\n  use Mix.Project\n"
-                          "  def project, do: [app: :stale, version: \"0.1.0\",\n"
-                          "    deps: elem(Code.eval_file(\"deps.exs\"), 0)]\nend\n"},
-              {"deps.exs", "[{:decimal, \"~> 3.1\"}]\n"},
-              {"lib/stale.ex", "defmodule Stale do\n  def one, do: Decimal.new(1)\nend\n"},
-              {"mix.lock", lock_of({"decimal", "nimble_options"})}});
-  auto first = compile_with_mirror(path);
-  ASSERT_EQ(first.exit_code, 0) << first.describe();
-  EXPECT_EQ(by_name(first.json()).size(), 1u) << first.out;
-  EXPECT_FALSE(entries_with_prefix(state_dir() / "packages" / "resolved", "").empty());
+  for (const auto& [name, other] : {std::pair{"ping_pkg", "pong_pkg"}, std::pair{"pong_pkg", "ping_pkg"}}) {
+    HexPackageSpec spec;
+    spec.name = name;
+    spec.version = "1.0.0";
+    spec.requirements = {{other, "~> 1.0", false}};
+    spec.files = {{"mix.exs", "defmodule P.MixProject do\n  use Mix.Project\n"
+                              "  def project, do: [app: :" + std::string(name) +
+                              ", version: \"1.0.0\"]\nend\n", 0644}};
+    add_package(spec);
+  }
+  auto cyclic = make_sandbox("cyclic", {{"mix.exs", "defmodule Cyc.MixProject do\n  use Mix.Project\n"
+                                                    "  def project, do: [app: :cyc, version: "
+                                                    "\"0.1.0\", deps: [{:ping_pkg, \"~> 1.0\"}]]\n"
+                                                    "end\n"},
+                                        {"mix.lock", lock_of({"ping_pkg", "pong_pkg"})}});
+  auto run = compile_with_mirror(cyclic);
+  ASSERT_TRUE(is_error(run, "dependencies_unavailable", 1)) << run.describe();
+  EXPECT_NE(run.json()["error"]["reason"].get<std::string>().find("cycle"), std::string::npos);
 
-  std::ofstream(path / "deps.exs") << "[{:decimal, \"~> 3.1\"}, {:nimble_options, \"~> 1.1\"}]\n";
-  std::ofstream(path / "lib" / "stale.ex")
-    << "defmodule Stale do\n  def one, do: Decimal.new(1)\n"
-       "  def schema, do: NimbleOptions.new!(a: [type: :integer])\nend\n";
-  auto second = compile_with_mirror(path);
-  ASSERT_EQ(second.exit_code, 0) << second.describe();
-  auto deps = by_name(second.json());
-  EXPECT_EQ(deps.size(), 2u) << second.out;
-  EXPECT_TRUE(deps.count("nimble_options")) << second.out;
-  auto ran = run_with_dependencies(second.json(), "IO.inspect(Stale.schema().__struct__)");
-  EXPECT_EQ(ran.out, "NimbleOptions\n") << ran.describe();
+  auto weaker = compile_with_mirror(shop("shop", "shop", "Shop"), {"--isolation", "process_group"});
+  EXPECT_EQ(weaker.json()["error"].value("option", ""), "isolation") << weaker.describe();
+  EXPECT_EQ(sandbox({"cache", "packages", "--json"}).json()["builds"], 0);
 }
 
 } // namespace

@@ -192,10 +192,13 @@ TEST_F(ServiceCallers, OutputsOnlyWhereTheCallerMayWrite)
   // The engine's temp root is the service's to choose.
   auto answer = as_caller({{"op", "compile"}, {"path", project}, {"options", {{"temp_dir", m_root_output.string()}}}});
   EXPECT_EQ(answer["error"].value("type", ""), "invalid_option") << answer.dump();
-  // A directory mirror would be read with the service's rights, not the caller's.
-  auto mirror = as_caller({{"op", "compile"}, {"path", project},
-                           {"options", {{"package_mirror", m_root_output.string()}}}});
-  EXPECT_EQ(mirror["error"].value("option", ""), "package_mirror") << mirror.dump();
+  // A mirror would be read with the service's rights and from its network,
+  // not the caller's: other users get the operator's.
+  for (const auto& named : {m_root_output.string(), std::string("http://127.0.0.1:9/")}) {
+    auto mirror = as_caller({{"op", "compile"}, {"path", project},
+                             {"options", {{"package_mirror", named}}}});
+    EXPECT_EQ(mirror["error"].value("option", ""), "package_mirror") << mirror.dump();
+  }
 }
 
 TEST_F(ServiceCallers, TheCallersOwnFilesWorkAndTheResultIsTheCallers)
