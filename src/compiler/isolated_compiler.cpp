@@ -151,6 +151,14 @@ collect_dependencies(const backends::BackendRun& run, const std::vector<Prepared
     if (!ebin) {
       return std::unexpected(ebin.error());
     }
+    // A package's priv/ (data it reads with :code.priv_dir) beside its ebin.
+    std::error_code ec;
+    if (fs::is_directory(fs::symlink_status(package.sources / "priv", ec))) {
+      if (auto copied = snapshot_tree(package.sources / "priv", temp / "lib" / package.app / "priv");
+          !copied) {
+        return std::unexpected(core::JailSetupFailed{"temp_dir", copied.error()});
+      }
+    }
     out.push_back({package.app, package.version, "hex", package.cached, *ebin, package.key});
   }
   for (const auto& dep : run.dependencies) {

@@ -424,6 +424,21 @@ TEST_F(Dependencies, IncrementalNoChangeIsAHitAndAnEditNeverRecompilesAPackage)
   EXPECT_TRUE(deps["decimal"]["cached"].get<bool>());
 }
 
+TEST_F(Dependencies, APackagesPrivComesBackBesideItsEbin)
+{
+  auto spec = money_fmt_package();
+  spec.files.push_back({"priv/rates.txt", "EUR 1.0\n", 0644});
+  spec.files[1].content = std::string(sandbox::testing::kMoneyFmtLib) +
+                          "defmodule MoneyFmt.Rates do\n"
+                          "  def read, do: File.read!(Path.join(:code.priv_dir(:money_fmt), \"rates.txt\"))\n"
+                          "end\n";
+  add_package(spec);
+  auto run = compile_with_mirror(shop("shop", "shop", "Shop"));
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  auto ran = run_with_dependencies(run.json(), "IO.write(MoneyFmt.Rates.read())");
+  EXPECT_EQ(ran.out, "EUR 1.0\n") << ran.describe();
+}
+
 TEST_F(Dependencies, ACycleInTheLockAndAWeakerIsolationAreRefusedBeforeAnyBuild)
 {
   for (const auto& [name, other] : {std::pair{"ping_pkg", "pong_pkg"}, std::pair{"pong_pkg", "ping_pkg"}}) {
