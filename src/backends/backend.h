@@ -11,6 +11,7 @@
 
 #include <expected>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,6 +36,13 @@ struct JobPaths {
 JobPaths make_job_paths(const fs::path& sandbox_host, const fs::path& work_host,
                         const jail::ProcessRunner& runner);
 
+// A dependency as Mix resolved it for the project's environment.
+struct DeclaredDependency {
+  std::string app;
+  std::string kind;    // hex, path, umbrella, git, other
+  std::string package; // the Hex package name (kind hex)
+};
+
 struct BackendRequest {
   JobPaths paths;
   const core::CompileOptions* options = nullptr;
@@ -51,14 +59,14 @@ struct BackendRequest {
   std::optional<std::vector<std::string>> provided_packages;
   // mix: compile only the dependencies (the engine's per-package build).
   bool packages_only = false;
+  // mix: when Mix needs packages and none were provided, the job waits while
+  // this runs (on another thread): it places them and returns their names, or
+  // returns nullopt and the job stops (BackendRun::needs_packages). It must
+  // not start jobs of its own.
+  std::function<std::optional<std::vector<std::string>>(const std::vector<DeclaredDependency>&)>
+    provide_packages;
 };
 
-// A dependency as Mix resolved it for the project's environment.
-struct DeclaredDependency {
-  std::string app;
-  std::string kind;    // hex, path, umbrella, git, other
-  std::string package; // the Hex package name (kind hex)
-};
 
 struct BackendRun {
   std::vector<fs::path> output_dirs;  // host directories holding the produced .beam/.app files
@@ -68,6 +76,9 @@ struct BackendRun {
   // The project needs Hex packages the engine has not provided yet: nothing
   // was compiled; prepare them and run again.
   bool needs_packages = false;
+  // The packages the job compiled with (given in the request, or placed while
+  // it waited).
+  std::vector<std::string> provided_packages;
   std::string output;                  // what the compiler printed (stdout and stderr)
   std::vector<core::Diagnostic> diagnostics;
   std::vector<fs::path> compiled_sources; // relative to the sandbox

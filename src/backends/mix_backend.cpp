@@ -14,6 +14,9 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
+#include <thread>
 #include <sstream>
 
 namespace sandbox::backends {
@@ -77,12 +80,42 @@ defmodule Mix.Tasks.Sandbox.Compile do
     missing = for %{scm: Sandbox.PackageSCM, app: app} <- deps, "#{app}" not in provided, do: app
 
     if missing != [] do
-      File.write!(report, [lines, "need_packages\n"])
-      System.halt(3)
+      write_report(report, [lines, "need_packages\n"])
+      go = System.get_env("SANDBOX_PACKAGES_GO")
+      System.delete_env("SANDBOX_PACKAGES_GO")
+
+      case go && wait_for_packages(go) do
+        {:go, names} ->
+          System.put_env("SANDBOX_PACKAGES", Enum.join(names, " "))
+          Mix.Dep.clear_cached()
+          run(args)
+
+        _ ->
+          System.halt(3)
+      end
+    else
+      write_report(report, lines)
+      compile(args)
     end
+  end
 
-    File.write!(report, lines)
+  # The engine reads the report while this VM waits: it appears whole.
+  defp write_report(report, lines) do
+    File.write!(report <> ".part", lines)
+    File.rename!(report <> ".part", report)
+  end
 
+  defp wait_for_packages(path) do
+    case File.read(path) do
+      {:ok, "go" <> names} -> {:go, String.split(names)}
+      {:ok, _} -> :stop
+      {:error, _} ->
+        Process.sleep(5)
+        wait_for_packages(path)
+    end
+  end
+
+  defp compile(args) do
     if System.get_env("SANDBOX_PACKAGES_ONLY") == "1" do
       Mix.Task.run("deps.loadpaths", args)
     else
@@ -211,7 +244,47 @@ public:
       mix_env["SANDBOX_PACKAGES_ONLY"] = "1";
     }
     std::vector<std::string> argv = {(*tools)->elixir.string(), "-e", kMixDriver};
+    auto go_path = paths.work_host / "packages_go";
+    bool waits = request.provide_packages && !request.provided_packages;
+    if (waits) {
+      mix_env["SANDBOX_PACKAGES_GO"] = in_job(go_path);
+    }
+    // While the job runs, a watcher answers its request for packages: the
+    // project then compiles in the same VM instead of a second one.
+    std::optional<std::vector<std::string>> provided_by_watcher;
+    std::atomic<bool> finished{false};
+    std::thread watcher;
+    if (waits) {
+      watcher = std::thread([&] {
+        while (!finished.load()) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+          auto pending = read_report(report_path);
+          if (!pending.needs_packages) {
+            continue;
+          }
+          try {
+            provided_by_watcher = request.provide_packages(pending.dependencies);
+          } catch (...) {
+            provided_by_watcher.reset(); // the job stops; the caller prepares them again
+          }
+          std::string answer = "stop\n";
+          if (provided_by_watcher) {
+            answer = "go";
+            for (const auto& name : *provided_by_watcher) {
+              answer += " " + name;
+            }
+            answer += "\n";
+          }
+          (void)util::write_file_atomic(go_path, answer, 0644);
+          return;
+        }
+      });
+    }
     auto run = run_job(request, runner, job_spec(request, std::move(argv), mix_env), false);
+    finished.store(true);
+    if (watcher.joinable()) {
+      watcher.join();
+    }
     auto report = read_report(report_path);
     std::vector<std::string> unfetchable;
     for (const auto& dep : report.dependencies) {
@@ -252,7 +325,9 @@ public:
     for (const auto& app : own) {
       run->output_dirs.push_back(lib / app / "ebin");
     }
-    const auto provided = request.provided_packages.value_or(std::vector<std::string>{});
+    const auto provided = request.provided_packages.value_or(
+      provided_by_watcher.value_or(std::vector<std::string>{}));
+    run->provided_packages = provided;
     for (auto it = fs::directory_iterator(lib, ec); !ec && it != fs::directory_iterator();
          it.increment(ec)) {
       auto name = it->path().filename().string();

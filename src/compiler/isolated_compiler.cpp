@@ -282,6 +282,25 @@ CompileResult compile_job(const std::string& path, const core::CompileOptions& o
     }
     return {};
   };
+  // While the project's job waits, packages the engine already has (verified
+  // and built) are placed and the project compiles in the same run; anything
+  // to fetch or build stops it, and is done below, on this thread.
+  request.provide_packages = [&](const std::vector<backends::DeclaredDependency>& declared)
+    -> std::optional<std::vector<std::string>> {
+    auto prepared = prepare_packages(job_source, declared, options, **runner, false);
+    bool placed = prepared && prepared->complete && !prepared->packages.empty() &&
+                  place_packages_live(prepared->packages, work, *temp / "staging");
+    (void)util::remove_tree(*temp / "staging");
+    if (!placed) {
+      return std::nullopt;
+    }
+    std::vector<std::string> names;
+    for (const auto& package : prepared->packages) {
+      names.push_back(package.app);
+    }
+    packages = std::move(*prepared);
+    return names;
+  };
   auto run = backend->compile(request, **runner);
   if (!run) {
     return std::unexpected(run.error());
@@ -297,6 +316,7 @@ CompileResult compile_job(const std::string& path, const core::CompileOptions& o
     if (auto provided = provide(packages); !provided) {
       return std::unexpected(provided.error());
     }
+    request.provide_packages = nullptr;
     auto usage = run->usage;
     run = backend->compile(request, **runner);
     if (!run) {

@@ -9,12 +9,14 @@
 #include "deps/http_fetch.h"
 #include "deps/mix_lock.h"
 #include "incremental/store.h"
+#include "util/fd.h"
 #include "util/fs.h"
 #include "util/hash.h"
 
 #include <fmt/format.h>
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -507,7 +509,8 @@ fs::path packages_root()
 
 std::expected<PreparedPackages, core::Error>
 prepare_packages(const fs::path& sandbox, const std::vector<backends::DeclaredDependency>& declared,
-                 const core::CompileOptions& options, jail::ProcessRunner& runner)
+                 const core::CompileOptions& options, jail::ProcessRunner& runner,
+                 bool fetch_and_build)
 {
   std::vector<std::string> roots;
   for (const auto& dep : declared) {
@@ -585,6 +588,10 @@ prepare_packages(const fs::path& sandbox, const std::vector<backends::DeclaredDe
     PreparedPackage package{app, entry.package, entry.version, {},
                             root / "sources" / entry.outer_checksum, {}, false};
     if (!is_dir(package.sources)) {
+      if (!fetch_and_build) {
+        out.complete = false;
+        return out;
+      }
       if (mirror.empty()) {
         unavailable.push_back(app);
         continue;
@@ -665,6 +672,10 @@ prepare_packages(const fs::path& sandbox, const std::vector<backends::DeclaredDe
       package.cached = true;
       touch(package.build);
       continue;
+    }
+    if (!fetch_and_build) {
+      out.complete = false;
+      return out;
     }
     // Two requests that need the same build: one compiles, the other waits
     // and finds it in the store.
@@ -765,6 +776,108 @@ std::vector<StoreEntry> store_entries(const fs::path& dir)
 }
 
 } // namespace
+
+namespace {
+
+// Opens (making it when missing) the directory `name` under `parent`, never
+// through a link, owned by `owner` when the engine is root.
+std::expected<util::Fd, std::string> open_dir_at(int parent, const char* name,
+                                                 std::optional<std::pair<uid_t, gid_t>> owner)
+{
+  if (::mkdirat(parent, name, 0755) == 0 && owner) {
+    if (::fchownat(parent, name, owner->first, owner->second, AT_SYMLINK_NOFOLLOW) != 0) {
+      return std::unexpected(util::errno_message(std::string("chown ") + name));
+    }
+  }
+  util::Fd fd(::openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) {
+    return std::unexpected(util::errno_message(std::string("open ") + name));
+  }
+  return fd;
+}
+
+std::expected<void, std::string> chown_tree(const fs::path& root, uid_t uid, gid_t gid)
+{
+  auto tree = util::list_tree(root);
+  if (!tree) {
+    return std::unexpected(tree.error());
+  }
+  if (::lchown(root.c_str(), uid, gid) != 0) {
+    return std::unexpected(util::errno_message("chown " + root.string()));
+  }
+  for (const auto& entry : *tree) {
+    if (::lchown((root / entry.relative).c_str(), uid, gid) != 0) {
+      return std::unexpected(util::errno_message("chown " + entry.relative.string()));
+    }
+  }
+  return {};
+}
+
+} // namespace
+
+std::expected<void, std::string> place_packages_live(const std::vector<PreparedPackage>& packages,
+                                                     const fs::path& work,
+                                                     const fs::path& staging)
+{
+  util::Fd work_fd(::open(work.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  struct stat st {};
+  if (!work_fd || ::fstat(work_fd.get(), &st) != 0) {
+    return std::unexpected(util::errno_message("open " + work.string()));
+  }
+  std::optional<std::pair<uid_t, gid_t>> owner;
+  if (::geteuid() == 0 && st.st_uid != 0) {
+    owner = std::pair{st.st_uid, st.st_gid};
+  }
+  for (const auto& package : packages) {
+    auto sources = staging / "deps" / package.app;
+    auto build = staging / "lib" / package.app;
+    if (auto made = make_dirs(staging / "deps"); !made) {
+      return std::unexpected(made.error());
+    }
+    if (auto made = make_dirs(staging / "lib"); !made) {
+      return std::unexpected(made.error());
+    }
+    if (auto copied = snapshot_tree(package.sources, sources); !copied) {
+      return std::unexpected(copied.error());
+    }
+    if (!is_dir(package.build)) {
+      return std::unexpected("the stored build of " + package.app + " is gone");
+    }
+    if (auto copied = snapshot_tree(package.build, build); !copied) {
+      return std::unexpected(copied.error());
+    }
+    if (owner) {
+      for (const auto& dir : {sources, build}) {
+        if (auto owned = chown_tree(dir, owner->first, owner->second); !owned) {
+          return std::unexpected(owned.error());
+        }
+      }
+    }
+  }
+  auto deps = open_dir_at(work_fd.get(), "deps", owner);
+  auto build = open_dir_at(work_fd.get(), "build", owner);
+  if (!deps || !build) {
+    return std::unexpected(!deps ? deps.error() : build.error());
+  }
+  auto lib = open_dir_at(build->get(), "lib", owner);
+  if (!lib) {
+    return std::unexpected(lib.error());
+  }
+  util::Fd staged_deps(::open((staging / "deps").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  util::Fd staged_lib(::open((staging / "lib").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!staged_deps || !staged_lib) {
+    return std::unexpected(util::errno_message("open " + staging.string()));
+  }
+  for (const auto& package : packages) {
+    const char* name = package.app.c_str();
+    // RENAME_NOREPLACE: whatever the job put there stays, and this fails.
+    if (::renameat2(staged_deps.get(), name, deps->get(), name, RENAME_NOREPLACE) != 0 ||
+        ::renameat2(staged_lib.get(), name, lib->get(), name, RENAME_NOREPLACE) != 0) {
+      return std::unexpected(util::errno_message("place " + package.app));
+    }
+  }
+  return {};
+}
 
 PackageStoreStats package_store_stats()
 {

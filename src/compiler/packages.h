@@ -35,6 +35,9 @@ struct PreparedPackage {
 };
 
 struct PreparedPackages {
+  // False when only what the engine already has was allowed and something
+  // was missing (a package to fetch or a build to make).
+  bool complete = true;
   std::vector<PreparedPackage> packages; // in dependency order
   std::vector<scan::Finding> warnings;   // low-severity scan and audit findings, per dependency
 };
@@ -48,14 +51,29 @@ fs::path packages_root();
 // dependencies_unavailable (no lock, not pinned, not in the mirror, no
 // mirror), dependency_verification_failed, security_threats_detected (naming
 // the dependency), or the compile error of the package that failed.
+// With `fetch_and_build` false nothing is fetched and no job runs: a package
+// not yet verified or a build not yet in the store makes the result
+// incomplete.
 std::expected<PreparedPackages, core::Error>
 prepare_packages(const fs::path& sandbox, const std::vector<backends::DeclaredDependency>& declared,
-                 const core::CompileOptions& options, jail::ProcessRunner& runner);
+                 const core::CompileOptions& options, jail::ProcessRunner& runner,
+                 bool fetch_and_build = true);
 
 // Copies the packages into a job's work directory: deps/APP (sources) and
 // build/lib/APP (the compiled application), where Mix finds them.
 std::expected<void, std::string> place_packages(const std::vector<PreparedPackage>& packages,
                                                 const fs::path& work);
+
+// The same while the job runs in `work` and waits for them: nothing the job
+// can change between a check and a write is trusted. The packages are staged
+// in `staging` (the engine's, never bound into a jail), given to the work
+// directory's owner, and moved in with renameat through directories opened
+// without following links; an existing deps/APP or build/lib/APP, a link in
+// their place or any other surprise fails, and the caller falls back to
+// placing them after the job ends.
+std::expected<void, std::string> place_packages_live(const std::vector<PreparedPackage>& packages,
+                                                     const fs::path& work,
+                                                     const fs::path& staging);
 
 // What `sandbox cache` reports and prunes: the package store.
 struct PackageStoreStats {

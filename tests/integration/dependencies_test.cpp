@@ -439,6 +439,35 @@ TEST_F(Dependencies, APackagesPrivComesBackBesideItsEbin)
   EXPECT_EQ(ran.out, "EUR 1.0\n") << ran.describe();
 }
 
+TEST_F(Dependencies, PackagesPlacedWhileTheProjectWaitsNeverFollowALinkItPlanted)
+{
+  // The packages are in the store: the second compile places them while the
+  // project's VM waits, and the project's own mix.exs keeps planting links
+  // where they go, pointing at a host directory.
+  ASSERT_EQ(compile_with_mirror(shop("first", "first", "First")).exit_code, 0);
+  auto target = scratch() / "host-target";
+  fs::create_directories(target);
+  auto project = sandbox::testing::shop_project(m_mirror, "planter", "Planter");
+  project["mix.exs"] =
+    "spawn(fn ->\n"
+    "  deps = System.get_env(\"MIX_DEPS_PATH\")\n"
+    "  lib = Path.join(System.get_env(\"MIX_BUILD_PATH\"), \"lib\")\n"
+    "  for _ <- 1..3000 do\n"
+    "    for dir <- [deps, lib], app <- [\"decimal\", \"money_fmt\", \"nimble_options\"] do\n"
+    "      File.mkdir_p(dir)\n"
+    "      File.ln_s(\"" + target.string() + "\", Path.join(dir, app))\n"
+    "    end\n"
+    "    Process.sleep(1)\n"
+    "  end\n"
+    "end)\n" + project["mix.exs"];
+  auto path = make_sandbox("planter", project);
+  auto run = compile_with_mirror(path);
+  EXPECT_TRUE(fs::is_empty(target)) << "something was written through a planted link";
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  auto ran = run_with_dependencies(run.json(), "IO.puts(Planter.price(price: \"1\"))");
+  EXPECT_EQ(ran.out, "1.00\n") << ran.describe();
+}
+
 TEST_F(Dependencies, ACycleInTheLockAndAWeakerIsolationAreRefusedBeforeAnyBuild)
 {
   for (const auto& [name, other] : {std::pair{"ping_pkg", "pong_pkg"}, std::pair{"pong_pkg", "ping_pkg"}}) {
