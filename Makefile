@@ -2,8 +2,11 @@
 BUILD ?= build
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc)
+# `make install PREFIX=/opt/sandbox DESTDIR=/tmp/stage`: docs/deploy.md.
+PREFIX ?= /usr/local
+DESTDIR ?=
 
-.PHONY: all deps build test demo bench fuzz asan clean format tidy
+.PHONY: all deps build test demo bench fuzz asan clean format tidy install package
 
 all: build
 
@@ -18,6 +21,16 @@ build: $(BUILD)/build.ninja
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The engine, its worker's BEAM and the systemd units under $(DESTDIR)$(PREFIX).
+install: $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS) --target sandbox
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+
+# A Debian package (CPack) in $(BUILD)/: sandbox_<version>_<arch>.deb.
+package: $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS) --target sandbox
+	cd $(BUILD) && cpack --config CPackConfig.cmake
 
 # The demo runs only the command: build just it (and the worker it loads), not the tests.
 demo: $(BUILD)/build.ninja

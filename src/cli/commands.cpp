@@ -13,6 +13,7 @@
 #include "backends/toolchain.h"
 #include "jail/probe.h"
 #include "service/doctor.h"
+#include "worker/worker.h"
 
 #include <fmt/format.h>
 
@@ -315,7 +316,10 @@ void Commands::register_all(CLI::App& app)
         std::cout << (supported ? "jail: supported; compiles run in the jail by default\n"
                                 : "jail: NOT supported here; compiles refuse to run unless --isolation process_group is given\n");
       }
-      return supported && tools ? kExitOk : kExitFailed;
+      auto ebin = worker::locate_worker_ebin();
+      std::cout << fmt::format("worker: {} ({}{})\n", (ebin.path / "sandbox_worker.beam").string(), ebin.found_by,
+                               ebin.present ? "" : ", MISSING: the in_process compiler cannot start");
+      return supported && tools && ebin.present ? kExitOk : kExitFailed;
     };
   });
 

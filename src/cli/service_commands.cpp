@@ -12,6 +12,7 @@
 #include <pwd.h>
 
 #include <charconv>
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 #include <vector>
@@ -76,6 +77,11 @@ std::optional<unsigned> group_id(const std::string& name)
 
 int serve(const ServeFlags& flags)
 {
+  // Under socket activation the socket comes from systemd and --socket may be left out.
+  if (flags.socket.empty() && std::getenv("LISTEN_FDS") == nullptr) {
+    std::cerr << "sandbox serve: --socket is required unless systemd passes the socket (LISTEN_FDS)\n";
+    return kExitUsage;
+  }
   service::ServerSettings settings;
   settings.socket_path = flags.socket;
   std::size_t used = 0;
@@ -148,7 +154,8 @@ void register_service_commands(CLI::App& app, std::function<int()>& selected)
 {
   auto flags = std::make_shared<ServeFlags>();
   auto* serve_command = app.add_subcommand("serve", "Run the engine on a Unix socket (docs/protocol.md)");
-  serve_command->add_option("--socket", flags->socket, "Socket path")->required();
+  serve_command->add_option("--socket", flags->socket,
+                            "Socket path (required unless systemd passes the socket: socket activation)");
   serve_command->add_option("--socket-mode", flags->mode, "Socket file mode, octal (default 0600)");
   serve_command->add_option("--jobs", flags->jobs, "Jobs running at once (default 2)");
   serve_command->add_option("--queue", flags->queue, "Jobs waiting beyond those; more are answered busy (default 16)");

@@ -2,6 +2,7 @@
 
 #include "backends/toolchain.h"
 #include "jail/probe.h"
+#include "worker/worker.h"
 
 namespace sandbox::service {
 
@@ -19,10 +20,14 @@ nlohmann::json doctor_json()
                                 {"mix", tools->mix.string()}, {"erl", tools->erl.string()},
                                 {"erlc", tools->erlc.string()}}
                          : json{{"error", tools.error()}};
-  return json{{"ok", supported && tools.has_value()},
+  // The warm pool's program: an installed engine must find its own copy.
+  auto ebin = worker::locate_worker_ebin();
+  json worker{{"ebin", ebin.path.string()}, {"found_by", ebin.found_by}, {"present", ebin.present}};
+  return json{{"ok", supported && tools.has_value() && ebin.present},
               {"jail_supported", supported},
               {"layers", layers},
-              {"toolchain", toolchain}};
+              {"toolchain", toolchain},
+              {"worker", worker}};
 }
 
 } // namespace sandbox::service

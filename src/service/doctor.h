@@ -1,5 +1,6 @@
 #pragma once
-// The `doctor` report (which isolation layers work here, and the toolchain)
+// The `doctor` report (which isolation layers work here, the toolchain, and
+// where the warm worker's program was found)
 // as one JSON object, shared by `sandbox doctor --json` and the service.
 
 #include <nlohmann/json.hpp>

@@ -142,7 +142,10 @@ json binaries_json(const std::vector<compiler::LoadedModule>& loaded)
 
 json op_ping(const json&, CallerScope&)
 {
-  return {{"ok", true}, {"version", SANDBOX_SERVICE_VERSION}, {"pid", ::getpid()}};
+  return {{"ok", true},
+          {"version", SANDBOX_SERVICE_VERSION},
+          {"protocol_version", kServiceProtocolVersion},
+          {"pid", ::getpid()}};
 }
 
 json op_doctor(const json&, CallerScope&) { return doctor_json(); }

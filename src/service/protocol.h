@@ -21,6 +21,11 @@ namespace sandbox::service {
 
 constexpr std::size_t kDefaultMaxRequestBytes = 16u << 20;
 
+// The version of this protocol (`ping` reports it): raised when a change
+// would break an existing client. The Elixir client's major version is the
+// protocol version it speaks, and it refuses an engine that speaks another.
+inline constexpr int kServiceProtocolVersion = 1;
+
 // Error kinds of the protocol itself, beside the engine's (core/error.h).
 namespace kind {
 inline constexpr std::string_view malformed_request = "malformed_request";

@@ -16,7 +16,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <algorithm>
+#include <charconv>
+#include <cstddef>
+#include <cstdlib>
+#include <optional>
 #include <atomic>
 #include <map>
 #include <cerrno>
@@ -143,6 +149,77 @@ std::expected<Fd, std::string> listen_on(const ServerSettings& settings, SocketF
     return std::unexpected(fmt::format("listen: {}", std::strerror(errno)));
   }
   return fd;
+}
+
+// systemd's socket activation protocol (sd_listen_fds(3)), implemented here
+// rather than by linking libsystemd: when LISTEN_PID is this process and
+// LISTEN_FDS is at least 1, fd 3 is the listening socket. The variables are
+// removed either way, so nothing this process starts believes it was passed
+// sockets. nullopt when the process was not activated.
+std::expected<std::optional<Fd>, std::string> activated_socket()
+{
+  constexpr int kFirstPassedFd = 3; // SD_LISTEN_FDS_START
+  const char* pid_env = std::getenv("LISTEN_PID");
+  const char* fds_env = std::getenv("LISTEN_FDS");
+  std::string pid_text = pid_env != nullptr ? pid_env : "";
+  std::string fds_text = fds_env != nullptr ? fds_env : "";
+  for (const char* name : {"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"}) {
+    ::unsetenv(name);
+  }
+  if (pid_text.empty() || fds_text.empty()) {
+    return std::nullopt;
+  }
+  auto number = [](const std::string& text) -> std::optional<long> {
+    long value = 0;
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (error != std::errc() || end != text.data() + text.size()) {
+      return std::nullopt;
+    }
+    return value;
+  };
+  auto pid = number(pid_text);
+  if (!pid || *pid != static_cast<long>(::getpid())) {
+    return std::nullopt; // meant for another process (e.g. a parent that was activated)
+  }
+  auto count = number(fds_text);
+  if (!count || *count < 1) {
+    return std::unexpected(fmt::format("socket activation: LISTEN_FDS is \"{}\", expected a count of at least 1", fds_text));
+  }
+  if (*count > 1) {
+    return std::unexpected(
+        fmt::format("socket activation passed {} sockets; the socket unit must have exactly one ListenStream", *count));
+  }
+  int fd = kFirstPassedFd;
+  int type = 0;
+  int accepting = 0;
+  socklen_t length = sizeof type;
+  sockaddr_storage address{};
+  socklen_t address_length = sizeof address;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) != 0 ||
+      (length = sizeof accepting, ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &address_length) != 0) {
+    return std::unexpected(fmt::format("socket activation: fd 3 is not a socket: {}", std::strerror(errno)));
+  }
+  if (address.ss_family != AF_UNIX || type != SOCK_STREAM || accepting == 0) {
+    return std::unexpected("socket activation: fd 3 is not a listening Unix stream socket (ListenStream= with a path)");
+  }
+  // systemd passes it inheritable; jails and workers must not get it.
+  if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+    return std::unexpected(fmt::format("socket activation: fcntl: {}", std::strerror(errno)));
+  }
+  return Fd(fd);
+}
+
+// The path a Unix socket is bound to ("" when it has none).
+std::string bound_path(int fd)
+{
+  sockaddr_un address{};
+  socklen_t length = sizeof address;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0 ||
+      length <= offsetof(sockaddr_un, sun_path) || address.sun_path[0] == '\0') {
+    return "";
+  }
+  return std::string(address.sun_path, ::strnlen(address.sun_path, length - offsetof(sockaddr_un, sun_path)));
 }
 
 bool send_line(int fd, const json& response)
@@ -446,11 +523,25 @@ int serve(const ServerSettings& settings, std::ostream& log_stream)
   }
   ::signal(SIGPIPE, SIG_IGN);
 
+  // Under systemd the socket unit owns the socket file: it is neither
+  // replaced at start nor removed at stop (socket_file stays empty).
   SocketFile socket_file;
-  auto listener = listen_on(settings, socket_file);
+  auto activated = activated_socket();
+  if (!activated) {
+    log.line(activated.error());
+    return 1;
+  }
+  bool is_activated = activated->has_value();
+  auto listener = is_activated ? std::expected<Fd, std::string>(std::move(**activated))
+                               : listen_on(settings, socket_file);
   if (!listener) {
     log.line(listener.error());
     return 1;
+  }
+  std::string listening_on = is_activated ? bound_path(listener->get()) : settings.socket_path.string();
+  if (is_activated && !settings.socket_path.empty() && settings.socket_path.string() != listening_on) {
+    log.line(fmt::format("--socket {} is ignored: systemd passed the socket {}", settings.socket_path.string(),
+                         listening_on));
   }
   if (settings.worker_pool) {
     compiler::configure_worker_pool(*settings.worker_pool);
@@ -458,8 +549,8 @@ int serve(const ServerSettings& settings, std::ostream& log_stream)
   JobQueue jobs(settings.max_jobs, settings.max_queue);
   Shared shared{settings, jobs, log, stop_fd.get()};
   std::list<Worker> connections;
-  log.line(fmt::format("listening on {} (jobs {}, queue {}, {} per caller, max request {} bytes)", settings.socket_path.string(),
-                       settings.max_jobs, settings.max_queue, effective_caller_share(settings),
+  log.line(fmt::format("listening on {}{} (jobs {}, queue {}, {} per caller, max request {} bytes)", listening_on,
+                       is_activated ? " (socket activation)" : "", settings.max_jobs, settings.max_queue, effective_caller_share(settings),
                        settings.max_request_bytes));
 
   while (true) {

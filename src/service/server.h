@@ -47,6 +47,9 @@ std::size_t effective_caller_share(const ServerSettings& settings);
 // Whether `caller` may use the service (root and the engine's user always may).
 bool caller_allowed(const ServerSettings& settings, const Caller& caller);
 
+// Listens on settings.socket_path, or on the socket systemd passes (socket
+// activation: LISTEN_PID is this process, LISTEN_FDS=1, fd 3), whose file the
+// socket unit owns and which is then left in place at stop.
 // Runs until SIGTERM or SIGINT. Returns the process exit status: 0 after a
 // clean stop, 1 when the socket could not be set up (the reason is logged).
 int serve(const ServerSettings& settings, std::ostream& log);

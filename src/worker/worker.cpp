@@ -49,9 +49,32 @@ std::expected<std::pair<util::Fd, util::Fd>, std::string> make_pipe()
 
 } // namespace
 
+WorkerEbin locate_worker_ebin()
+{
+  std::error_code ec;
+  auto has_program = [&](const fs::path& dir) { return fs::is_regular_file(dir / "sandbox_worker.beam", ec); };
+  // An explicit override is taken as given, present or not, so a wrong value
+  // is reported rather than silently replaced.
+  if (const char* env = std::getenv("SANDBOX_WORKER_EBIN"); env != nullptr && *env != '\0') {
+    fs::path dir(env);
+    return {dir, "environment", has_program(dir)};
+  }
+  // /proc/self/exe is the binary with symlinks resolved, so a /usr/bin link
+  // to the real binary still finds the files installed beside it.
+  auto self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    auto installed = (self.parent_path() / SANDBOX_INSTALL_EBIN_RELATIVE).lexically_normal();
+    if (has_program(installed)) {
+      return {installed, "install", true};
+    }
+  }
+  fs::path built(SANDBOX_WORKER_EBIN);
+  return {built, "build", has_program(built)};
+}
+
 fs::path worker_ebin()
 {
-  return fs::path(SANDBOX_WORKER_EBIN);
+  return locate_worker_ebin().path;
 }
 
 std::vector<std::string> default_worker_env(const std::map<std::string, std::string>& extra)
@@ -73,9 +96,11 @@ Worker::start(jail::NamespaceRunner& runner, const WorkerProfile& profile,
     return std::unexpected(tools.error());
   }
   std::error_code ec;
-  if (!fs::is_regular_file(worker_ebin() / "sandbox_worker.beam", ec)) {
+  auto ebin = locate_worker_ebin();
+  if (!ebin.present) {
     return std::unexpected(core::JailSetupFailed{
-      "worker", "the worker program is missing: " + (worker_ebin() / "sandbox_worker.beam").string()});
+      "worker", "the worker program is missing: " + (ebin.path / "sandbox_worker.beam").string() + " (found by " +
+                  ebin.found_by + ")"});
   }
   static std::atomic<std::uint64_t> serial{0};
   std::unique_ptr<Worker> worker(new Worker());
@@ -114,7 +139,7 @@ Worker::start(jail::NamespaceRunner& runner, const WorkerProfile& profile,
   spec.cwd = kJobDirInside;
   spec.binds.push_back({worker->m_job_dir, kJobDirInside, true});
   spec.binds.push_back({worker->m_sandbox_dir, kSandboxInside, false});
-  spec.binds.push_back({worker_ebin(), kWorkerEbinInside, false});
+  spec.binds.push_back({ebin.path, kWorkerEbinInside, false});
   spec.limits = profile.limits;
   // The jail lives as long as the worker; requests carry their own deadlines.
   spec.limits.wall_timeout_ms = std::int64_t{7} * 24 * 3600 * 1000;

@@ -47,7 +47,17 @@ inline constexpr const char* kJobDirInside = "/job";
 inline constexpr const char* kSandboxInside = "/sandbox";
 inline constexpr const char* kWorkerEbinInside = "/sandbox-worker/ebin";
 
-// Where the built worker program (sandbox_worker.beam) is.
+// Where the worker program (sandbox_worker.beam) is, and how it was found:
+// $SANDBOX_WORKER_EBIN when set ("environment"); else beside the running
+// binary, <bin>/../lib/sandbox/ebin, when it holds the program ("install");
+// else the build tree's priv/ ("build"). An installed engine thus never
+// depends on the build tree, and a staged (DESTDIR) install works once moved.
+struct WorkerEbin {
+  fs::path path;
+  std::string found_by; // "environment", "install" or "build"
+  bool present = false; // path/sandbox_worker.beam is a regular file
+};
+WorkerEbin locate_worker_ebin();
 fs::path worker_ebin();
 
 // The default environment of a worker (PATH, HOME and TMPDIR under /job, LANG).

@@ -27,6 +27,13 @@ TEST(Protocol, ParsesRequestsAndNamesWhatIsWrong)
   EXPECT_EQ(answer_line(R"({"op": "ping"})")["ok"], true);
 }
 
+TEST(Protocol, PingReportsTheProtocolVersionClientsCheck)
+{
+  auto pong = answer_line(R"({"op": "ping"})");
+  EXPECT_EQ(pong["protocol_version"], kServiceProtocolVersion);
+  EXPECT_TRUE(pong["version"].is_string());
+}
+
 TEST(Protocol, BadArgumentsAreInvalidOptionNamingTheArgument)
 {
   auto missing = answer_line(R"({"op": "compile"})");
