@@ -245,6 +245,24 @@ TEST_F(BadInput, HexDependencyIsDependenciesUnavailable)
   EXPECT_TRUE(entries_with_prefix(job_root(), "sandbox-job-").empty());
 }
 
+TEST_F(BadInput, GitDependencyIsDependenciesUnavailable)
+{
+  auto sandbox_path = copy_example("hello_mix");
+  std::ofstream(sandbox_path / "mix.exs") << "defmodule HelloMix.MixProject do\n"
+                                             "  use Mix.Project\n"
+                                             "  def project do\n"
+                                             "    [app: :hello_mix, version: \"0.1.0\",\n"
+                                             "     deps: [{:plug, git: \"https://example.com/plug.git\"}]]\n"
+                                             "  end\n"
+                                             "end\n";
+  auto run = compile(sandbox_path);
+  ASSERT_TRUE(is_error(run, "dependencies_unavailable", 1)) << run.describe();
+  auto error = run.json()["error"];
+  EXPECT_EQ(error["dependencies"], nlohmann::json::array({"plug"})) << error;
+  EXPECT_NE(error["reason"].get<std::string>().find("git"), std::string::npos) << error;
+  EXPECT_TRUE(entries_with_prefix(job_root(), "sandbox-job-").empty());
+}
+
 TEST_F(BadInput, MixWithoutMixExs)
 {
   auto run = compile(copy_example("plain_lib"), {"--compiler", "mix"});
