@@ -64,6 +64,10 @@ void print_human_result(const compiler::CompileResult& result, const json& as_js
     if (result->app_file) {
       std::cout << "  " << result->app_file->string() << "\n";
     }
+    for (const auto& dep : result->dependencies) {
+      std::cout << fmt::format("dependency {} {} ({}{}): {}\n", dep.name, dep.version, dep.source,
+                               dep.cached ? ", from the package store" : "", dep.ebin.string());
+    }
     std::cout << "temp dir: " << result->temp_dir.string()
               << "  (remove with: sandbox cleanup " << result->temp_dir.string() << ")\n";
     std::cout << "isolation: " << result->isolation.mode << "\n";

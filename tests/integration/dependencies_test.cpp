@@ -110,6 +110,12 @@ TEST_F(Dependencies, ThreeDependenciesOneOptionalCompileOnceAndServeASecondProje
   for (const auto& [name, dep] : by_name(again)) {
     EXPECT_TRUE(dep["cached"].get<bool>()) << name;
   }
+  // The human report names each dependency and where its BEAMs are.
+  auto human = sandbox({"compile", shop("human", "human", "Human").string(), "--package-mirror",
+                        m_mirror.dir.string()});
+  EXPECT_EQ(human.exit_code, 0) << human.describe();
+  EXPECT_NE(human.out.find("dependency decimal 3.1.1 (hex, from the package store): "),
+            std::string::npos) << human.out;
   auto till = run_with_dependencies(again, "IO.puts(Till.price(price: \"2.005\"))");
   EXPECT_EQ(till.out, "2.01\n") << till.describe();
   auto store = sandbox({"cache", "packages", "--json"});
