@@ -103,7 +103,21 @@ const std::expected<Toolchain, std::string>& toolchain()
 
 namespace {
 
-// The first `{vsn,"..."}` of an application resource file.
+std::string otp_version(const fs::path& erlang_root)
+{
+  std::error_code ec;
+  std::string found;
+  for (auto it = fs::directory_iterator(erlang_root / "releases", ec);
+       !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    if (auto text = util::read_file(it->path() / "OTP_VERSION", 256); text) {
+      found = text->substr(0, text->find_first_of("\r\n"));
+    }
+  }
+  return found;
+}
+
+} // namespace
+
 std::string app_version(const fs::path& app_file)
 {
   auto text = util::read_file(app_file, 64 * 1024);
@@ -118,20 +132,6 @@ std::string app_version(const fs::path& app_file)
   auto end = text->find('"', at);
   return end == std::string::npos ? std::string() : text->substr(at, std::min<std::size_t>(end - at, 64));
 }
-
-std::string otp_version(const fs::path& erlang_root)
-{
-  std::error_code ec;
-  std::string found;
-  for (const auto& entry : fs::directory_iterator(erlang_root / "releases", ec)) {
-    if (auto text = util::read_file(entry.path() / "OTP_VERSION", 256); text) {
-      found = text->substr(0, text->find_first_of("\r\n"));
-    }
-  }
-  return found;
-}
-
-} // namespace
 
 const std::string& toolchain_identity()
 {

@@ -24,6 +24,9 @@ struct Toolchain {
 // Looks the tools up once, in the engine's PATH and the standard directories.
 const std::expected<Toolchain, std::string>& toolchain();
 
+// The first `{vsn,"..."}` of an application resource file ("" when absent).
+std::string app_version(const fs::path& app_file);
+
 // What names the toolchain in cache keys: Elixir's and OTP's versions and
 // installation directories, read from their files (empty parts when absent).
 const std::string& toolchain_identity();

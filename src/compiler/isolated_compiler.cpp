@@ -1,6 +1,7 @@
 #include "compiler/isolated_compiler.h"
 
 #include "backends/backend.h"
+#include "backends/toolchain.h"
 #include "beam/beam.h"
 #include "compiler/compile_job.h"
 #include "compiler/engine_state.h"
@@ -82,21 +83,6 @@ std::expected<void, std::string> make_work_dirs(const fs::path& work)
   return {};
 }
 
-// The version an application resource file declares.
-std::string app_vsn(const fs::path& app_file)
-{
-  auto text = util::read_file(app_file, 1 << 20);
-  if (!text) {
-    return {};
-  }
-  auto at = text->find("{vsn,\"");
-  if (at == std::string::npos) {
-    return {};
-  }
-  at += 6;
-  auto end = text->find('"', at);
-  return end == std::string::npos ? std::string() : text->substr(at, std::min<std::size_t>(end - at, 128));
-}
 
 // Copies one application's .beam and .app files into <temp>/lib/APP/ebin,
 // checking each BEAM.
@@ -180,7 +166,7 @@ collect_dependencies(const backends::BackendRun& run, const std::vector<Prepared
     if (!ebin) {
       return std::unexpected(ebin.error());
     }
-    out.push_back({dep.app, app_vsn(built / (dep.app + ".app")), dep.kind, false, *ebin, {}});
+    out.push_back({dep.app, backends::app_version(built / (dep.app + ".app")), dep.kind, false, *ebin, {}});
   }
   return out;
 }
