@@ -43,9 +43,14 @@ struct DeclaredDependency {
   std::string package; // the Hex package name (kind hex)
 };
 
+struct Toolchain;
+
 struct BackendRequest {
   JobPaths paths;
   const core::CompileOptions* options = nullptr;
+  // The toolchain the job runs with (resolved from options->toolchain); unset:
+  // resolved by the backend.
+  std::shared_ptr<const Toolchain> toolchain;
   // Relative to the sandbox, already checked to resolve inside it; empty means
   // the backend's default discovery.
   std::vector<fs::path> source_files;

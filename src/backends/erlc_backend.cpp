@@ -13,7 +13,7 @@ public:
   std::expected<BackendRun, core::Error> compile(const BackendRequest& request,
                                                  jail::ProcessRunner& runner) const override
   {
-    auto tools = require_toolchain();
+    auto tools = require_toolchain(request);
     if (!tools) {
       return std::unexpected(tools.error());
     }

@@ -138,6 +138,25 @@ defmodule Mix.Tasks.Sandbox.Compile do
   end
 end
 
+# Mix 1.18 tells other OS processes about compiles over a loopback TCP
+# socket; a job is alone in its build directory and has no network, so the
+# notifier is replaced by one that tells no one.
+if :code.which(Mix.Sync.PubSub) != :non_existing do
+  Code.compiler_options(ignore_module_conflict: true)
+
+  defmodule Mix.Sync.PubSub do
+    @moduledoc false
+    use GenServer
+    def start_link(_opts), do: GenServer.start_link(__MODULE__, {}, name: __MODULE__)
+    def subscribe(_key), do: :ok
+    def broadcast(_key, _message), do: :ok
+    @impl true
+    def init({}), do: {:ok, %{}}
+  end
+
+  Code.compiler_options(ignore_module_conflict: false)
+end
+
 Mix.start()
 Mix.SCM.append(Sandbox.PackageSCM)
 Mix.CLI.main(["sandbox.compile" | System.argv()])
@@ -209,7 +228,7 @@ public:
   std::expected<BackendRun, core::Error> compile(const BackendRequest& request,
                                                  jail::ProcessRunner& runner) const override
   {
-    auto tools = require_toolchain();
+    auto tools = require_toolchain(request);
     if (!tools) {
       return std::unexpected(tools.error());
     }
@@ -231,6 +250,9 @@ public:
       {"MIX_INSTALL_DIR", in_job(paths.work_host / "mix" / "install")},
       {"MIX_INSTALL_FORCE", "false"},
       {"HEX_OFFLINE", "1"},
+      // Mix 1.16+ locks the build directory across OS processes over a
+      // loopback socket; each job has a build directory of its own.
+      {"MIX_OS_CONCURRENCY_LOCK", "0"},
       {"SANDBOX_REPORT", in_job(report_path)},
     };
     if (request.provided_packages) {

@@ -15,78 +15,6 @@ namespace sandbox::backends {
 
 namespace {
 
-std::vector<fs::path> search_dirs()
-{
-  std::vector<fs::path> dirs;
-  if (const char* path = std::getenv("PATH"); path != nullptr) {
-    std::string_view rest(path);
-    while (!rest.empty()) {
-      auto colon = rest.find(':');
-      auto item = rest.substr(0, colon);
-      if (!item.empty() && item.front() == '/') {
-        dirs.emplace_back(item);
-      }
-      if (colon == std::string_view::npos) {
-        break;
-      }
-      rest.remove_prefix(colon + 1);
-    }
-  }
-  for (const char* dir : {"/usr/local/bin", "/usr/bin", "/bin"}) {
-    dirs.emplace_back(dir);
-  }
-  return dirs;
-}
-
-std::expected<fs::path, std::string> find_tool(const std::vector<fs::path>& dirs,
-                                               std::string_view name)
-{
-  for (const auto& dir : dirs) {
-    auto candidate = dir / name;
-    if (::access(candidate.c_str(), X_OK) == 0) {
-      return candidate;
-    }
-  }
-  return std::unexpected(fmt::format("{} not found in PATH, /usr/local/bin, /usr/bin or /bin "
-                                     "(install Elixir and Erlang: make deps)",
-                                     name));
-}
-
-std::expected<Toolchain, std::string> locate()
-{
-  auto dirs = search_dirs();
-  Toolchain tools;
-  struct Entry {
-    fs::path* slot;
-    const char* name;
-  };
-  for (auto [slot, name] : {Entry{&tools.elixir, "elixir"}, Entry{&tools.elixirc, "elixirc"},
-                            Entry{&tools.mix, "mix"}, Entry{&tools.erl, "erl"},
-                            Entry{&tools.erlc, "erlc"}}) {
-    auto found = find_tool(dirs, name);
-    if (!found) {
-      return std::unexpected(found.error());
-    }
-    *slot = *found;
-  }
-  std::vector<std::string> path_dirs;
-  for (const auto& tool : {tools.elixir, tools.erl}) {
-    auto dir = tool.parent_path().string();
-    if (std::find(path_dirs.begin(), path_dirs.end(), dir) == path_dirs.end()) {
-      path_dirs.push_back(dir);
-    }
-  }
-  for (const char* dir : {"/usr/bin", "/bin"}) {
-    if (std::find(path_dirs.begin(), path_dirs.end(), dir) == path_dirs.end()) {
-      path_dirs.emplace_back(dir);
-    }
-  }
-  for (const auto& dir : path_dirs) {
-    tools.path_env += (tools.path_env.empty() ? "" : ":") + dir;
-  }
-  return tools;
-}
-
 std::string signal_name(int signal)
 {
   const char* abbrev = sigabbrev_np(signal);
@@ -94,70 +22,6 @@ std::string signal_name(int signal)
 }
 
 } // namespace
-
-const std::expected<Toolchain, std::string>& toolchain()
-{
-  static const auto tools = locate();
-  return tools;
-}
-
-namespace {
-
-std::string otp_version(const fs::path& erlang_root)
-{
-  std::error_code ec;
-  std::string found;
-  for (auto it = fs::directory_iterator(erlang_root / "releases", ec);
-       !ec && it != fs::directory_iterator(); it.increment(ec)) {
-    if (auto text = util::read_file(it->path() / "OTP_VERSION", 256); text) {
-      found = text->substr(0, text->find_first_of("\r\n"));
-    }
-  }
-  return found;
-}
-
-} // namespace
-
-std::string app_version(const fs::path& app_file)
-{
-  auto text = util::read_file(app_file, 64 * 1024);
-  if (!text) {
-    return {};
-  }
-  auto at = text->find("{vsn,\"");
-  if (at == std::string::npos) {
-    return {};
-  }
-  at += 6;
-  auto end = text->find('"', at);
-  return end == std::string::npos ? std::string() : text->substr(at, std::min<std::size_t>(end - at, 64));
-}
-
-const std::string& toolchain_identity()
-{
-  static const std::string identity = [] {
-    const auto& tools = toolchain();
-    if (!tools) {
-      return std::string("no toolchain");
-    }
-    std::error_code ec;
-    auto elixir_root = fs::canonical(tools->elixir, ec).parent_path().parent_path();
-    auto erlang_root = fs::canonical(tools->erl, ec).parent_path().parent_path();
-    return fmt::format("elixir {} at {}; otp {} at {}",
-                       app_version(elixir_root / "lib" / "elixir" / "ebin" / "elixir.app"),
-                       elixir_root.string(), otp_version(erlang_root), erlang_root.string());
-  }();
-  return identity;
-}
-
-std::expected<const Toolchain*, core::Error> require_toolchain()
-{
-  const auto& tools = toolchain();
-  if (!tools) {
-    return std::unexpected(core::JailSetupFailed{"toolchain", tools.error()});
-  }
-  return &*tools;
-}
 
 std::expected<BackendRun, core::Error> run_source_compiler(const BackendRequest& request,
                                                            jail::ProcessRunner& runner,
@@ -180,8 +44,8 @@ std::vector<std::string> job_environment(const BackendRequest& request,
                                          const std::map<std::string, std::string>& extra)
 {
   std::map<std::string, std::string> env;
-  const auto& tools = toolchain();
-  env["PATH"] = tools ? tools->path_env : "/usr/bin:/bin";
+  auto tools = require_toolchain(request);
+  env["PATH"] = tools ? (*tools)->path_env : "/usr/bin:/bin";
   env["HOME"] = (request.paths.work_job / "home").string();
   env["TMPDIR"] = (request.paths.work_job / "tmp").string();
   env["LANG"] = "C.UTF-8";
@@ -225,6 +89,9 @@ jail::ProcessSpec job_spec(const BackendRequest& request, std::vector<std::strin
   spec.binds.push_back({request.paths.work_host, request.paths.work_job, true});
   if (request.options != nullptr) {
     spec.limits = job_limits(*request.options);
+  }
+  if (auto tools = require_toolchain(request); tools) {
+    spec.toolchain_paths = (*tools)->jail_paths;
   }
   return spec;
 }

@@ -4,35 +4,82 @@
 
 #include "backends/backend.h"
 
+#include <nlohmann/json.hpp>
+
 #include <expected>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace sandbox::backends {
 
+// One Elixir installation and the Erlang/OTP it runs on.
 struct Toolchain {
+  std::string name;   // "system", a registered name, or the prefix as given
+  fs::path prefix;    // the directory given (the system's: where `elixir` was found)
   fs::path elixir;
   fs::path elixirc;
   fs::path mix;
   fs::path erl;
   fs::path erlc;
-  std::string path_env; // PATH for jobs: the tools' directories, /usr/bin, /bin
+  fs::path elixir_root; // holds lib/elixir/ebin (symlinks resolved)
+  fs::path erlang_root; // holds releases/ and erts-* (symlinks resolved)
+  std::string elixir_version; // "1.18.4", from lib/elixir/ebin/elixir.app
+  std::string otp_version;    // "25.3.2.8", from releases/*/OTP_VERSION
+  std::string identity;       // versions, roots and file stamps: part of every cache key
+  std::string path_env;       // PATH for jobs: the tools' directories, /usr/bin, /bin
+  // What the jail binds read-only: this Elixir and this Erlang, the shared
+  // libraries and the few programs their scripts call; nothing else.
+  std::vector<fs::path> jail_paths;
+  bool system = true;
+
+  // Major.minor of Elixir at least `major`.`minor`.
+  [[nodiscard]] bool elixir_at_least(int major, int minor) const;
+  // {"elixir": ..., "otp": ..., "path": ..., "name": ...} as results carry it.
+  [[nodiscard]] nlohmann::json to_json() const;
 };
 
-// Looks the tools up once, in the engine's PATH and the standard directories.
-const std::expected<Toolchain, std::string>& toolchain();
+using ToolchainRef = std::shared_ptr<const Toolchain>;
+
+// The system's toolchain: the tools looked up once in the engine's PATH and
+// the standard directories.
+const std::expected<ToolchainRef, std::string>& system_toolchain();
+
+// The toolchain a request names: "" is the system's; an absolute directory is
+// an Elixir installation prefix (DIR/bin/elixir, DIR/lib/elixir/ebin, its
+// Erlang from DIR/bin/erl when there is one, else the system's); anything
+// else is a name registered in toolchains.conf (toolchain_config_file()).
+// A prefix is checked once (it must start, and its Elixir must accept its
+// OTP) and the verdict kept until its files change. Errors are InvalidOption
+// {option "toolchain"} with the reason; the system's missing tools are
+// JailSetupFailed as before.
+std::expected<ToolchainRef, core::Error> resolve_toolchain(std::string_view spec);
+
+// The toolchain of a request: request.toolchain when the caller resolved it,
+// else resolve_toolchain(options->toolchain).
+std::expected<ToolchainRef, core::Error> require_toolchain(const BackendRequest& request);
+
+// <config>/toolchains.conf: $SANDBOX_CONFIG_DIR, else $XDG_CONFIG_HOME/sandbox,
+// else ~/.config/sandbox. Lines "NAME = DIR"; '#' starts a comment.
+fs::path toolchain_config_file();
+
+struct RegisteredToolchain {
+  std::string name;
+  std::string directory;
+};
+// The registered toolchains, or why the file cannot be read (absent: none).
+std::expected<std::vector<RegisteredToolchain>, std::string> registered_toolchains();
+
+// A valid toolchain name: [A-Za-z0-9][A-Za-z0-9._-]{0,63}, not "system".
+bool valid_toolchain_name(std::string_view name);
 
 // The first `{vsn,"..."}` of an application resource file ("" when absent).
 std::string app_version(const fs::path& app_file);
 
-// What names the toolchain in cache keys: Elixir's and OTP's versions and
-// installation directories, read from their files (empty parts when absent).
+// The system toolchain's identity (see Toolchain::identity).
 const std::string& toolchain_identity();
-
-// The toolchain, or the error a backend returns without it.
-std::expected<const Toolchain*, core::Error> require_toolchain();
 
 // The job environment: PATH, HOME and TMPDIR inside the work directory,
 // LANG=C.UTF-8, `extra` (the backend's MIX_* variables), then the caller's

@@ -147,6 +147,9 @@ void CompileFlags::add_to(CLI::App& command)
   command.add_option("--package-mirror", package_mirror,
                      "Hex packages from DIR (tarballs/NAME-VERSION.tar) or an http(s) URL "
                      "(default $SANDBOX_PACKAGE_MIRROR)");
+  command.add_option("--toolchain", toolchain,
+                     "Elixir installation prefix DIR, or a name from toolchains.conf "
+                     "(default: the system's; see `sandbox toolchains`)");
 }
 
 std::optional<json> CompileFlags::to_options(std::string& error) const
@@ -174,6 +177,19 @@ std::optional<json> CompileFlags::to_options(std::string& error) const
       text = std::filesystem::absolute(text, ec).lexically_normal().string();
     }
     options["package_mirror"] = text;
+  }
+  if (toolchain) {
+    // A prefix given on the command line is relative to where the user is; a
+    // word without '/' is a registered name.
+    auto text = *toolchain;
+    if (text.find('/') != std::string::npos && text.front() != '/') {
+      std::error_code ec;
+      text = std::filesystem::absolute(text, ec).lexically_normal().string();
+    }
+    while (text.size() > 1 && text.back() == '/') {
+      text.pop_back();
+    }
+    options["toolchain"] = text;
   }
   if (in_process) options["in_process"] = true;
   if (no_validate_beams) options["validate_beams"] = false;
@@ -300,6 +316,23 @@ void Commands::register_all(CLI::App& app)
     };
   });
 
+  auto* toolchains = app.add_subcommand(
+    "toolchains", "The Elixir toolchains a compile may choose (--toolchain), with their versions");
+  toolchains->add_flag("--json", m_json, "Print one JSON object");
+  toolchains->callback([this] {
+    m_selected = [this] {
+      auto listing = service::toolchains_json();
+      bool ok = std::ranges::all_of(listing["toolchains"], [](const json& t) { return t.value("ok", false); }) &&
+                !listing.contains("config_error");
+      if (m_json) {
+        std::cout << util::dump_json(listing) << "\n";
+      } else {
+        std::cout << service::toolchains_text(listing);
+      }
+      return ok ? kExitOk : kExitFailed;
+    };
+  });
+
   auto* doctor = app.add_subcommand("doctor", "Which isolation layers work here, and why not");
   doctor->add_flag("--json", m_json, "Print one JSON object");
   doctor->callback([this] {
@@ -311,12 +344,17 @@ void Commands::register_all(CLI::App& app)
       }
       auto probes = jail::probe_isolation();
       bool supported = jail::jail_supported();
-      const auto& tools = backends::toolchain();
+      const auto& tools = backends::system_toolchain();
       {
         for (const auto& p : probes) {
           std::cout << fmt::format("{:<4} {:<16} {}\n", p.works ? "ok" : "NO", p.name, p.detail);
         }
-        std::cout << fmt::format("toolchain: {}\n", tools ? tools->elixir.parent_path().string() + " (elixir, elixirc, mix, erl, erlc)" : tools.error());
+        std::cout << fmt::format("toolchain: {}\n",
+                                 tools ? fmt::format("{} (Elixir {}, OTP {}; elixir, elixirc, mix, erl, erlc)",
+                                                     (*tools)->elixir.parent_path().string(),
+                                                     (*tools)->elixir_version, (*tools)->otp_version)
+                                       : tools.error());
+        std::cout << "toolchains:\n" << service::toolchains_text(service::toolchains_json());
         std::cout << (supported ? "jail: supported; compiles run in the jail by default\n"
                                 : "jail: NOT supported here; compiles refuse to run unless --isolation process_group is given\n");
       }
@@ -333,12 +371,19 @@ void Commands::register_all(CLI::App& app)
     ->required();
   compile_string->add_option("--out", m_out, "Directory for the BEAM files")->required();
   compile_string->add_option("--timeout", m_flags.timeout, "Wall-clock deadline in ms");
+  compile_string->add_option("--toolchain", m_flags.toolchain,
+                             "Elixir installation prefix DIR, or a name from toolchains.conf");
   compile_string->add_flag("--json", m_json, "Print one JSON object");
   compile_string->callback([this] {
     m_selected = [this] {
       core::CompileOptions limits;
-      if (m_flags.timeout) {
-        auto parsed = core::parse_compile_options(json{{"timeout", *m_flags.timeout}});
+      std::string flag_error;
+      auto given = m_flags.to_options(flag_error);
+      if (!given) {
+        return usage_error(m_json, "options", flag_error);
+      }
+      if (!given->empty()) {
+        auto parsed = core::parse_compile_options(*given);
         if (!parsed) {
           return usage_error(m_json, parsed.error().option, parsed.error().reason);
         }
@@ -357,6 +402,12 @@ void Commands::register_all(CLI::App& app)
         }
       } else {
         std::cerr << "sandbox compile-string: " << core::describe(result.error()) << "\n";
+        if (const auto* failed = std::get_if<core::CompilationFailed>(&result.error())) {
+          for (const auto& d : failed->diagnostics) {
+            std::cerr << fmt::format("{}: {}:{}: {}\n", core::to_string(d.severity), d.file,
+                                     d.line > 0 ? std::to_string(d.line) : "?", d.message);
+          }
+        }
       }
       if (!result && std::holds_alternative<core::InvalidOption>(result.error())) {
         return kExitUsage;

@@ -40,16 +40,7 @@ std::expected<void, std::string> make_dirs_0700(const fs::path& dir)
 
 fs::path state_dir()
 {
-  if (const char* dir = std::getenv("SANDBOX_STATE_DIR"); dir != nullptr && *dir == '/') {
-    return dir;
-  }
-  if (const char* dir = std::getenv("XDG_STATE_HOME"); dir != nullptr && *dir == '/') {
-    return fs::path(dir) / "sandbox";
-  }
-  if (const char* home = std::getenv("HOME"); home != nullptr && *home == '/') {
-    return fs::path(home) / ".local" / "state" / "sandbox";
-  }
-  return fs::path("/var/lib/sandbox");
+  return util::engine_state_dir();
 }
 
 std::expected<std::string, std::string> engine_key()

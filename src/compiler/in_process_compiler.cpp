@@ -24,15 +24,20 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-worker::WorkerProfile profile_for(const core::CompileOptions& limits)
+std::expected<worker::WorkerProfile, core::Error> profile_for(const core::CompileOptions& limits)
 {
+  auto tools = backends::resolve_toolchain(limits.toolchain);
+  if (!tools) {
+    return std::unexpected(tools.error());
+  }
   std::map<std::string, std::string> env;
   for (const auto& [key, value] : limits.env) {
     if (!core::is_reserved_env_name(key)) {
       env[key] = value;
     }
   }
-  return {backends::job_limits(limits), worker::default_worker_env(env)};
+  return worker::WorkerProfile{backends::job_limits(limits), worker::default_worker_env(env, *tools),
+                               *tools};
 }
 
 struct WorkerJob {
@@ -73,7 +78,11 @@ InProcessResult run_in_worker(const WorkerJob& job, const fs::path& output,
   util::Stopwatch clock;
   auto timeout = std::chrono::milliseconds(std::max<std::int64_t>(limits.timeout_ms, 1));
   auto deadline = Clock::now() + timeout;
-  auto lease = worker::Pool::global().acquire(profile_for(limits), job.sandbox_key, deadline);
+  auto profile = profile_for(limits);
+  if (!profile) {
+    return std::unexpected(profile.error());
+  }
+  auto lease = worker::Pool::global().acquire(*profile, job.sandbox_key, deadline);
   if (!lease) {
     return std::unexpected(lease.error());
   }
@@ -144,6 +153,7 @@ InProcessResult run_in_worker(const WorkerJob& job, const fs::path& output,
   info.references = std::move(reply->references);
   info.compiled_sources = job.files;
   info.reused_worker = lease->reused();
+  info.toolchain = profile->toolchain;
   info.worker_id = w.id();
   lease->keep();
   if (worker::Pool::global().settings().reuse_per_sandbox) {
@@ -332,6 +342,7 @@ CompileResult compile_sandbox_in_process(const fs::path& sandbox, const std::vec
   info.original_changed_files = std::move(compiled->compiled_sources);
   info.references = std::move(compiled->references);
   info.compiler = "in_process";
+  info.toolchain = compiled->toolchain;
   info.resource_usage = compiled->resource_usage;
   info.isolation = worker::Pool::global().isolation();
   info.isolation.mode = "jail (warm worker)";
@@ -391,6 +402,9 @@ nlohmann::json to_json(const InProcessResult& result)
   out["reused_worker"] = info.reused_worker;
   out["worker_id"] = info.worker_id;
   out["compiler"] = "in_process";
+  if (info.toolchain) {
+    out["toolchain"] = info.toolchain->to_json();
+  }
   return out;
 }
 

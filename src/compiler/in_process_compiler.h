@@ -5,6 +5,7 @@
 // host (`sandbox serve`) configures it once at start and shares it across
 // requests.
 
+#include "backends/toolchain.h"
 #include "core/diagnostic.h"
 #include "core/error.h"
 #include "core/options.h"
@@ -58,6 +59,7 @@ struct InProcessInfo {
   std::vector<ArtifactFinding> suspicious_artifacts; // what the worker left in its output besides BEAMs
   bool reused_worker = false;            // served by a worker that compiled this sandbox before
   std::uint64_t worker_id = 0;           // which worker served it (unique in this process)
+  backends::ToolchainRef toolchain;      // the worker's toolchain
 };
 
 using InProcessResult = std::expected<InProcessInfo, core::Error>;

@@ -6,6 +6,8 @@
 
 #include "compiler/incremental_compile.h"
 
+#include "backends/toolchain.h"
+
 #include "compiler/cache_stats.h"
 #include "compiler/compile_job.h"
 #include "compiler/engine_state.h"
@@ -196,6 +198,12 @@ CompileResult Session::finish(CompileInfo info, const CacheState& state, const s
   info.changed_files = std::move(compiled);
   info.original_changed_files = m_plan.original_changed(); // empty for a cache hit
   info.compiler = m_compiler;
+  if (!info.toolchain) {
+    // A cache hit: the fingerprint matched, so this toolchain built it.
+    if (auto tools = backends::resolve_toolchain(options().toolchain); tools) {
+      info.toolchain = *tools;
+    }
+  }
   info.compilation_time_ms = m_clock.elapsed_ms();
   if (strategy != "cache_hit") {
     store(state, info, strategy);

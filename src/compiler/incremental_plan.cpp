@@ -75,13 +75,12 @@ std::string fingerprint(const core::CompileOptions& options)
   fp["env"] = options.env;
   fp["source_files"] = options.source_files;
   fp["validate_beams"] = options.validate_beams;
-  const auto& tools = backends::toolchain();
+  // The toolchain's identity holds its versions, roots and file stamps: a
+  // switch of toolchain, or a rebuilt one, is a full compile.
+  auto tools = backends::resolve_toolchain(options.toolchain);
+  fp["toolchain"] = tools ? (*tools)->identity : "unresolved " + options.toolchain;
   if (tools) {
-    fp["toolchain"] = {stat_identity(tools->elixir), stat_identity(tools->elixirc),
-                       stat_identity(tools->erl), stat_identity(tools->erlc)};
-    std::error_code ec;
-    auto elixir_root = fs::canonical(tools->elixir, ec).parent_path().parent_path();
-    fp["elixir_app"] = stat_identity(elixir_root / "lib" / "elixir" / "ebin" / "elixir.app");
+    fp["tools"] = {stat_identity((*tools)->elixirc), stat_identity((*tools)->erlc)};
   }
   // Escaped, not replaced: two names that differ only in bytes that are not
   // UTF-8 must not give the same fingerprint.

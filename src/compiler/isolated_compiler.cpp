@@ -193,6 +193,10 @@ CompileResult compile_job(const std::string& path, const core::CompileOptions& o
   if (!sources) {
     return std::unexpected(sources.error());
   }
+  auto tools = backends::resolve_toolchain(options.toolchain);
+  if (!tools) {
+    return std::unexpected(tools.error());
+  }
   auto scanned = security_gate_before(*sandbox, *sources, options);
   if (!scanned) {
     return std::unexpected(scanned.error());
@@ -202,6 +206,7 @@ CompileResult compile_job(const std::string& path, const core::CompileOptions& o
     if (!info) {
       return info;
     }
+    info->toolchain = *tools;
     auto audited = security_gate_after(info->beam_files, options);
     if (!audited) {
       (void)util::remove_tree(info->temp_dir);
@@ -255,6 +260,7 @@ CompileResult compile_job(const std::string& path, const core::CompileOptions& o
     request.prior_code_path = request.paths.work_in_job(work / "prior");
   }
   request.options = &options;
+  request.toolchain = *tools;
   request.source_files = std::move(*sources);
   auto backend = backends::make_backend(options.compiler);
   PreparedPackages packages;
@@ -372,6 +378,7 @@ CompileResult compile_job(const std::string& path, const core::CompileOptions& o
   info.original_changed_files = info.changed_files;
   info.references = std::move(run->references);
   info.compiler = std::string(core::to_string(options.compiler));
+  info.toolchain = *tools;
   info.resource_usage = run->usage;
   info.isolation = (*runner)->isolation();
   info.monitor_warnings = std::move(run->monitor_warnings);
@@ -571,6 +578,9 @@ nlohmann::json to_json(const CompileResult& result)
   out["compilation_strategy"] = info.compilation_strategy;
   out["cache_warnings"] = info.cache_warnings;
   out["compiler"] = info.compiler;
+  if (info.toolchain) {
+    out["toolchain"] = info.toolchain->to_json();
+  }
   out["resource_usage"] = jail::to_json(info.resource_usage);
   out["isolation"] = jail::to_json(info.isolation);
   out["monitor_warnings"] = info.monitor_warnings;

@@ -3,6 +3,7 @@
 // pipeline is validate path -> (scan) -> backend in a runner -> collect and
 // validate outputs.
 
+#include "backends/toolchain.h"
 #include "compiler/artifacts.h"
 #include "core/error.h"
 #include "core/options.h"
@@ -14,6 +15,7 @@
 
 #include <expected>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -69,6 +71,8 @@ struct CompileInfo {
   // a read-only sandbox, a fallback to a full compile), for the caller to see.
   std::vector<std::string> cache_warnings;
   std::vector<DependencyInfo> dependencies;
+  // The toolchain that ran (result field `toolchain`).
+  std::shared_ptr<const backends::Toolchain> toolchain;
 };
 
 using CompileResult = std::expected<CompileInfo, core::Error>;

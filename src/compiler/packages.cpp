@@ -640,6 +640,10 @@ prepare_packages(const fs::path& sandbox, const std::vector<backends::DeclaredDe
                                {"max_processes", options.max_processes},
                                {"output_limit", options.output_limit}};
   BuildContext context{config_copy, options, runner, prepared};
+  auto tools = backends::resolve_toolchain(options.toolchain);
+  if (!tools) {
+    return std::unexpected(tools.error());
+  }
   for (const auto& app : closure->order) {
     auto& package = prepared.at(app);
     const auto& entry = lock->hex.at(app);
@@ -647,7 +651,7 @@ prepare_packages(const fs::path& sandbox, const std::vector<backends::DeclaredDe
     std::string material = fmt::format(
       "sandbox package build 2\ntoolchain {}\nmix_env {}\nenv {}\nlimits {}\nconfig {}\n"
       "package {} {} {} {}\n",
-      backends::toolchain_identity(), mix_env(options),
+      (*tools)->identity, mix_env(options),
       util::sha256_hex(nlohmann::json(options.env).dump()), limits.dump(), *config, entry.app,
       entry.package, entry.version, entry.outer_checksum);
     for (const auto& dep : closure->deps_of.at(app)) {

@@ -167,7 +167,7 @@ const std::vector<std::string_view>& known_option_names()
     "force_recompile",  "cache_enabled",     "skip_cache",        "dependency_analysis",
     "cpu_limit",        "max_processes",     "security_scan",     "restricted_modules",
     "allowed_operations", "in_process",      "output_limit",      "isolation",
-    "scan_scope",       "package_mirror",
+    "scan_scope",       "package_mirror",    "toolchain",
   };
   return names;
 }
@@ -264,6 +264,24 @@ std::expected<CompileOptions, InvalidOption> parse_compile_options(const json& o
         return invalid(key, "longer than 4096 bytes");
       }
       options.package_mirror = std::move(text);
+    } else if (key == "toolchain") {
+      if (!value.is_string()) {
+        return invalid(key, "expected an absolute Elixir installation prefix or a registered name");
+      }
+      auto text = value.get<std::string>();
+      auto name_char = [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '.' || c == '_' || c == '-';
+      };
+      bool absolute = !text.empty() && text.front() == '/' && text.size() <= 4096 &&
+                      text.find('\0') == std::string::npos;
+      bool name = !text.empty() && text.size() <= 64 && text.front() != '.' && text.front() != '-' &&
+                  std::all_of(text.begin(), text.end(), name_char);
+      if (!absolute && !name) {
+        return invalid(key, "expected an absolute Elixir installation prefix or a registered name "
+                            "(letters, digits, '.', '_', '-'), got \"" + text.substr(0, 200) + "\"");
+      }
+      options.toolchain = text == "system" ? std::string() : std::move(text);
     } else if (key == "temp_dir") {
       if (!value.is_string() || value.get<std::string>().empty()) {
         return invalid(key, "expected a directory path");
@@ -384,6 +402,9 @@ json to_json(const CompileOptions& options)
   out["scan_scope"] = to_string(options.scan_scope);
   if (!options.package_mirror.empty()) {
     out["package_mirror"] = options.package_mirror;
+  }
+  if (!options.toolchain.empty()) {
+    out["toolchain"] = options.toolchain;
   }
   out["output_limit"] = options.output_limit;
   out["isolation"] = to_string(options.isolation);

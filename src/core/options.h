@@ -70,6 +70,9 @@ struct CompileOptions {
   // repository (tarballs/NAME-VERSION.tar) or an http(s) URL of one. Empty:
   // $SANDBOX_PACKAGE_MIRROR, else none (docs/dependencies.md).
   std::string package_mirror;
+  // The Elixir toolchain: an absolute installation prefix or a name registered
+  // in toolchains.conf; empty: the system's (docs/toolchains.md).
+  std::string toolchain;
 
   // Which options were given explicitly (by their specification names).
   std::vector<std::string> given;

@@ -195,11 +195,9 @@ std::string_view to_string(MountKind kind)
   return "?";
 }
 
-std::vector<fs::path> MountOptions::default_toolchain()
+std::vector<fs::path> MountOptions::system_base()
 {
   std::vector<fs::path> paths = {
-      "/usr/lib/erlang",
-      "/usr/lib/elixir",
       // Shared libraries: libc, libm, libtinfo, libz, libstdc++, libsctp, and
       // libcrypto for the crypto NIF; gconv for iconv.
       "/usr/lib/x86_64-linux-gnu",
@@ -215,10 +213,27 @@ std::vector<fs::path> MountOptions::default_toolchain()
   // dirname, basename, readlink; cut and sed for some options; env for mix's
   // shebang; the rest are what a build script commonly expects.
   for (const char* tool :
-       {"dash",  "bash", "env",  "dirname", "basename", "readlink", "sed", "cut",  "mkdir", "cat",
-        "uname", "tr",   "head", "rm",      "ls",       "cp",       "mv",  "echo", "true",  "false",
-        "test",  "erl",  "erlc", "escript", "elixir",   "elixirc",  "mix", "iex"}) {
+       {"dash", "bash", "env", "dirname", "basename", "readlink", "sed", "cut", "mkdir", "cat",
+        "uname", "tr", "head", "rm", "ls", "cp", "mv", "echo", "true", "false", "test"}) {
     paths.push_back(fs::path("/usr/bin") / tool);
+  }
+  return paths;
+}
+
+std::vector<fs::path> MountOptions::system_erlang()
+{
+  return {"/usr/lib/erlang", "/usr/bin/erl", "/usr/bin/erlc", "/usr/bin/escript"};
+}
+
+std::vector<fs::path> MountOptions::default_toolchain()
+{
+  auto paths = system_base();
+  for (auto& path : system_erlang()) {
+    paths.push_back(std::move(path));
+  }
+  for (const char* path :
+       {"/usr/lib/elixir", "/usr/bin/elixir", "/usr/bin/elixirc", "/usr/bin/mix", "/usr/bin/iex"}) {
+    paths.emplace_back(path);
   }
   return paths;
 }
@@ -240,7 +255,7 @@ std::expected<MountPlan, std::string> build_mount_plan(const ProcessSpec& spec,
                                                        const MountOptions& options)
 {
   PlanBuilder builder;
-  for (const auto& path : options.toolchain) {
+  for (const auto& path : spec.toolchain_paths ? *spec.toolchain_paths : options.toolchain) {
     builder.add_host_path(path);
   }
   builder.add(make_op(MountKind::file, "/etc/passwd", {}, passwd_content(options), false, false));

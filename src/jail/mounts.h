@@ -50,9 +50,14 @@ struct MountOptions {
   std::string hostname = "sandbox";
   std::string home = "/job";
 
-  // /usr/lib/erlang, /usr/lib/elixir, the libraries, sh and the coreutils the
-  // erl/elixir/mix scripts call, ld.so.cache, the C.UTF-8 locale.
+  // The system's Erlang and Elixir (/usr/lib/erlang, /usr/lib/elixir and
+  // their /usr/bin links) and system_base().
   static std::vector<fs::path> default_toolchain();
+  // What any toolchain needs: the shared libraries, sh and the coreutils the
+  // erl/elixir/mix scripts call, ld.so.cache, the C.UTF-8 locale.
+  static std::vector<fs::path> system_base();
+  // The system's Erlang/OTP: /usr/lib/erlang, /usr/bin/{erl,erlc,escript}.
+  static std::vector<fs::path> system_erlang();
 };
 
 struct MountPlan {

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +45,9 @@ struct ProcessSpec {
   fs::path cwd;                  // as the job sees it
   std::vector<Bind> binds;       // beyond the toolchain: the sandbox source, the job's temp dir
   Limits limits;
+  // Host paths bound read-only at the same paths (the toolchain's); unset:
+  // the runner's default (MountOptions::toolchain).
+  std::optional<std::vector<fs::path>> toolchain_paths;
 };
 
 enum class Verdict {

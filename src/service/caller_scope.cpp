@@ -67,6 +67,14 @@ void CallerScope::check_options(const core::CompileOptions& options) const
       "package_mirror", "a shared service takes packages for other users only from the mirror "
                         "its operator set (SANDBOX_PACKAGE_MIRROR)"}};
   }
+  // A prefix would make the service run, as itself, whatever programs a
+  // caller's directory holds: other users choose among the toolchains the
+  // operator registered.
+  if (m_acting && !options.toolchain.empty() && options.toolchain.front() == '/') {
+    throw Refused{core::InvalidOption{
+      "toolchain", "a shared service runs only the toolchains its operator registered "
+                   "(toolchains.conf); name one of them"}};
+  }
 }
 
 fs::path CallerScope::scratch()

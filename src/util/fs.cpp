@@ -15,6 +15,20 @@
 
 namespace sandbox::util {
 
+fs::path engine_state_dir()
+{
+  if (const char* dir = std::getenv("SANDBOX_STATE_DIR"); dir != nullptr && *dir == '/') {
+    return dir;
+  }
+  if (const char* dir = std::getenv("XDG_STATE_HOME"); dir != nullptr && *dir == '/') {
+    return fs::path(dir) / "sandbox";
+  }
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home == '/') {
+    return fs::path(home) / ".local" / "state" / "sandbox";
+  }
+  return fs::path("/var/lib/sandbox");
+}
+
 std::string errno_message(std::string_view what)
 {
   return std::string(what) + ": " + std::strerror(errno);

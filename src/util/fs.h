@@ -12,6 +12,10 @@ namespace sandbox::util {
 
 namespace fs = std::filesystem;
 
+// The engine's state directory: $SANDBOX_STATE_DIR, else
+// $XDG_STATE_HOME/sandbox, else ~/.local/state/sandbox, else /var/lib/sandbox.
+fs::path engine_state_dir();
+
 // Reads a whole regular file, refusing anything larger than max_bytes. A
 // symlink as the last component is refused (O_NOFOLLOW), never followed.
 std::expected<std::string, std::string> read_file(const fs::path& path,

@@ -48,7 +48,7 @@ WorkerProfile Pool::default_profile() const
     return *m_settings.profile;
   }
   core::CompileOptions defaults;
-  return WorkerProfile{backends::job_limits(defaults), default_worker_env()};
+  return WorkerProfile{backends::job_limits(defaults), default_worker_env(), nullptr};
 }
 
 void Pool::configure(const PoolSettings& settings)

@@ -1,6 +1,7 @@
 #include "worker/worker.h"
 
 #include "backends/toolchain.h"
+#include "util/hash.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -77,10 +78,78 @@ fs::path worker_ebin()
   return locate_worker_ebin().path;
 }
 
-std::vector<std::string> default_worker_env(const std::map<std::string, std::string>& extra)
+namespace {
+
+// The worker's source: beside an installed program (<ebin>/../src), else the
+// source tree this engine was built from.
+fs::path worker_source(const WorkerEbin& ebin)
+{
+  std::error_code ec;
+  auto installed = ebin.path.parent_path() / "src" / "sandbox_worker.erl";
+  if (fs::is_regular_file(installed, ec)) {
+    return installed;
+  }
+  return fs::path(SANDBOX_WORKER_SOURCE);
+}
+
+} // namespace
+
+std::expected<fs::path, core::Error> worker_ebin_for(const backends::Toolchain& toolchain)
+{
+  auto ebin = locate_worker_ebin();
+  if (!ebin.present) {
+    return std::unexpected(core::JailSetupFailed{
+      "worker", "the worker program is missing: " + (ebin.path / "sandbox_worker.beam").string() +
+                  " (found by " + ebin.found_by + ")"});
+  }
+  const auto& system = backends::system_toolchain();
+  if (toolchain.system || (system && (*system)->erlang_root == toolchain.erlang_root)) {
+    return ebin.path;
+  }
+  // Another Erlang/OTP: the program is compiled by that OTP's erlc, once.
+  auto dir = util::engine_state_dir() / "workers" /
+             util::sha256_hex(fmt::format("{}\n{}\n{}", toolchain.otp_version,
+                                          toolchain.erlang_root.string(), toolchain.identity))
+               .substr(0, 32);
+  std::error_code ec;
+  if (fs::is_regular_file(dir / "sandbox_worker.beam", ec)) {
+    return dir;
+  }
+  auto source = worker_source(ebin);
+  fs::create_directories(dir.parent_path(), ec);
+  auto staging = util::TempDir::create(dir.parent_path(), ".build-");
+  if (!staging) {
+    return std::unexpected(core::JailSetupFailed{"worker", staging.error()});
+  }
+  jail::ProcessSpec spec;
+  spec.argv = {toolchain.erlc.string(), "-o", staging->path().string(), source.string()};
+  spec.env = {"PATH=" + toolchain.path_env, "HOME=" + staging->path().string(), "LANG=C.UTF-8"};
+  spec.cwd = staging->path();
+  spec.limits.wall_timeout_ms = 60'000;
+  spec.limits.memory_bytes = 0;
+  jail::GroupRunner runner;
+  auto result = runner.run(spec);
+  if (!result.succeeded()) {
+    return std::unexpected(core::JailSetupFailed{
+      "worker", fmt::format("compiling {} with {} failed: {}", source.string(), toolchain.erlc.string(),
+                            result.output.substr(0, 2000))});
+  }
+  if (::rename(staging->path().c_str(), dir.c_str()) == 0) {
+    (void)staging->keep();
+    return dir;
+  }
+  if (fs::is_regular_file(dir / "sandbox_worker.beam", ec)) {
+    return dir; // compiled by another engine meanwhile
+  }
+  return std::unexpected(core::JailSetupFailed{"worker", util::errno_message("rename " + dir.string())});
+}
+
+std::vector<std::string> default_worker_env(const std::map<std::string, std::string>& extra,
+                                            const backends::ToolchainRef& toolchain)
 {
   backends::BackendRequest request;
   request.paths.work_job = kJobDirInside;
+  request.toolchain = toolchain;
   auto env = backends::job_environment(request, extra);
   // A crashing VM must not spend its deadline writing erl_crash.dump.
   env.push_back("ERL_CRASH_DUMP_SECONDS=0");
@@ -91,16 +160,16 @@ std::expected<std::unique_ptr<Worker>, core::Error>
 Worker::start(jail::NamespaceRunner& runner, const WorkerProfile& profile,
               std::chrono::milliseconds boot_timeout)
 {
-  auto tools = backends::require_toolchain();
+  backends::BackendRequest toolchain_request;
+  toolchain_request.toolchain = profile.toolchain;
+  auto tools = backends::require_toolchain(toolchain_request);
   if (!tools) {
     return std::unexpected(tools.error());
   }
   std::error_code ec;
-  auto ebin = locate_worker_ebin();
-  if (!ebin.present) {
-    return std::unexpected(core::JailSetupFailed{
-      "worker", "the worker program is missing: " + (ebin.path / "sandbox_worker.beam").string() + " (found by " +
-                  ebin.found_by + ")"});
+  auto ebin = worker_ebin_for(**tools);
+  if (!ebin) {
+    return std::unexpected(ebin.error());
   }
   static std::atomic<std::uint64_t> serial{0};
   std::unique_ptr<Worker> worker(new Worker());
@@ -139,7 +208,8 @@ Worker::start(jail::NamespaceRunner& runner, const WorkerProfile& profile,
   spec.cwd = kJobDirInside;
   spec.binds.push_back({worker->m_job_dir, kJobDirInside, true});
   spec.binds.push_back({worker->m_sandbox_dir, kSandboxInside, false});
-  spec.binds.push_back({ebin.path, kWorkerEbinInside, false});
+  spec.binds.push_back({*ebin, kWorkerEbinInside, false});
+  spec.toolchain_paths = (*tools)->jail_paths;
   spec.limits = profile.limits;
   // The jail lives as long as the worker; requests carry their own deadlines.
   spec.limits.wall_timeout_ms = std::int64_t{7} * 24 * 3600 * 1000;

@@ -11,6 +11,7 @@
 // worker is then dead and only fit to be destroyed.
 
 #include "core/error.h"
+#include "backends/toolchain.h"
 #include "jail/namespace_runner.h"
 #include "util/fs.h"
 #include "worker/protocol.h"
@@ -32,10 +33,17 @@ namespace fs = std::filesystem;
 struct WorkerProfile {
   jail::Limits limits;          // wall_timeout_ms is ignored: deadlines are per request
   std::vector<std::string> env; // the complete environment, "KEY=VALUE"
+  backends::ToolchainRef toolchain; // unset: the system's
+
+  [[nodiscard]] std::string toolchain_identity() const
+  {
+    return toolchain ? toolchain->identity : backends::toolchain_identity();
+  }
 
   friend bool operator==(const WorkerProfile& a, const WorkerProfile& b)
   {
-    return a.limits.cpu_time_ms == b.limits.cpu_time_ms &&
+    return a.toolchain_identity() == b.toolchain_identity() &&
+           a.limits.cpu_time_ms == b.limits.cpu_time_ms &&
            a.limits.memory_bytes == b.limits.memory_bytes &&
            a.limits.cpu_percent == b.limits.cpu_percent &&
            a.limits.max_processes == b.limits.max_processes &&
@@ -60,8 +68,16 @@ struct WorkerEbin {
 WorkerEbin locate_worker_ebin();
 fs::path worker_ebin();
 
-// The default environment of a worker (PATH, HOME and TMPDIR under /job, LANG).
-std::vector<std::string> default_worker_env(const std::map<std::string, std::string>& extra = {});
+// The default environment of a worker (PATH, HOME and TMPDIR under /job, LANG)
+// for `toolchain` (unset: the system's).
+std::vector<std::string> default_worker_env(const std::map<std::string, std::string>& extra = {},
+                                            const backends::ToolchainRef& toolchain = nullptr);
+
+// The worker program for a toolchain: the located one (locate_worker_ebin)
+// when the toolchain runs on the Erlang/OTP it was built with, else a copy
+// compiled from its source with the toolchain's erlc, once, under
+// <state>/workers/<OTP identity>/.
+std::expected<fs::path, core::Error> worker_ebin_for(const backends::Toolchain& toolchain);
 
 class Worker {
 public:

@@ -20,9 +20,13 @@ using nlohmann::json;
 
 class Incremental : public SandboxTest {
 protected:
+  // Given to every compile (a --toolchain); empty: the system's.
+  std::vector<std::string> m_toolchain;
+
   RunResult incremental(const fs::path& path, std::vector<std::string> args = {}) const
   {
     std::vector<std::string> argv = {"incremental", path.string(), "--compiler", "elixirc"};
+    argv.insert(argv.end(), m_toolchain.begin(), m_toolchain.end());
     argv.insert(argv.end(), args.begin(), args.end());
     argv.emplace_back("--json");
     return sandbox(argv);
@@ -36,7 +40,9 @@ protected:
     fs::remove_all(copy, ec);
     fs::copy(sandbox_path, copy, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
     fs::remove_all(copy / ".sandbox_cache", ec);
-    auto run = compile(copy, {"--compiler", "elixirc"});
+    std::vector<std::string> args = {"--compiler", "elixirc"};
+    args.insert(args.end(), m_toolchain.begin(), m_toolchain.end());
+    auto run = compile(copy, args);
     EXPECT_EQ(run.exit_code, 0) << run.describe();
     auto digests = beam_md5s(result_ebin(run.json()));
     EXPECT_FALSE(digests.empty()) << "no BEAM digests read from the clean build";
@@ -63,12 +69,18 @@ protected:
     text.replace(at, from.size(), to);
     std::ofstream(file, std::ios::trunc) << text;
   }
+
+  // Scripted edits of nimble_options, each checked against a clean build and
+  // against what `mix compile` of `elixir_bin` recompiles.
+  void edit_scripts_match_clean_build_and_mix(const fs::path& elixir_bin);
 };
 
 // `mix compile --verbose` on a copy, as the oracle of what Mix recompiles.
 class MixOracle {
 public:
-  MixOracle(const fs::path& source, const fs::path& where) : m_dir(where / "mix_copy"), m_build(where / "mix_build")
+  // `elixir_bin`: the directory of the mix to run; empty: the one in PATH.
+  MixOracle(const fs::path& source, const fs::path& where, fs::path elixir_bin = {})
+    : m_dir(where / "mix_copy"), m_build(where / "mix_build"), m_bin(std::move(elixir_bin))
   {
     fs::copy(source, m_dir, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
     (void)compile();
@@ -79,7 +91,13 @@ public:
     RunOptions options;
     options.cwd = m_dir;
     options.env = {{"MIX_BUILD_PATH", m_build.string()}, {"MIX_ENV", "dev"}};
-    auto run = run_process({"mix", "compile", "--verbose"}, options);
+    if (!m_bin.empty()) {
+      const char* path = std::getenv("PATH");
+      options.env["PATH"] = m_bin.string() + ":" + (path != nullptr ? path : "/usr/bin:/bin");
+    }
+    auto run = run_process({m_bin.empty() ? std::string("mix") : (m_bin / "mix").string(), "compile",
+                            "--verbose"},
+                           options);
     std::set<std::string> out;
     std::regex line("Compiled (\\S+\\.ex)");
     auto text = run.out + run.err;
@@ -92,6 +110,7 @@ public:
 private:
   fs::path m_dir;
   fs::path m_build;
+  fs::path m_bin;
 };
 
 struct Edit {
@@ -102,10 +121,27 @@ struct Edit {
 TEST_F(Incremental, EditScriptsOnNimbleOptionsMatchCleanBuildAndNeverExceedMix)
 {
   SKIP_WITHOUT_CORPORA();
+  edit_scripts_match_clean_build_and_mix({});
+}
+
+// The same scripts with Elixir 1.18's compiler, tracer and Mix.
+TEST_F(Incremental, EditScriptsHoldTheirInvariantUnderElixir118)
+{
+  SKIP_WITHOUT_CORPORA();
+  SKIP_WITHOUT_ELIXIR_1_18();
+  m_toolchain = {"--toolchain", elixir_1_18()->string()};
+  edit_scripts_match_clean_build_and_mix(*elixir_1_18() / "bin");
+}
+
+void Incremental::edit_scripts_match_clean_build_and_mix(const fs::path& elixir_bin)
+{
   auto sandbox_path = copy_corpus("nimble_options");
-  MixOracle mix(sandbox_path, scratch());
+  MixOracle mix(sandbox_path, scratch(), elixir_bin);
   auto first = incremental(sandbox_path);
   ASSERT_EQ(first.exit_code, 0) << first.describe();
+  if (!m_toolchain.empty()) {
+    EXPECT_EQ(first.json()["toolchain"]["elixir"], "1.18.4");
+  }
   EXPECT_EQ(first.json()["compilation_strategy"], "full");
   auto hit = incremental(sandbox_path);
   ASSERT_EQ(hit.exit_code, 0) << hit.describe();

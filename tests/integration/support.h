@@ -70,6 +70,19 @@ fs::path corpus_dir(const std::string& name);
     }                                                                                            \
   } while (false)
 
+// The Elixir 1.18.4 toolchain scripts/build-toolchain builds: $SANDBOX_ELIXIR_1_18
+// when set, else the script's cache directory when the build completed.
+std::optional<fs::path> elixir_1_18();
+// Why elixir_1_18() is absent, for a skip message.
+std::string elixir_1_18_absent_reason();
+
+#define SKIP_WITHOUT_ELIXIR_1_18()                                                               \
+  do {                                                                                           \
+    if (!::sandbox::test::elixir_1_18()) {                                                       \
+      GTEST_SKIP() << ::sandbox::test::elixir_1_18_absent_reason();                              \
+    }                                                                                            \
+  } while (false)
+
 // A directory made with mkdtemp, removed with everything in it at the end.
 class TempTree {
 public:

@@ -305,6 +305,31 @@ std::optional<fs::path> corpora_root()
   return dir;
 }
 
+std::optional<fs::path> elixir_1_18()
+{
+  std::error_code ec;
+  if (const char* env = std::getenv("SANDBOX_ELIXIR_1_18"); env != nullptr && *env != '\0') {
+    return fs::is_regular_file(fs::path(env) / "bin" / "elixir", ec) ? std::optional<fs::path>(env)
+                                                                     : std::nullopt;
+  }
+  static const std::optional<fs::path> found = []() -> std::optional<fs::path> {
+    auto run = run_process({(source_dir() / "scripts" / "build-toolchain").string(), "--print"});
+    auto text = run.out.substr(0, run.out.find('\n'));
+    std::error_code ec2;
+    if (run.exit_code != 0 || text.empty() || !fs::is_regular_file(fs::path(text) / "bin" / "elixir", ec2)) {
+      return std::nullopt;
+    }
+    return fs::path(text);
+  }();
+  return found;
+}
+
+std::string elixir_1_18_absent_reason()
+{
+  return "Elixir 1.18.4 is not built here: run scripts/build-toolchain (it needs "
+         "../shared/toolchains/elixir-1.18.4.tar.gz), or set SANDBOX_ELIXIR_1_18 to a built prefix";
+}
+
 fs::path corpus_dir(const std::string& name)
 {
   auto root = corpora_root();

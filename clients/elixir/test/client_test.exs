@@ -120,6 +120,20 @@ defmodule Sandbox.ClientTest do
                  IsolatedCompiler.compile_sandbox(path, package_mirror: "ftp://example.com/repo")
       end
 
+      test "the result names its toolchain; a missing one is an invalid option" do
+        path = Engine.sandbox("toolchain", %{"lib/t.ex" => "defmodule T do\n  def t, do: 1\nend\n"})
+        assert {:ok, info} = IsolatedCompiler.compile_sandbox(path, compiler: :elixirc)
+        assert info.toolchain.elixir == System.version()
+        assert info.toolchain.name == "system"
+        IsolatedCompiler.cleanup_temp_artifacts(info.temp_dir)
+
+        assert {:error, {:invalid_option, :toolchain, reason}} =
+                 IsolatedCompiler.compile_sandbox(path, compiler: :elixirc, toolchain: "/nonexistent/elixir")
+        assert reason =~ "does not exist"
+        assert {:error, {:invalid_option, :toolchain, _}} =
+                 IsolatedCompiler.compile_sandbox(path, compiler: :elixirc, toolchain: "no-such-name")
+      end
+
       test "compile_file, validate_beam_files and compilation_report" do
         path = Engine.sandbox("single", %{"one.ex" => "defmodule One do\n  def one, do: 1\nend\n"})
         assert {:ok, info} = IsolatedCompiler.compile_file(Path.join(path, "one.ex"))

@@ -10,6 +10,8 @@
 namespace sandbox::backends {
 namespace {
 
+namespace fs = std::filesystem;
+
 bool has(const std::vector<std::string>& env, const std::string& entry)
 {
   return std::find(env.begin(), env.end(), entry) != env.end();
@@ -21,6 +23,75 @@ BackendRequest request_with(const core::CompileOptions& options)
   request.paths = {"/host/sandbox", "/host/tmp/job/work", "/sandbox", "/job"};
   request.options = &options;
   return request;
+}
+
+// SANDBOX_CONFIG_DIR for the life of one test.
+class ConfigDir {
+public:
+  explicit ConfigDir(const std::string& content)
+  {
+    char pattern[] = "/tmp/sandbox-toolchains-XXXXXX";
+    m_dir = ::mkdtemp(pattern);
+    std::ofstream(m_dir / "toolchains.conf") << content;
+    ::setenv("SANDBOX_CONFIG_DIR", m_dir.c_str(), 1);
+  }
+  ConfigDir(const ConfigDir&) = delete;
+  ConfigDir& operator=(const ConfigDir&) = delete;
+  ~ConfigDir()
+  {
+    ::unsetenv("SANDBOX_CONFIG_DIR");
+    std::error_code ec;
+    fs::remove_all(m_dir, ec);
+  }
+
+private:
+  fs::path m_dir;
+};
+
+TEST(ToolchainRegistry, ReadsNamesAndPrefixesWithComments)
+{
+  ConfigDir config("# toolchains\n\nmodern = /opt/elixir-1.18  # current\n  old=/opt/elixir-1.15\n");
+  auto registered = registered_toolchains();
+  ASSERT_TRUE(registered) << registered.error();
+  ASSERT_EQ(registered->size(), 2u);
+  EXPECT_EQ((*registered)[0].name, "modern");
+  EXPECT_EQ((*registered)[0].directory, "/opt/elixir-1.18");
+  EXPECT_EQ((*registered)[1].name, "old");
+  EXPECT_EQ((*registered)[1].directory, "/opt/elixir-1.15");
+}
+
+TEST(ToolchainRegistry, AMalformedLineIsNamedWithItsNumber)
+{
+  for (const char* bad : {"modern /opt/x\n", "system = /usr\n", "x = relative\n", "-x = /opt\n", "= /opt\n"}) {
+    ConfigDir config(std::string("ok = /opt/ok\n") + bad);
+    auto registered = registered_toolchains();
+    ASSERT_FALSE(registered) << bad;
+    EXPECT_NE(registered.error().find("toolchains.conf:2"), std::string::npos) << registered.error();
+  }
+}
+
+TEST(ToolchainRegistry, AnUnknownNameListsTheKnownOnes)
+{
+  ConfigDir config("modern = /opt/elixir-1.18\n");
+  auto resolved = resolve_toolchain("ancient");
+  ASSERT_FALSE(resolved);
+  const auto* invalid = std::get_if<core::InvalidOption>(&resolved.error());
+  ASSERT_NE(invalid, nullptr);
+  EXPECT_EQ(invalid->option, "toolchain");
+  EXPECT_NE(invalid->reason.find("known: system, modern"), std::string::npos) << invalid->reason;
+}
+
+TEST(ToolchainRegistry, TheSystemToolchainIsDescribed)
+{
+  auto system = resolve_toolchain("");
+  ASSERT_TRUE(system);
+  EXPECT_TRUE((*system)->system);
+  EXPECT_FALSE((*system)->elixir_version.empty());
+  EXPECT_FALSE((*system)->otp_version.empty());
+  EXPECT_NE((*system)->identity.find((*system)->elixir_version), std::string::npos);
+  EXPECT_TRUE((*system)->elixir_at_least(1, 0));
+  EXPECT_FALSE((*system)->elixir_at_least(99, 0));
+  EXPECT_EQ((*system)->to_json()["name"], "system");
 }
 
 TEST(JobEnvironment, IsBuiltFromNothing)

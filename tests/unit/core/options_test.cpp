@@ -88,6 +88,7 @@ TEST(Options, EveryKnownNameIsAcceptedWithAValidValue)
       {"isolation", "process_group"},
       {"scan_scope", "all"},
       {"package_mirror", "/srv/hex-mirror"},
+      {"toolchain", "/opt/elixir-1.18"},
   };
   const auto& names = known_option_names();
   EXPECT_EQ(names.size(), valid.size());
@@ -331,6 +332,22 @@ TEST(Options, APackageMirrorIsAnAbsoluteDirectoryOrAnHttpUrl)
   }
   // Not set: absent from the options' JSON.
   EXPECT_FALSE(to_json(parse_ok(json::object())).contains("package_mirror"));
+}
+
+TEST(Options, AToolchainIsAnAbsolutePrefixOrARegisteredName)
+{
+  EXPECT_EQ(parse_ok({{"toolchain", "/opt/elixir-1.18"}}).toolchain, "/opt/elixir-1.18");
+  EXPECT_EQ(parse_ok({{"toolchain", "elixir-1.18_otp25"}}).toolchain, "elixir-1.18_otp25");
+  // "system" is the default, spelled out.
+  EXPECT_EQ(parse_ok({{"toolchain", "system"}}).toolchain, "");
+  EXPECT_EQ(to_json(parse_ok({{"toolchain", "/opt/x"}}))["toolchain"], "/opt/x");
+  EXPECT_FALSE(to_json(parse_ok(json::object())).contains("toolchain"));
+  for (const json& bad : {json("relative/dir"), json("../up"), json(""), json("-flag"), json("a b"),
+                          json(3), json(std::string(5000, '/')), json(std::string(65, 'a'))}) {
+    auto parsed = parse_compile_options({{"toolchain", bad}});
+    ASSERT_FALSE(parsed) << bad;
+    EXPECT_EQ(parsed.error().option, "toolchain");
+  }
 }
 
 TEST(Options, ToJsonRoundTrips)

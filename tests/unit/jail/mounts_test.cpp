@@ -93,6 +93,32 @@ TEST(MountPlan, MissingToolchainPartsAreSkipped)
   EXPECT_NE(find(*plan, "/usr/lib/erlang"), nullptr);
 }
 
+TEST(MountPlan, ASpecsToolchainPathsReplaceTheRunnersDefault)
+{
+  MountOptions options;
+  options.toolchain = {"/usr/lib/erlang"};
+  ProcessSpec spec;
+  spec.toolchain_paths = std::vector<fs::path>{"/usr/bin/env"};
+  auto plan = build_mount_plan(spec, options);
+  ASSERT_TRUE(plan);
+  EXPECT_EQ(find(*plan, "/usr/lib/erlang"), nullptr);
+  EXPECT_NE(find(*plan, "/usr/bin/env"), nullptr);
+}
+
+TEST(MountPlan, TheSystemBaseHoldsNoErlangOrElixir)
+{
+  for (const auto& path : MountOptions::system_base()) {
+    auto text = path.string();
+    EXPECT_EQ(text.find("erl"), std::string::npos) << text;
+    EXPECT_EQ(text.find("elixir"), std::string::npos) << text;
+    EXPECT_EQ(text.find("mix"), std::string::npos) << text;
+  }
+  auto defaults = MountOptions::default_toolchain();
+  for (const char* expected : {"/usr/lib/erlang", "/usr/lib/elixir", "/usr/bin/elixir"}) {
+    EXPECT_NE(std::find(defaults.begin(), defaults.end(), fs::path(expected)), defaults.end()) << expected;
+  }
+}
+
 TEST(MountPlan, PreparedStringsPointIntoOldAndNewRoot)
 {
   auto plan = build_mount_plan(spec_with_binds(), {});

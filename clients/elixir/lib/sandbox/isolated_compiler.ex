@@ -12,7 +12,9 @@ defmodule Sandbox.IsolatedCompiler do
   `isolation`, `scan_scope` (`:compiled`, the default: only code a host
   may load can be a threat; `:all`: every file is judged) and
   `package_mirror` (a directory laid out as a Hex repository, or the
-  http(s) URL of one: where a Mix project's Hex dependencies come from). The engine
+  http(s) URL of one: where a Mix project's Hex dependencies come from) and
+  `toolchain` (an Elixir installation prefix, or a name the engine's
+  operator registered; the result's `toolchain` says which ran). The engine
   validates them; an unknown option or a bad value is
   `{:error, {:invalid_option, option, reason}}`.
 

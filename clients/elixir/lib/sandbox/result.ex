@@ -20,6 +20,13 @@ defmodule Sandbox.Client.Result do
     # A URL goes as it is (the engine refuses schemes other than http and https).
     if String.contains?(mirror, "://"), do: mirror, else: Path.expand(mirror)
   end
+
+  # A prefix (it contains "/") is expanded; a word is a registered name.
+  defp option_value(:toolchain, toolchain) when is_binary(toolchain) do
+    if String.contains?(toolchain, "/"), do: Path.expand(toolchain), else: toolchain
+  end
+
+  defp option_value(:toolchain, toolchain) when is_atom(toolchain), do: Atom.to_string(toolchain)
   defp option_value(_key, value), do: value
 
   # :os -> ":os", System -> "System" (the engine's spelling of both).
