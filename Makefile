@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all deps build test demo bench fuzz asan clean format tidy install package
+.PHONY: all deps build test demo bench fuzz asan clean format tidy install package toolchain
 
 all: build
 
@@ -19,8 +19,19 @@ $(BUILD)/build.ninja: CMakeLists.txt | deps
 build: $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
 
-test: build
+# The engine and the second toolchain the toolchain tests use (Elixir 1.18.4,
+# built once per machine from ../shared/toolchains when it is there) are
+# built side by side.
+test: $(BUILD)/build.ninja
+	@mkdir -p $(BUILD); ./scripts/build-toolchain > $(BUILD)/toolchain.log 2>&1 & tc=$$!; \
+	cmake --build $(BUILD) -j $(JOBS); built=$$?; \
+	wait $$tc; toolchain=$$?; cat $(BUILD)/toolchain.log; \
+	[ $$built -eq 0 ] && [ $$toolchain -eq 0 ]
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# Elixir 1.18.4 for the toolchain tests and benchmarks (scripts/build-toolchain).
+toolchain:
+	./scripts/build-toolchain
 
 # The engine, its worker's BEAM and the systemd units under $(DESTDIR)$(PREFIX).
 install: $(BUILD)/build.ninja

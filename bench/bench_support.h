@@ -53,6 +53,38 @@ inline Run run(const std::vector<std::string>& argv, const fs::path& cwd,
   return r;
 }
 
+// $BENCH_TOOLCHAIN: an Elixir installation prefix to measure (the engine
+// compiles with it, and the baselines run its elixirc and mix); unset: the
+// system's toolchain.
+inline std::string toolchain()
+{
+  const char* prefix = std::getenv("BENCH_TOOLCHAIN");
+  return prefix != nullptr ? prefix : "";
+}
+
+// A tool of the measured toolchain: its path, or the name for PATH lookup.
+inline std::string tool(const std::string& name)
+{
+  return toolchain().empty() ? name : toolchain() + "/bin/" + name;
+}
+
+// The environment the baselines need for that toolchain (its bin first in
+// PATH, for mix's `#!/usr/bin/env elixir`), plus `extra`.
+inline std::vector<std::string> tool_env(std::vector<std::string> extra = {})
+{
+  if (!toolchain().empty()) {
+    const char* path = std::getenv("PATH");
+    extra.push_back("PATH=" + toolchain() + "/bin:" + (path != nullptr ? path : "/usr/bin:/bin"));
+  }
+  return extra;
+}
+
+// "system" or the measured prefix, for the report.
+inline std::string toolchain_label()
+{
+  return toolchain().empty() ? std::string("system") : toolchain();
+}
+
 inline double median(std::vector<double> values)
 {
   std::sort(values.begin(), values.end());

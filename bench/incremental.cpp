@@ -68,6 +68,7 @@ double engine_compile(const bench::fs::path& path, const char* expected_strategy
 {
   sandbox::core::CompileOptions options;
   options.compiler = sandbox::core::Backend::mix;
+  options.toolchain = bench::toolchain();
   auto start = std::chrono::steady_clock::now();
   auto result = sandbox::compiler::incremental_compile(path.string(), {}, options);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -103,7 +104,8 @@ int main(int argc, char** argv)
   auto state = scratch / "state";
   std::vector<std::string> engine_env = {"SANDBOX_STATE_DIR=" + state.string()};
   ::setenv("SANDBOX_STATE_DIR", state.c_str(), 1);
-  sandbox::compiler::configure_worker_pool({2, 1, std::chrono::milliseconds(600'000), false});
+  sandbox::compiler::configure_worker_pool({2, 1, std::chrono::milliseconds(600'000), false, bench::toolchain()});
+  std::printf("toolchain: %s\n", bench::toolchain_label().c_str());
   std::vector<double> nochange_ratios, leaf_ratios, oneshot_ratios, oneshot_nochange_ratios;
   std::printf("%-16s %-22s %10s %10s %8s\n", "corpus", "case", "mix s", "engine s", "speedup");
   for (const auto& [name, leaf] : leaves) {
@@ -111,16 +113,19 @@ int main(int argc, char** argv)
     auto mix_copy = scratch / ("mix-" + name);
     bench::fs::copy(corpora_root / name, engine_copy, bench::fs::copy_options::recursive);
     bench::fs::copy(corpora_root / name, mix_copy, bench::fs::copy_options::recursive);
-    std::vector<std::string> mix_env = {"MIX_BUILD_PATH=" + (scratch / ("build-" + name)).string()};
+    auto mix_env = bench::tool_env({"MIX_BUILD_PATH=" + (scratch / ("build-" + name)).string()});
     std::vector<std::string> oneshot = {SANDBOX_BINARY, "incremental", engine_copy.string(), "--compiler", "mix", "--json"};
+    if (!bench::toolchain().empty()) {
+      oneshot.insert(oneshot.end(), {"--toolchain", bench::toolchain()});
+    }
     engine_compile(engine_copy, nullptr);
-    if (bench::run({"mix", "compile"}, mix_copy, mix_env).status != 0) {
+    if (bench::run({bench::tool("mix"), "compile"}, mix_copy, mix_env).status != 0) {
       std::fprintf(stderr, "%s: first mix compile failed\n", name.c_str());
       return 1;
     }
     std::vector<double> mix_nochange, engine_nochange, oneshot_nochange, mix_leaf, engine_leaf, oneshot_leaf;
     for (int i = 0; i < runs; ++i) {
-      mix_nochange.push_back(bench::run({"mix", "compile"}, mix_copy, mix_env).seconds);
+      mix_nochange.push_back(bench::run({bench::tool("mix"), "compile"}, mix_copy, mix_env).seconds);
       wait_for_idle_worker(); // a host at rest: no worker booting alongside
       engine_nochange.push_back(engine_compile(engine_copy, "cache_hit"));
       oneshot_nochange.push_back(bench::run(oneshot, scratch, engine_env).seconds);
@@ -128,7 +133,7 @@ int main(int argc, char** argv)
     for (int i = 0; i < runs; ++i) {
       edit(mix_copy / leaf.file, leaf.anchor, i);
       edit(engine_copy / leaf.file, leaf.anchor, i);
-      auto m = bench::run({"mix", "compile"}, mix_copy, mix_env);
+      auto m = bench::run({bench::tool("mix"), "compile"}, mix_copy, mix_env);
       if (m.status != 0) {
         std::fprintf(stderr, "%s: mix compile of edit %d failed\n", name.c_str(), i);
         return 1;

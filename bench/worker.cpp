@@ -57,7 +57,7 @@ double floor_seconds(const bench::fs::path& scratch, int runs)
                       << "run.(); run.()\n"
                       << "times = Enum.sort(for _ <- 1.." << runs << ", do: run.())\n"
                       << "IO.puts(Enum.at(times, div(length(times), 2)))\n";
-  std::string command = "elixir " + file.string() + " 2>/dev/null";
+  std::string command = bench::tool("elixir") + " " + file.string() + " 2>/dev/null";
   FILE* pipe = ::popen(command.c_str(), "r");
   char buffer[128] = {};
   double us = 0;
@@ -80,7 +80,10 @@ int main()
   auto scratch = bench::make_temp("sandbox-bench-worker-");
   std::ofstream(scratch / "small.ex") << kModule;
 
-  compiler::configure_worker_pool({2, 1, std::chrono::milliseconds(600'000), false});
+  compiler::configure_worker_pool({2, 1, std::chrono::milliseconds(600'000), false, bench::toolchain()});
+  sandbox::core::CompileOptions limits;
+  limits.toolchain = bench::toolchain();
+  std::printf("toolchain: %s\n", bench::toolchain_label().c_str());
 
   // 1. One small module: warm pool, elixirc, the floor.
   std::vector<double> pool_times, elixirc_times;
@@ -88,7 +91,7 @@ int main()
     wait_for_idle_worker();
     auto out = scratch / ("pool-" + std::to_string(i));
     auto start = std::chrono::steady_clock::now();
-    auto result = compiler::compile_string(kModule, "small.ex", out);
+    auto result = compiler::compile_string(kModule, "small.ex", out, limits);
     pool_times.push_back(seconds_since(start));
     if (!result || result->modules.size() != 1) {
       std::fprintf(stderr, "pool compile failed: %s\n",
@@ -99,7 +102,7 @@ int main()
   for (int i = 0; i < runs; ++i) {
     auto out = scratch / ("elixirc-" + std::to_string(i));
     bench::fs::create_directories(out);
-    auto r = bench::run({"elixirc", "-o", out.string(), "small.ex"}, scratch);
+    auto r = bench::run({bench::tool("elixirc"), "-o", out.string(), "small.ex"}, scratch, bench::tool_env());
     if (r.status != 0) {
       std::fprintf(stderr, "elixirc failed\n");
       return 1;
@@ -128,7 +131,9 @@ int main()
       wait_for_idle_worker();
       auto out = scratch / (name + "-pool-" + std::to_string(i));
       auto start = std::chrono::steady_clock::now();
-      auto result = compiler::compile_in_process(copy, out);
+      compiler::InProcessOptions options;
+      options.limits = limits;
+      auto result = compiler::compile_in_process(copy, out, options);
       pooled.push_back(seconds_since(start));
       if (!result) {
         std::fprintf(stderr, "%s through the pool: %s\n", name.c_str(),
@@ -136,8 +141,8 @@ int main()
         return 1;
       }
       auto build = scratch / (name + "-mix-" + std::to_string(i));
-      auto r = bench::run({"mix", "compile"}, copy,
-                          {"MIX_BUILD_PATH=" + build.string(), "HOME=" + (scratch / "home").string()});
+      auto r = bench::run({bench::tool("mix"), "compile"}, copy,
+                          bench::tool_env({"MIX_BUILD_PATH=" + build.string(), "HOME=" + (scratch / "home").string()}));
       if (r.status != 0) {
         std::fprintf(stderr, "mix compile of %s failed\n", name.c_str());
         return 1;

@@ -1,5 +1,7 @@
 #include "cli/service_commands.h"
 
+#include "backends/toolchain.h"
+
 #include "cli/commands.h"
 #include "core/options.h"
 #include "service/protocol.h"
@@ -33,6 +35,7 @@ struct ServeFlags {
   int grace_ms = 10'000;
   std::size_t workers = 2;
   std::size_t prestart = 1;
+  std::string warm_toolchain;
   std::vector<std::string> allow_users;
   std::vector<std::string> allow_groups;
   std::size_t caller_share = 0;
@@ -130,6 +133,13 @@ int serve(const ServeFlags& flags)
   compiler::WorkerPoolSettings pool;
   pool.size = flags.workers;
   pool.prestart = std::min(flags.prestart, flags.workers);
+  pool.toolchain = flags.warm_toolchain;
+  if (!pool.toolchain.empty()) {
+    if (auto tools = backends::resolve_toolchain(pool.toolchain); !tools) {
+      std::cerr << "sandbox serve: --warm-toolchain: " << core::describe(tools.error()) << "\n";
+      return kExitUsage;
+    }
+  }
   settings.worker_pool = pool;
   return service::serve(settings, std::cerr);
 }
@@ -165,6 +175,9 @@ void register_service_commands(CLI::App& app, std::function<int()>& selected)
                             "On SIGTERM, ms running jobs may finish before they are cancelled (default 10000)");
   serve_command->add_option("--workers", flags->workers, "Warm in_process workers at most (default 2)");
   serve_command->add_option("--prestart", flags->prestart, "Idle warm workers kept ready (default 1)");
+  serve_command->add_option("--warm-toolchain", flags->warm_toolchain,
+                            "Toolchain (prefix or registered name) of the prestarted workers "
+                            "(default: the system's, then that of the latest job)");
   serve_command
     ->add_option("--allow-users", flags->allow_users,
                  "Users (names or ids) who may connect besides root and the service's user; "

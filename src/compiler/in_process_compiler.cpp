@@ -357,6 +357,14 @@ void configure_worker_pool(const WorkerPoolSettings& settings)
   pool.prestart = settings.prestart;
   pool.idle_timeout = settings.idle_timeout;
   pool.reuse_per_sandbox = settings.reuse_per_sandbox;
+  if (!settings.toolchain.empty()) {
+    // Checked by the caller; a toolchain that cannot be resolved keeps the default.
+    if (auto tools = backends::resolve_toolchain(settings.toolchain); tools) {
+      core::CompileOptions defaults;
+      pool.profile = worker::WorkerProfile{backends::job_limits(defaults),
+                                           worker::default_worker_env({}, *tools), *tools};
+    }
+  }
   worker::Pool::global().configure(pool);
 }
 

@@ -90,6 +90,9 @@ struct WorkerPoolSettings {
   std::size_t prestart = 1;        // idle workers kept ready
   std::chrono::milliseconds idle_timeout{60'000}; // an idle worker older than this is reaped
   bool reuse_per_sandbox = false;  // keep a worker for successive compiles of one sandbox
+  // The prestarted workers' toolchain (a prefix or a registered name); empty:
+  // the system's, then that of the latest job.
+  std::string toolchain;
 };
 
 // Call before the first compile (later calls apply to workers started after).

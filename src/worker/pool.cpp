@@ -47,8 +47,12 @@ WorkerProfile Pool::default_profile() const
   if (m_settings.profile) {
     return *m_settings.profile;
   }
+  // The default limits and environment, with the toolchain jobs asked for
+  // last: a host whose users compile with another Elixir gets warm workers
+  // of that Elixir.
   core::CompileOptions defaults;
-  return WorkerProfile{backends::job_limits(defaults), default_worker_env(), nullptr};
+  return WorkerProfile{backends::job_limits(defaults), default_worker_env({}, m_last_toolchain),
+                       m_last_toolchain};
 }
 
 void Pool::configure(const PoolSettings& settings)
@@ -126,6 +130,10 @@ std::expected<Lease, core::Error> Pool::acquire(const WorkerProfile& profile,
     std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
   std::unique_lock lock(m_mutex);
   ensure_started(lock);
+  if (!m_settings.profile && profile.toolchain_identity() != (m_last_toolchain ? m_last_toolchain->identity
+                                                                                 : backends::toolchain_identity())) {
+    m_last_toolchain = profile.toolchain && !profile.toolchain->system ? profile.toolchain : nullptr;
+  }
   while (true) {
     // A worker bound to this sandbox, then an unbound one with this profile.
     auto take = [&](auto&& match) -> std::unique_ptr<Worker> {

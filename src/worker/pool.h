@@ -96,7 +96,8 @@ public:
   [[nodiscard]] bool prestarting() const;
   // The isolation every worker runs under.
   [[nodiscard]] jail::Isolation isolation();
-  // The profile prestarted workers get.
+  // The profile prestarted workers get: the configured one, else the default
+  // limits and environment with the toolchain of the latest job.
   [[nodiscard]] WorkerProfile default_profile() const;
 
   // The process-wide pool.
@@ -121,6 +122,7 @@ private:
   std::size_t m_starting = 0;
   std::size_t m_started_total = 0;
   std::chrono::steady_clock::time_point m_last_lease{};
+  backends::ToolchainRef m_last_toolchain; // of the latest job; prestarted workers get it
   std::once_flag m_runner_once;
   std::unique_ptr<jail::NamespaceRunner> m_runner;
 };

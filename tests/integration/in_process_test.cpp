@@ -65,7 +65,7 @@ protected:
     ::setenv("TMPDIR", (scratch() / "engine-tmp").c_str(), 1);
     fs::create_directories(scratch() / "engine-tmp");
     ::setenv("SANDBOX_STATE_DIR", state_dir().c_str(), 1);
-    compiler::configure_worker_pool({2, 1, std::chrono::milliseconds(60'000), false});
+    compiler::configure_worker_pool({2, 1, std::chrono::milliseconds(60'000), false, {}});
   }
   void TearDown() override
   {
@@ -281,7 +281,7 @@ TEST_F(InProcessTest, TwoSandboxesCompileConcurrentlyOnDistinctWorkers)
 TEST_F(InProcessTest, ReusedWorkerNeverServesAnotherSandbox)
 {
   compiler::shutdown_worker_pool();
-  compiler::configure_worker_pool({2, 1, std::chrono::milliseconds(60'000), true});
+  compiler::configure_worker_pool({2, 1, std::chrono::milliseconds(60'000), true, {}});
   auto a = make_sandbox("a", {{"lib/a.ex", "defmodule ReuseA do\n  def v, do: 1\nend\n"}});
   auto b = make_sandbox("b", {{"lib/b.ex", "defmodule ReuseB do\n  def v, do: 2\nend\n"}});
   auto first = compiler::compile_in_process(a, out("r1"));

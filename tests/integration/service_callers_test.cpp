@@ -199,6 +199,11 @@ TEST_F(ServiceCallers, OutputsOnlyWhereTheCallerMayWrite)
                              {"options", {{"package_mirror", named}}}});
     EXPECT_EQ(mirror["error"].value("option", ""), "package_mirror") << mirror.dump();
   }
+  // A prefix would run the caller's programs as the service: other users name
+  // a toolchain the operator registered.
+  auto prefix = as_caller({{"op", "compile"}, {"path", project},
+                           {"options", {{"toolchain", m_root_output.string()}}}});
+  EXPECT_EQ(prefix["error"].value("option", ""), "toolchain") << prefix.dump();
 }
 
 TEST_F(ServiceCallers, TheCallersOwnFilesWorkAndTheResultIsTheCallers)

@@ -6,6 +6,7 @@
 // and no other; a switch of toolchain is never a cache hit; bad prefixes are
 // one typed error from every command.
 
+#include "service_support.h"
 #include "support.h"
 
 #include <fstream>
@@ -289,5 +290,51 @@ TEST_F(BadToolchains, EachIsOneTypedErrorWithTheSameStatusFromEveryCommand)
     }
   }
 }
+
+} // namespace sandbox::test
+
+namespace sandbox::test {
+
+namespace {
+
+class ToolchainService : public ServiceTest {
+protected:
+  void SetUp() override
+  {
+    SKIP_WITHOUT_ELIXIR_1_18();
+    ServiceTest::SetUp();
+  }
+};
+
+// One service, two toolchains: each request gets a worker of its own
+// toolchain from the warm pool, in either order.
+TEST_F(ToolchainService, TheWarmPoolKeepsWorkersPerToolchain)
+{
+  start({"--workers", "2"});
+  const std::string code = "defmodule PerToolchain do\n"
+                           "  @encoded JSON.encode!([1, 2])\n"
+                           "  def encoded, do: @encoded\n"
+                           "end\n";
+  auto request = [&](const std::string& toolchain) {
+    json options = {{"timeout", 120'000}};
+    if (!toolchain.empty()) {
+      options["toolchain"] = toolchain;
+    }
+    Client client(socket_path());
+    return client.call({{"op", "compile_string"}, {"code", code}, {"filename", "per_toolchain.ex"},
+                        {"binaries", true}, {"options", options}});
+  };
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round);
+    auto modern = request(elixir_1_18()->string());
+    EXPECT_TRUE(modern.value("ok", false)) << modern.dump();
+    EXPECT_EQ(modern["toolchain"]["elixir"], "1.18.4") << modern.dump();
+    auto old = request("");
+    EXPECT_FALSE(old.value("ok", true)) << old.dump();
+    EXPECT_EQ(old["error"]["type"], "compilation_failed") << old.dump();
+  }
+}
+
+} // namespace
 
 } // namespace sandbox::test
