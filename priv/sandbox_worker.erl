@@ -186,7 +186,7 @@ compile_files(SourceDir, OutDir, Files, Options) ->
     'Elixir.Code':put_compiler_option(tracers, [?MODULE]),
     Paths = [filename:join(SourceDir, F) || F <- Files],
     Result = try
-                 'Elixir.Kernel.ParallelCompiler':compile_to_path(Paths, OutDir, [])
+                 'Elixir.Kernel.ParallelCompiler':compile_to_path(Paths, OutDir, compile_options())
              after
                  'Elixir.Code':put_compiler_option(tracers, []),
                  forget_code_paths(CodePaths)
@@ -202,6 +202,15 @@ compile_files(SourceDir, OutDir, Files, Options) ->
              References}
     end.
 
+%% Elixir 1.15 and later return structured diagnostics (maps with file,
+%% position {Line, Column}, severity and message) when asked; 1.14 has only
+%% its tuples.
+compile_options() ->
+    case 'Elixir.Version':compare('Elixir.System':version(), <<"1.15.0">>) of
+        lt -> [];
+        _ -> [{return_diagnostics, true}]
+    end.
+
 %% Elixir 1.14 gives [{File, Line, Message}]; later versions may give
 %% {File, {Line, Column}, Message} or diagnostic maps, and warnings as a map
 %% of compile and runtime warnings.
@@ -214,7 +223,11 @@ diagnostics(_, _, _) ->
 
 diagnostic(#{} = D, Severity, Dir) ->
     {Line, Column} = position(maps:get(position, D, 0)),
-    {relative(maps:get(file, D, <<>>), Dir), Line, Column,
+    File = case maps:get(file, D, nil) of
+               nil -> <<>>;
+               F -> F
+           end,
+    {relative(File, Dir), Line, Column,
      severity(maps:get(severity, D, Severity)), text(maps:get(message, D, <<>>))};
 diagnostic({File, Position, Message}, Severity, Dir) ->
     {Line, Column} = position(Position),

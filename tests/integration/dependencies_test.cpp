@@ -503,3 +503,43 @@ TEST_F(Dependencies, ACycleInTheLockAndAWeakerIsolationAreRefusedBeforeAnyBuild)
 } // namespace
 
 } // namespace sandbox::test
+
+namespace sandbox::test {
+
+namespace {
+
+// The same packages under Elixir 1.18: built by its Mix in the jail, stored
+// under another key than 1.14's builds, and run in a fresh 1.18 VM.
+TEST_F(Dependencies, HexDependenciesCompileUnderElixir118AndAreStoredApart)
+{
+  SKIP_WITHOUT_ELIXIR_1_18();
+  auto system = compile_with_mirror(shop("shop14", "shop14", "Shop14"));
+  ASSERT_EQ(system.exit_code, 0) << system.describe();
+  auto modern = compile_with_mirror(shop("shop18", "shop18", "Shop18"),
+                                    {"--toolchain", elixir_1_18()->string()});
+  ASSERT_EQ(modern.exit_code, 0) << modern.describe();
+  auto result = modern.json();
+  EXPECT_EQ(result["toolchain"]["elixir"], "1.18.4");
+  for (const auto& [name, dep] : by_name(result)) {
+    EXPECT_FALSE(dep["cached"].get<bool>()) << name << ": a 1.14 build served a 1.18 compile";
+  }
+  std::vector<std::string> argv = {elixir_1_18()->string() + "/bin/elixir", "-pa",
+                                   result_ebin(result).string()};
+  for (const auto& dep : result["dependencies"]) {
+    argv.push_back("-pa");
+    argv.push_back(dep["ebin"].get<std::string>());
+  }
+  argv.emplace_back("-e");
+  argv.emplace_back("IO.puts(Shop18.price(price: \"1.234\"))");
+  RunOptions options = with_timeout(60'000);
+  const char* path = std::getenv("PATH");
+  options.env["PATH"] = elixir_1_18()->string() + "/bin:" + (path != nullptr ? path : "/usr/bin:/bin");
+  auto ran = run_process(argv, options);
+  EXPECT_EQ(ran.out, "1.23\n") << ran.describe();
+  auto store = sandbox({"cache", "packages", "--json"});
+  EXPECT_EQ(store.json()["builds"], 6) << store.out;
+}
+
+} // namespace
+
+} // namespace sandbox::test
