@@ -255,7 +255,8 @@ std::expected<Location, std::string> locate(const std::vector<std::string>& cont
 {
   Location where;
   const char* runtime = std::getenv("XDG_RUNTIME_DIR");
-  if (runtime != nullptr && runtime[0] == '/') {
+  struct stat st{};
+  if (runtime != nullptr && runtime[0] == '/' && ::stat(runtime, &st) == 0 && S_ISDIR(st.st_mode)) {
     where.dir = std::string(runtime) + "/sandbox";
   } else {
     where.dir = (compiler::state_dir() / "run").string();
