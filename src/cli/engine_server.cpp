@@ -20,6 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -267,6 +268,9 @@ int Server::run()
                    m_settings.idle_exit_seconds));
   compiler::WorkerPoolSettings pool;
   pool.prestart = std::min(m_settings.prestart, pool.size);
+  // A warm worker waits as long as the engine does, not booted again each minute.
+  pool.idle_timeout = std::chrono::seconds(
+    std::max<long>(60, m_settings.idle_exit_seconds > 0 ? m_settings.idle_exit_seconds : kDefaultIdleExitSeconds));
   compiler::configure_worker_pool(pool);
   bool signalled = false;
   while (!m_stopping) {
