@@ -12,7 +12,11 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+#include <fstream>
 #include <iostream>
+#include <iterator>
+#include <thread>
 #include <memory>
 
 #include <unistd.h>
@@ -65,6 +69,20 @@ int print_status(const Io& io, const DaemonFlags& flags, const engine::Location&
   return kExitOk;
 }
 
+// Waits (5 s at most) until process `pid` has exited: gone, or a zombie.
+void wait_for_exit(long pid)
+{
+  for (int i = 0; i < 500; ++i) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    auto close = text.rfind(')');
+    if (!stat || close == std::string::npos || close + 2 >= text.size() || text[close + 2] == 'Z') {
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 std::optional<engine::Location> location(const Io& io, bool as_json)
 {
   auto where = engine::locate(engine::environment_contract(environ));
@@ -85,8 +103,7 @@ void register_daemon_commands(CLI::App& app, std::function<int()>& selected, con
 {
   auto flags = std::make_shared<DaemonFlags>();
   auto* daemon = app.add_subcommand(
-    "daemon", "The per-user background engine that compile, compile-file, compile-string, "
-              "incremental, scan and cache go to (docs/daemon.md)");
+    "daemon", "The background engine compiles, scans and cache commands run in: status, start, stop, run");
   daemon->require_subcommand(1);
 
   auto* status = daemon->add_subcommand("status", "Is an engine running for this environment, and which");
@@ -103,7 +120,14 @@ void register_daemon_commands(CLI::App& app, std::function<int()>& selected, con
   stop->callback([&selected, flags, io] {
     selected = [flags, io] {
       auto where = location(io, flags->json);
-      return where ? print_status(io, *flags, *where, ask(*where, "stop"), "stopped:") : kExitFailed;
+      if (!where) {
+        return kExitFailed;
+      }
+      auto stopped = ask(*where, "stop");
+      if (stopped) {
+        wait_for_exit(stopped->value("pid", 0L));
+      }
+      return print_status(io, *flags, *where, stopped, "stopped:");
     };
   });
 

@@ -222,11 +222,11 @@ void Server::serve(util::Fd client, ucred peer)
     send_frame(client.get(), frame::refused, "malformed request");
   } else if (m_stopping) {
     // Closed unanswered: the client starts a new engine.
-  } else if (request->identity != m_identity) {
+  } else if (request->kind == "run" && request->identity != m_identity) {
     line("a client of another version (" + request->identity + ") connected: stopping");
     stop_taking_requests();
     send_frame(client.get(), frame::version, m_identity);
-  } else if (request->environment != m_contract) {
+  } else if (request->kind == "run" && request->environment != m_contract) {
     send_frame(client.get(), frame::refused, "the engine was started with another environment");
   } else if (request->kind == "status") {
     send_frame(client.get(), frame::status, status_json());
