@@ -180,6 +180,38 @@ protected:
     EXPECT_EQ(a.size(), b.size()) << there.describe();
   }
 
+  // Two copies of an example: one for the engine, one for the in-process command.
+  std::pair<fs::path, fs::path> two_copies(const std::string& name)
+  {
+    auto there = copy_example(name);
+    auto here = scratch() / "local" / name;
+    fs::create_directories(here);
+    fs::copy(example_dir(name), here, fs::copy_options::recursive);
+    return {there, here};
+  }
+
+  // `args` with "" standing for the sandbox, run by the engine on `there` and
+  // in the process on `here`: the same status, stderr and result.
+  void expect_same_on(const std::vector<std::string>& args, const fs::path& there, const fs::path& here)
+  {
+    auto a = args;
+    *std::find(a.begin(), a.end(), "") = there.string();
+    auto b = args;
+    *std::find(b.begin(), b.end(), "") = here.string();
+    auto by_engine = engine(a);
+    auto in_process = local(b);
+    EXPECT_EQ(by_engine.exit_code, in_process.exit_code) << by_engine.describe() << in_process.describe();
+    EXPECT_EQ(by_engine.err, in_process.err);
+    auto x = comparable(by_engine.json());
+    auto y = comparable(in_process.json());
+    ASSERT_FALSE(y.is_discarded()) << in_process.describe();
+    // A partial round runs on the engine's warm worker pool, and says so.
+    if (x.contains("isolation") && x["isolation"]["mode"] == "jail (warm worker)") {
+      x["isolation"]["mode"] = "jail";
+    }
+    EXPECT_EQ(x, y) << by_engine.out << "\n" << in_process.out;
+  }
+
   std::vector<pid_t> m_seen;
   std::string m_socket;
 };
@@ -240,36 +272,56 @@ TEST_F(Daemon, CompileStringIsTheSame)
 
 TEST_F(Daemon, IncrementalAndCacheAreTheSame)
 {
-  auto engine_copy = copy_example("plain_lib");
-  auto local_copy = scratch() / "local" / "plain_lib";
-  fs::create_directories(local_copy);
-  fs::copy(example_dir("plain_lib"), local_copy, fs::copy_options::recursive);
-  auto both = [&](std::vector<std::string> args) {
-    auto a = args;
-    *std::find(a.begin(), a.end(), "") = engine_copy.string();
-    auto b = args;
-    *std::find(b.begin(), b.end(), "") = local_copy.string();
-    auto there = engine(a);
-    auto here = local(b);
-    EXPECT_EQ(there.exit_code, here.exit_code) << there.describe() << here.describe();
-    EXPECT_EQ(there.err, here.err);
-    auto x = comparable(there.json());
-    auto y = comparable(here.json());
-    ASSERT_FALSE(y.is_discarded()) << here.describe();
-    // A partial round runs on the engine's warm worker pool, and says so.
-    if (x.contains("isolation") && x["isolation"]["mode"] == "jail (warm worker)") {
-      x["isolation"]["mode"] = "jail";
-    }
-    EXPECT_EQ(x, y) << there.out << "\n" << here.out;
-  };
-  both({"incremental", "", "--compiler", "elixirc", "--json"});
-  both({"incremental", "", "--compiler", "elixirc", "--json"});
-  for (const auto& dir : {engine_copy, local_copy}) {
+  auto [there, here] = two_copies("plain_lib");
+  expect_same_on({"incremental", "", "--compiler", "elixirc", "--json"}, there, here);
+  expect_same_on({"incremental", "", "--compiler", "elixirc", "--json"}, there, here);
+  for (const auto& dir : {there, here}) {
     std::ofstream(dir / "lib" / "shapes_format.ex", std::ios::app) << "\ndefmodule Shapes.Extra do\n  def x, do: 1\nend\n";
   }
-  both({"incremental", "", "--compiler", "elixirc", "--json"});
-  both({"cache", "stats", "", "--json"});
-  both({"cache", "clear", "", "--json"});
+  expect_same_on({"incremental", "", "--compiler", "elixirc", "--json"}, there, here);
+  expect_same_on({"cache", "stats", "", "--json"}, there, here);
+  expect_same_on({"cache", "clear", "", "--json"}, there, here);
+}
+
+TEST_F(Daemon, EditsRenamesAndDeletesWhileTheEngineIsIdleAreSeen)
+{
+  auto [there, here] = two_copies("plain_lib");
+  const std::vector<std::string> incremental = {"incremental", "", "--compiler", "elixirc", "--json"};
+  expect_same_on(incremental, there, here);
+  for (const auto& dir : {there, here}) {
+    std::ofstream(dir / "lib" / "extra.ex") << "defmodule Shapes.Extra do\n  def x, do: 1\nend\n";
+  }
+  expect_same_on(incremental, there, here);
+  for (const auto& dir : {there, here}) {
+    fs::rename(dir / "lib" / "extra.ex", dir / "lib" / "renamed.ex");
+  }
+  expect_same_on(incremental, there, here);
+  for (const auto& dir : {there, here}) {
+    fs::remove(dir / "lib" / "renamed.ex");
+  }
+  auto last = engine({"incremental", there.string(), "--compiler", "elixirc", "--json"});
+  EXPECT_EQ(beam_names(last.json()), (std::vector<std::string>{"Elixir.Shapes.Format.beam", "Elixir.Shapes.beam"}))
+    << last.describe();
+}
+
+TEST_F(Daemon, AnEditMadeWhileTheEngineCompilesIsSeenByTheNextCommand)
+{
+  auto lib = copy_example("hello_mix");
+  ASSERT_EQ(engine({"incremental", lib.string(), "--json"}).exit_code, 0);
+  RunResult first;
+  std::thread compile([&] {
+    std::ofstream(lib / "lib" / "touch.ex") << "defmodule Touch do\n  def a, do: 1\nend\n";
+    first = engine({"incremental", lib.string(), "--json"});
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::ofstream(lib / "lib" / "late.ex") << "defmodule Late do\n  def b, do: 2\nend\n";
+  compile.join();
+  EXPECT_EQ(first.exit_code, 0) << first.describe();
+  auto next = engine({"incremental", lib.string(), "--json"});
+  ASSERT_EQ(next.exit_code, 0) << next.describe();
+  auto names = beam_names(next.json());
+  EXPECT_NE(std::find(names.begin(), names.end(), "Elixir.Late.beam"), names.end()) << next.describe();
+  EXPECT_NE(std::find(names.begin(), names.end(), "Elixir.Touch.beam"), names.end()) << next.describe();
 }
 
 TEST_F(Daemon, ConcurrentFirstUseStartsOneEngine)
