@@ -63,7 +63,13 @@ std::expected<void, std::string> spawn_engine(const Location& where, long idle_e
   }
   c_args.push_back(nullptr);
   c_env.push_back(nullptr);
-  int log = ::open(where.log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  // Appended to (an engine that is stopping may still write to it), and
+  // emptied once it passes 1 MiB.
+  int log = ::open(where.log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+  struct stat st{};
+  if (log >= 0 && ::fstat(log, &st) == 0 && st.st_size > (1 << 20)) {
+    [[maybe_unused]] int emptied = ::ftruncate(log, 0);
+  }
   int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   pid_t pid = ::fork();
   if (pid == 0) {
