@@ -2,6 +2,7 @@
 
 #include "compiler/engine_state.h"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -193,15 +194,36 @@ bool write_all(int fd, std::string_view bytes)
   return true;
 }
 
+namespace {
+
+// send() without SIGPIPE: a peer that went away is an error to handle, not
+// the end of this process.
+bool send_all(int fd, std::string_view bytes)
+{
+  while (!bytes.empty()) {
+    auto n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      return false;
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+} // namespace
+
 bool send_frame(int fd, char type, std::string_view payload)
 {
   std::string head(1, type);
   put_u32(head, static_cast<std::uint32_t>(payload.size()));
   if (payload.size() < 4096) {
     head.append(payload);
-    return write_all(fd, head);
+    return send_all(fd, head);
   }
-  return write_all(fd, head) && write_all(fd, payload);
+  return send_all(fd, head) && send_all(fd, payload);
 }
 
 bool read_frame(int fd, char& type, std::string& payload, std::uint32_t max_bytes)

@@ -46,6 +46,7 @@ std::string encode(const Request& request);
 std::optional<Request> decode(std::string_view payload);
 
 bool write_all(int fd, std::string_view bytes);
+// A frame on a socket (never SIGPIPE).
 bool send_frame(int fd, char type, std::string_view payload);
 // One frame; false at end of file, on an error or past `max_bytes`.
 bool read_frame(int fd, char& type, std::string& payload, std::uint32_t max_bytes = kMaxFrameBytes);

@@ -431,6 +431,17 @@ TEST_F(Daemon, ExitsWhenIdle)
   EXPECT_FALSE(fs::exists(socket_path()));
 }
 
+TEST_F(Daemon, CommandsRacingTheIdleExitSucceed)
+{
+  auto sandbox_dir = copy_example("hello_mix");
+  for (int i = 0; i < 6; ++i) {
+    auto run = engine({"scan", sandbox_dir.string(), "--json"}, with_env({{"SANDBOX_DAEMON_IDLE_EXIT", "1"}}));
+    EXPECT_EQ(run.exit_code, 0) << run.describe();
+    EXPECT_EQ(run.err, "") << run.describe();
+    std::this_thread::sleep_for(std::chrono::milliseconds(900 + 40 * i));
+  }
+}
+
 TEST_F(Daemon, AnEngineOfAnotherVersionIsStoppedAndReplaced)
 {
   // A copy of the binary is another build: another identity.
