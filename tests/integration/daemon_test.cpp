@@ -431,6 +431,24 @@ TEST_F(Daemon, ExitsWhenIdle)
   EXPECT_FALSE(fs::exists(socket_path()));
 }
 
+TEST_F(Daemon, ARequestTheEngineCannotServeRunsInTheProcessSayingSo)
+{
+  // A working directory that no longer exists cannot be sent.
+  auto sandbox_dir = copy_example("hello_mix");
+  auto gone = scratch() / "gone";
+  fs::create_directories(gone);
+  std::string script = "cd '" + gone.string() + "' && rmdir '" + gone.string() + "' && exec '" +
+                       sandbox_binary().string() + "' scan '" + sandbox_dir.string() + "' --json";
+  RunOptions options;
+  options.env = {{"XDG_RUNTIME_DIR", runtime_dir().string()}, {"SANDBOX_NO_DAEMON", std::nullopt},
+                 {"SANDBOX_STATE_DIR", state_dir().string()}, {"TMPDIR", job_root().string()}};
+  auto run = run_process({"/bin/sh", "-c", script}, options);
+  EXPECT_EQ(run.exit_code, 0) << run.describe();
+  EXPECT_TRUE(run.json().value("ok", false)) << run.describe();
+  EXPECT_NE(run.err.find("running in this process"), std::string::npos) << run.describe();
+  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.describe();
+}
+
 TEST_F(Daemon, CommandsRacingTheIdleExitSucceed)
 {
   auto sandbox_dir = copy_example("hello_mix");
