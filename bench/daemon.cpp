@@ -19,7 +19,8 @@ struct Env {
 };
 
 // argv with stdin from `input` (or /dev/null), output discarded; seconds.
-double timed(const std::vector<std::string>& argv, const Env& env, bool engine, const std::string& input = "")
+double timed(const std::vector<std::string>& argv, const Env& env, bool engine,
+             const std::string& input = "")
 {
   auto start = std::chrono::steady_clock::now();
   pid_t pid = ::fork();
@@ -71,7 +72,8 @@ int main()
   }
   fs::permissions(env.runtime, fs::perms::owner_all);
   auto project = root / "plain_lib";
-  fs::copy(fs::path(SANDBOX_SOURCE_DIR) / "examples/plain_lib", project, fs::copy_options::recursive);
+  fs::copy(fs::path(SANDBOX_SOURCE_DIR) / "examples/plain_lib", project,
+           fs::copy_options::recursive);
   auto module = (root / "greeter.ex").string();
   {
     std::FILE* file = std::fopen(module.c_str(), "w");
@@ -82,11 +84,13 @@ int main()
   fs::create_directories(out);
   const std::string bin = SANDBOX_BINARY;
   const std::vector<std::string> scan = {bin, "scan", project.string()};
-  const std::vector<std::string> incremental = {bin, "incremental", project.string(), "--compiler", "elixirc"};
-  const std::vector<std::string> compile_string = {bin, "compile-string", "--filename", "greeter.ex", "--out", out};
+  const std::vector<std::string> incremental = {bin, "incremental", project.string(), "--compiler",
+                                                "elixirc"};
+  const std::vector<std::string> compile_string = {bin,          "compile-string", "--filename",
+                                                   "greeter.ex", "--out",          out};
 
   timed({bin, "daemon", "start"}, env, true);
-  timed(incremental, env, false); // the first, full compile
+  timed(incremental, env, false);                       // the first, full compile
   std::this_thread::sleep_for(std::chrono::seconds(2)); // the engine's warm worker boots
 
   constexpr int kRuns = 5;
@@ -96,7 +100,8 @@ int main()
   double inc_local = median_ms(kRuns, [&] { return timed(incremental, env, false); });
   double inc_engine = median_ms(kRuns, [&] { return timed(incremental, env, true); });
   double cs_local = median_ms(kRuns, [&] { return timed(compile_string, env, false, module); });
-  double cs_engine = median_ms(kRuns, [&] { return timed(compile_string, env, true, module); }, 2500);
+  double cs_engine = median_ms(
+      kRuns, [&] { return timed(compile_string, env, true, module); }, 2500);
   timed({bin, "daemon", "stop"}, env, true);
   fs::remove_all(root);
 

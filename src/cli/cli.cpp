@@ -2,15 +2,15 @@
 
 #include "cli/commands.h"
 
-#include <CLI/CLI.hpp>
 #include <openssl/crypto.h>
-#include <fmt/format.h>
+#include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstring>
+#include <fmt/format.h>
 #include <iostream>
 #include <sstream>
-#include <unistd.h>
 #include <vector>
 
 namespace sandbox::cli {

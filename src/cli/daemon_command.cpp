@@ -9,17 +9,16 @@
 #include "cli/engine_server.h"
 #include "util/json.h"
 
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include <chrono>
+#include <fmt/format.h>
 #include <fstream>
 #include <iostream>
 #include <iterator>
-#include <thread>
 #include <memory>
-
-#include <unistd.h>
+#include <nlohmann/json.hpp>
+#include <thread>
 
 namespace sandbox::cli {
 
@@ -52,17 +51,18 @@ std::optional<json> ask(const engine::Location& where, const std::string& kind)
 int print_status(const Io& io, const DaemonFlags& flags, const engine::Location& where,
                  const std::optional<json>& status, const char* verb)
 {
-  json out = {{"ok", true}, {"running", status.has_value()}, {"socket", where.socket}, {"log", where.log}};
+  json out = {
+      {"ok", true}, {"running", status.has_value()}, {"socket", where.socket}, {"log", where.log}};
   if (status) {
     out.update(*status);
   }
   if (flags.json) {
     io.out() << util::dump_json(out) << "\n";
   } else if (status) {
-    io.out() << fmt::format("{} background engine pid {} ({}), socket {}, {} commands, idle exit {} s\n",
-                            verb, (*status)["pid"].get<long>(), (*status)["version"].get<std::string>(),
-                            where.socket, (*status)["commands"].get<long>(),
-                            (*status)["idle_exit"].get<long>());
+    io.out() << fmt::format(
+        "{} background engine pid {} ({}), socket {}, {} commands, idle exit {} s\n", verb,
+        (*status)["pid"].get<long>(), (*status)["version"].get<std::string>(), where.socket,
+        (*status)["commands"].get<long>(), (*status)["idle_exit"].get<long>());
   } else {
     io.out() << fmt::format("no background engine running (socket {})\n", where.socket);
   }
@@ -88,7 +88,9 @@ std::optional<engine::Location> location(const Io& io, bool as_json)
   auto where = engine::locate(engine::environment_contract(environ));
   if (!where) {
     if (as_json) {
-      io.out() << util::dump_json(json{{"ok", false}, {"error", {{"type", "daemon_unavailable"}, {"reason", where.error()}}}})
+      io.out() << util::dump_json(
+                      json{{"ok", false},
+                           {"error", {{"type", "daemon_unavailable"}, {"reason", where.error()}}}})
                << "\n";
     }
     io.err() << "sandbox daemon: " << where.error() << "\n";
@@ -103,15 +105,18 @@ void register_daemon_commands(CLI::App& app, std::function<int()>& selected, con
 {
   auto flags = std::make_shared<DaemonFlags>();
   auto* daemon = app.add_subcommand(
-    "daemon", "The background engine compiles, scans and cache commands run in: status, start, stop, run");
+      "daemon",
+      "The background engine compiles, scans and cache commands run in: status, start, stop, run");
   daemon->require_subcommand(1);
 
-  auto* status = daemon->add_subcommand("status", "Is an engine running for this environment, and which");
+  auto* status =
+      daemon->add_subcommand("status", "Is an engine running for this environment, and which");
   status->add_flag("--json", flags->json, "Print one JSON object");
   status->callback([&selected, flags, io] {
     selected = [flags, io] {
       auto where = location(io, flags->json);
-      return where ? print_status(io, *flags, *where, ask(*where, "status"), "running:") : kExitFailed;
+      return where ? print_status(io, *flags, *where, ask(*where, "status"), "running:")
+                   : kExitFailed;
     };
   });
 
@@ -132,7 +137,8 @@ void register_daemon_commands(CLI::App& app, std::function<int()>& selected, con
   });
 
   auto* start = daemon->add_subcommand("start", "Start the engine now unless one is running");
-  start->add_option("--idle-exit", flags->idle_exit, "Seconds without a command before it exits (default 900; 0: never)");
+  start->add_option("--idle-exit", flags->idle_exit,
+                    "Seconds without a command before it exits (default 900; 0: never)");
   start->add_flag("--json", flags->json, "Print one JSON object");
   start->callback([&selected, flags, io] {
     selected = [flags, io] {
@@ -148,9 +154,12 @@ void register_daemon_commands(CLI::App& app, std::function<int()>& selected, con
     };
   });
 
-  auto* run = daemon->add_subcommand("run", "Run the engine in the foreground (what start runs detached)");
-  run->add_option("--socket", flags->socket, "Socket path (default: this environment's, see daemon status)");
-  run->add_option("--idle-exit", flags->idle_exit, "Seconds without a command before it exits (default 900; 0: never)");
+  auto* run =
+      daemon->add_subcommand("run", "Run the engine in the foreground (what start runs detached)");
+  run->add_option("--socket", flags->socket,
+                  "Socket path (default: this environment's, see daemon status)");
+  run->add_option("--idle-exit", flags->idle_exit,
+                  "Seconds without a command before it exits (default 900; 0: never)");
   run->add_option("--prestart", flags->prestart, "Warm in_process workers kept ready (default 1)");
   run->callback([&selected, flags, io] {
     selected = [flags, io] {

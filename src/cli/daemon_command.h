@@ -2,7 +2,6 @@
 // `sandbox daemon status|stop|start|run`.
 
 #include <CLI/CLI.hpp>
-
 #include <functional>
 
 namespace sandbox::cli {

@@ -51,7 +51,8 @@ std::expected<void, std::string> spawn_engine(const Location& where, long idle_e
   if (self.empty()) {
     self = "sandbox";
   }
-  std::vector<std::string> args = {self, "daemon", "run", "--socket", where.socket, "--idle-exit", idle};
+  std::vector<std::string> args = {self,         "daemon",      "run", "--socket",
+                                   where.socket, "--idle-exit", idle};
   auto env = environment_contract(environ);
   std::vector<char*> c_args;
   std::vector<char*> c_env;
@@ -66,7 +67,7 @@ std::expected<void, std::string> spawn_engine(const Location& where, long idle_e
   // Appended to (an engine that is stopping may still write to it), and
   // emptied once it passes 1 MiB.
   int log = ::open(where.log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-  struct stat st{};
+  struct stat st {};
   if (log >= 0 && ::fstat(log, &st) == 0 && st.st_size > (1 << 20)) {
     [[maybe_unused]] int emptied = ::ftruncate(log, 0);
   }
@@ -109,7 +110,7 @@ std::expected<void, std::string> spawn_engine(const Location& where, long idle_e
 
 std::expected<util::Fd, std::string> connect_engine(const Location& where)
 {
-  struct stat st{};
+  struct stat st {};
   if (::lstat(where.socket.c_str(), &st) != 0) {
     return std::unexpected(errno_text(where.socket));
   }
@@ -128,7 +129,8 @@ std::expected<util::Fd, std::string> connect_engine(const Location& where)
   }
   ucred peer{};
   socklen_t size = sizeof peer;
-  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0 || peer.uid != ::geteuid()) {
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0 ||
+      peer.uid != ::geteuid()) {
     return std::unexpected(where.socket + ": the engine is not this user's");
   }
   return fd;
@@ -152,7 +154,7 @@ std::expected<util::Fd, std::string> connect_or_start(const Location& where, lon
   if (auto fd = connect_engine(where)) {
     return fd;
   }
-  struct stat st{};
+  struct stat st {};
   if (::lstat(where.socket.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode) || st.st_uid != ::geteuid()) {
       return std::unexpected(where.socket + " is not a socket of this user");
@@ -172,7 +174,8 @@ std::expected<util::Fd, std::string> connect_or_start(const Location& where, lon
     }
     last = fd.error();
   }
-  return std::unexpected("the engine did not start within 10 s (" + last + "; log: " + where.log + ")");
+  return std::unexpected("the engine did not start within 10 s (" + last + "; log: " + where.log +
+                         ")");
 }
 
 Answer exchange(int fd, const Request& request)

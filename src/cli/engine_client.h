@@ -19,13 +19,14 @@ std::expected<util::Fd, std::string> connect_engine(const Location& where);
 // Connects, starting an engine first when none answers: under the lock, a
 // stale socket is removed and `sandbox daemon run` started detached (its own
 // session, stdio to the log), then waited for (10 s at most).
-std::expected<util::Fd, std::string> connect_or_start(const Location& where, long idle_exit_seconds);
+std::expected<util::Fd, std::string> connect_or_start(const Location& where,
+                                                      long idle_exit_seconds);
 
 // What an engine answered to one request.
 struct Answer {
-  bool accepted = false;            // the command started there
-  std::optional<int> exit_status;   // it finished
-  std::string out, err, status;     // its stdout, stderr; a status object
+  bool accepted = false;                    // the command started there
+  std::optional<int> exit_status;           // it finished
+  std::string out, err, status;             // its stdout, stderr; a status object
   std::optional<std::string> other_version; // the engine is another version and stops
   std::optional<std::string> refused;       // why it cannot serve the request
 };

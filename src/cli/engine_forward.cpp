@@ -35,8 +35,8 @@ bool engine_disabled(int argc, char** argv)
 // The subcommand, when it is one the engine serves and no help or version is asked for.
 std::string_view served_command(int argc, char** argv)
 {
-  static constexpr std::string_view kServed[] = {"compile", "compile-file", "compile-string",
-                                                 "incremental", "scan", "cache"};
+  static constexpr std::string_view kServed[] = {"compile",     "compile-file", "compile-string",
+                                                 "incremental", "scan",         "cache"};
   std::string_view command;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
@@ -125,8 +125,9 @@ std::optional<int> forward_to_engine(int argc, char** argv, std::optional<std::s
       why = "the background engine stopped during the command";
       break;
     }
-    why = answer.other_version ? "the background engine is another version (" + *answer.other_version + ")"
-                               : "the background engine closed the connection";
+    why = answer.other_version
+              ? "the background engine is another version (" + *answer.other_version + ")"
+              : "the background engine closed the connection";
   }
   note(why);
   return std::nullopt;

@@ -7,9 +7,6 @@
 #include "jail/cancel.h"
 #include "util/fd.h"
 
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
-
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -25,7 +22,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <fmt/format.h>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -39,15 +38,15 @@ namespace {
 std::int64_t now_ms()
 {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
-    .count();
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 class Server {
 public:
   Server(const ServerSettings& settings, std::ostream& log)
-    : m_settings(settings), m_log(log), m_identity(identity()),
-      m_contract(environment_contract(environ)), m_started(std::chrono::system_clock::now())
+      : m_settings(settings), m_log(log), m_identity(identity()),
+        m_contract(environment_contract(environ)), m_started(std::chrono::system_clock::now())
   {
   }
 
@@ -62,8 +61,9 @@ private:
 
   bool owns_socket() const
   {
-    struct stat st{};
-    return ::lstat(m_settings.socket.c_str(), &st) == 0 && st.st_ino == m_inode && st.st_dev == m_device;
+    struct stat st {};
+    return ::lstat(m_settings.socket.c_str(), &st) == 0 && st.st_ino == m_inode &&
+           st.st_dev == m_device;
   }
 
   // The socket is removed once the engine stops taking requests, so the next
@@ -114,7 +114,7 @@ util::Fd Server::listen_socket()
   auto mask = ::umask(077);
   int bound = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address);
   ::umask(mask);
-  struct stat st{};
+  struct stat st {};
   if (bound != 0 || ::chmod(temporary.c_str(), 0600) != 0 || ::listen(fd.get(), 128) != 0 ||
       ::lstat(temporary.c_str(), &st) != 0 ||
       ::rename(temporary.c_str(), m_settings.socket.c_str()) != 0) {
@@ -129,22 +129,24 @@ util::Fd Server::listen_socket()
 
 std::string Server::status_json() const
 {
-  return nlohmann::json{
-    {"pid", ::getpid()},
-    {"version", SANDBOX_VERSION},
-    {"identity", m_identity},
-    {"socket", m_settings.socket},
-    {"idle_exit", m_settings.idle_exit_seconds},
-    {"uptime_ms", std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now() - m_started).count()},
-    {"commands", m_commands.load()}}
-    .dump();
+  return nlohmann::json{{"pid", ::getpid()},
+                        {"version", SANDBOX_VERSION},
+                        {"identity", m_identity},
+                        {"socket", m_settings.socket},
+                        {"idle_exit", m_settings.idle_exit_seconds},
+                        {"uptime_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::system_clock::now() - m_started)
+                                          .count()},
+                        {"commands", m_commands.load()}}
+      .dump();
 }
 
 void Server::serve_request(int fd, const Request& request, const ucred& peer)
 {
   // The client's working directory and umask, for this thread only.
   if (::unshare(CLONE_FS) != 0 || ::chdir(request.cwd.c_str()) != 0) {
-    send_frame(fd, frame::refused, fmt::format("cannot enter {}: {}", request.cwd, std::strerror(errno)));
+    send_frame(fd, frame::refused,
+               fmt::format("cannot enter {}: {}", request.cwd, std::strerror(errno)));
     return;
   }
   ::umask(request.umask);
@@ -179,7 +181,8 @@ void Server::serve_request(int fd, const Request& request, const ucred& peer)
   {
     jail::ScopedCancellation cancellation(token);
     try {
-      status = run_command(static_cast<int>(args.size()), argv.data(), Io{&input, &out, &err, request.out_terminal});
+      status = run_command(static_cast<int>(args.size()), argv.data(),
+                           Io{&input, &out, &err, request.out_terminal});
     } catch (const std::exception& e) {
       failure = e.what();
     }
@@ -269,8 +272,9 @@ int Server::run()
   compiler::WorkerPoolSettings pool;
   pool.prestart = std::min(m_settings.prestart, pool.size);
   // A warm worker waits as long as the engine does, not booted again each minute.
-  pool.idle_timeout = std::chrono::seconds(
-    std::max<long>(60, m_settings.idle_exit_seconds > 0 ? m_settings.idle_exit_seconds : kDefaultIdleExitSeconds));
+  pool.idle_timeout = std::chrono::seconds(std::max<long>(60, m_settings.idle_exit_seconds > 0
+                                                                  ? m_settings.idle_exit_seconds
+                                                                  : kDefaultIdleExitSeconds));
   compiler::configure_worker_pool(pool);
   bool signalled = false;
   while (!m_stopping) {

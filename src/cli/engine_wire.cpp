@@ -116,7 +116,7 @@ std::expected<void, std::string> private_dir(const std::string& dir)
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return std::unexpected(dir + ": " + std::strerror(errno));
   }
-  struct stat st{};
+  struct stat st {};
   if (::lstat(dir.c_str(), &st) != 0) {
     return std::unexpected(dir + ": " + std::strerror(errno));
   }
@@ -129,7 +129,8 @@ std::expected<void, std::string> private_dir(const std::string& dir)
 // Creates the missing directories of `dir` (0700 each).
 void make_parents(const std::string& dir)
 {
-  for (auto slash = dir.find('/', 1); slash != std::string::npos; slash = dir.find('/', slash + 1)) {
+  for (auto slash = dir.find('/', 1); slash != std::string::npos;
+       slash = dir.find('/', slash + 1)) {
     ::mkdir(dir.substr(0, slash).c_str(), 0700);
   }
 }
@@ -243,15 +244,15 @@ bool read_frame(int fd, char& type, std::string& payload, std::uint32_t max_byte
 
 std::string identity()
 {
-  struct stat st{};
+  struct stat st {};
   if (::stat("/proc/self/exe", &st) != 0) {
     return std::string(SANDBOX_VERSION) + " (binary unknown)";
   }
   char text[160];
   std::snprintf(text, sizeof text, "%s %llx:%llx:%lld:%lld.%09ld", SANDBOX_VERSION,
-                static_cast<unsigned long long>(st.st_dev), static_cast<unsigned long long>(st.st_ino),
-                static_cast<long long>(st.st_size), static_cast<long long>(st.st_mtim.tv_sec),
-                st.st_mtim.tv_nsec);
+                static_cast<unsigned long long>(st.st_dev),
+                static_cast<unsigned long long>(st.st_ino), static_cast<long long>(st.st_size),
+                static_cast<long long>(st.st_mtim.tv_sec), st.st_mtim.tv_nsec);
   return text;
 }
 
@@ -277,7 +278,7 @@ std::expected<Location, std::string> locate(const std::vector<std::string>& cont
 {
   Location where;
   const char* runtime = std::getenv("XDG_RUNTIME_DIR");
-  struct stat st{};
+  struct stat st {};
   if (runtime != nullptr && runtime[0] == '/' && ::stat(runtime, &st) == 0 && S_ISDIR(st.st_mode)) {
     where.dir = std::string(runtime) + "/sandbox";
   } else {
@@ -288,7 +289,8 @@ std::expected<Location, std::string> locate(const std::vector<std::string>& cont
     return std::unexpected(made.error());
   }
   char name[40];
-  std::snprintf(name, sizeof name, "/engine-%016llx", static_cast<unsigned long long>(fnv1a(contract)));
+  std::snprintf(name, sizeof name, "/engine-%016llx",
+                static_cast<unsigned long long>(fnv1a(contract)));
   where.socket = where.dir + name + ".sock";
   where.lock = where.dir + name + ".lock";
   where.log = where.dir + name + ".log";

@@ -20,23 +20,23 @@ namespace sandbox::cli::engine {
 
 namespace frame {
 constexpr char request = 'R';
-constexpr char accepted = 'A';  // the command is about to run
-constexpr char out = 'O';       // stdout bytes
-constexpr char err = 'E';       // stderr bytes
-constexpr char exit = 'X';      // exit status, as decimal text
-constexpr char status = 'S';    // the engine's status, a JSON object
-constexpr char version = 'V';   // the engine is another version (payload: its identity); it stops
-constexpr char refused = 'N';   // the engine cannot serve this request (payload: why)
+constexpr char accepted = 'A'; // the command is about to run
+constexpr char out = 'O';      // stdout bytes
+constexpr char err = 'E';      // stderr bytes
+constexpr char exit = 'X';     // exit status, as decimal text
+constexpr char status = 'S';   // the engine's status, a JSON object
+constexpr char version = 'V';  // the engine is another version (payload: its identity); it stops
+constexpr char refused = 'N';  // the engine cannot serve this request (payload: why)
 } // namespace frame
 
 constexpr std::uint32_t kMaxFrameBytes = 256u << 20;
 
 struct Request {
-  std::string kind = "run";     // run, status or stop
-  std::string identity;         // the client's identity(); another is told to stop
-  std::string cwd;              // relative paths are resolved against it
+  std::string kind = "run"; // run, status or stop
+  std::string identity;     // the client's identity(); another is told to stop
+  std::string cwd;          // relative paths are resolved against it
   std::uint32_t umask = 022;
-  bool out_terminal = false;    // the client's stdout is a terminal
+  bool out_terminal = false; // the client's stdout is a terminal
   std::vector<std::string> argv;
   std::vector<std::string> environment; // environment_contract() of the client
   std::optional<std::string> input;     // stdin, for the commands that read it

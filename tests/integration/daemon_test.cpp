@@ -62,8 +62,8 @@ json comparable(json result)
   if (!result.is_object()) {
     return result;
   }
-  for (const char* key : {"compilation_time", "temp_dir", "resource_usage", "average_compilation_time",
-                          "total_compilation_time"}) {
+  for (const char* key : {"compilation_time", "temp_dir", "resource_usage",
+                          "average_compilation_time", "total_compilation_time"}) {
     result.erase(key);
   }
   if (result.contains("beam_files")) {
@@ -159,7 +159,8 @@ protected:
   {
     auto here = local(args, options);
     auto there = engine(args, options);
-    EXPECT_EQ(there.exit_code, here.exit_code) << there.describe() << "\n=== in process:\n" << here.describe();
+    EXPECT_EQ(there.exit_code, here.exit_code) << there.describe() << "\n=== in process:\n"
+                                               << here.describe();
     EXPECT_EQ(there.err, here.err);
     EXPECT_EQ(there.out, here.out);
   }
@@ -169,7 +170,8 @@ protected:
   {
     auto here = local(args, options);
     auto there = engine(args, options);
-    EXPECT_EQ(there.exit_code, here.exit_code) << there.describe() << "\n=== in process:\n" << here.describe();
+    EXPECT_EQ(there.exit_code, here.exit_code) << there.describe() << "\n=== in process:\n"
+                                               << here.describe();
     EXPECT_EQ(there.err, here.err);
     ASSERT_FALSE(here.json().is_discarded()) << here.describe();
     auto a = comparable(here.json());
@@ -192,7 +194,8 @@ protected:
 
   // `args` with "" standing for the sandbox, run by the engine on `there` and
   // in the process on `here`: the same status, stderr and result.
-  void expect_same_on(const std::vector<std::string>& args, const fs::path& there, const fs::path& here)
+  void expect_same_on(const std::vector<std::string>& args, const fs::path& there,
+                      const fs::path& here)
   {
     auto a = args;
     *std::find(a.begin(), a.end(), "") = there.string();
@@ -200,7 +203,8 @@ protected:
     *std::find(b.begin(), b.end(), "") = here.string();
     auto by_engine = engine(a);
     auto in_process = local(b);
-    EXPECT_EQ(by_engine.exit_code, in_process.exit_code) << by_engine.describe() << in_process.describe();
+    EXPECT_EQ(by_engine.exit_code, in_process.exit_code)
+        << by_engine.describe() << in_process.describe();
     EXPECT_EQ(by_engine.err, in_process.err);
     auto x = comparable(by_engine.json());
     auto y = comparable(in_process.json());
@@ -223,7 +227,10 @@ TEST_F(Daemon, ScanIsTheSameWithAndWithoutTheEngine)
   expect_same({"scan", sandbox_dir.string()});
   // A relative path is resolved against the caller's working directory.
   expect_same({"scan", "hello_mix", "--json"}, in_dir(sandbox_dir.parent_path()));
-  auto hostile = make_sandbox("hostile", {{"lib/evil.ex", "defmodule Evil do\n  def run, do: System.cmd(\"rm\", [\"-rf\", \"/\"])\nend\n"}});
+  auto hostile = make_sandbox(
+      "hostile",
+      {{"lib/evil.ex",
+        "defmodule Evil do\n  def run, do: System.cmd(\"rm\", [\"-rf\", \"/\"])\nend\n"}});
   expect_same({"scan", hostile.string(), "--json"});
   EXPECT_NE(engine_pid(), 0);
 }
@@ -232,7 +239,8 @@ TEST_F(Daemon, CompileAndCompileFileAreTheSame)
 {
   auto lib = copy_example("plain_lib");
   expect_same_json({"compile", lib.string(), "--compiler", "elixirc", "--json"});
-  expect_same_json({"compile", "plain_lib", "--compiler", "elixirc", "--json"}, in_dir(lib.parent_path()));
+  expect_same_json({"compile", "plain_lib", "--compiler", "elixirc", "--json"},
+                   in_dir(lib.parent_path()));
   expect_same_json({"compile-file", "lib/shapes_format.ex", "--json"}, in_dir(lib));
 }
 
@@ -254,10 +262,12 @@ TEST_F(Daemon, CompileStringIsTheSame)
   auto out_there = scratch() / "out-there";
   fs::create_directories(out_here);
   fs::create_directories(out_there);
-  auto here = local({"compile-string", "--filename", "greeter.ex", "--out", out_here.string(), "--json"},
-                    with_stdin(kModule));
-  auto there = engine({"compile-string", "--filename", "greeter.ex", "--out", "out-there", "--json"},
-                      in_dir(scratch(), kModule));
+  auto here =
+      local({"compile-string", "--filename", "greeter.ex", "--out", out_here.string(), "--json"},
+            with_stdin(kModule));
+  auto there =
+      engine({"compile-string", "--filename", "greeter.ex", "--out", "out-there", "--json"},
+             in_dir(scratch(), kModule));
   ASSERT_EQ(here.exit_code, 0) << here.describe();
   ASSERT_EQ(there.exit_code, 0) << there.describe();
   EXPECT_EQ(there.err, here.err);
@@ -276,7 +286,8 @@ TEST_F(Daemon, IncrementalAndCacheAreTheSame)
   expect_same_on({"incremental", "", "--compiler", "elixirc", "--json"}, there, here);
   expect_same_on({"incremental", "", "--compiler", "elixirc", "--json"}, there, here);
   for (const auto& dir : {there, here}) {
-    std::ofstream(dir / "lib" / "shapes_format.ex", std::ios::app) << "\ndefmodule Shapes.Extra do\n  def x, do: 1\nend\n";
+    std::ofstream(dir / "lib" / "shapes_format.ex", std::ios::app)
+        << "\ndefmodule Shapes.Extra do\n  def x, do: 1\nend\n";
   }
   expect_same_on({"incremental", "", "--compiler", "elixirc", "--json"}, there, here);
   expect_same_on({"cache", "stats", "", "--json"}, there, here);
@@ -286,7 +297,8 @@ TEST_F(Daemon, IncrementalAndCacheAreTheSame)
 TEST_F(Daemon, EditsRenamesAndDeletesWhileTheEngineIsIdleAreSeen)
 {
   auto [there, here] = two_copies("plain_lib");
-  const std::vector<std::string> incremental = {"incremental", "", "--compiler", "elixirc", "--json"};
+  const std::vector<std::string> incremental = {"incremental", "", "--compiler", "elixirc",
+                                                "--json"};
   expect_same_on(incremental, there, here);
   for (const auto& dir : {there, here}) {
     std::ofstream(dir / "lib" / "extra.ex") << "defmodule Shapes.Extra do\n  def x, do: 1\nend\n";
@@ -300,8 +312,9 @@ TEST_F(Daemon, EditsRenamesAndDeletesWhileTheEngineIsIdleAreSeen)
     fs::remove(dir / "lib" / "renamed.ex");
   }
   auto last = engine({"incremental", there.string(), "--compiler", "elixirc", "--json"});
-  EXPECT_EQ(beam_names(last.json()), (std::vector<std::string>{"Elixir.Shapes.Format.beam", "Elixir.Shapes.beam"}))
-    << last.describe();
+  EXPECT_EQ(beam_names(last.json()),
+            (std::vector<std::string>{"Elixir.Shapes.Format.beam", "Elixir.Shapes.beam"}))
+      << last.describe();
 }
 
 TEST_F(Daemon, AnEditMadeWhileTheEngineCompilesIsSeenByTheNextCommand)
@@ -320,8 +333,10 @@ TEST_F(Daemon, AnEditMadeWhileTheEngineCompilesIsSeenByTheNextCommand)
   auto next = engine({"incremental", lib.string(), "--json"});
   ASSERT_EQ(next.exit_code, 0) << next.describe();
   auto names = beam_names(next.json());
-  EXPECT_NE(std::find(names.begin(), names.end(), "Elixir.Late.beam"), names.end()) << next.describe();
-  EXPECT_NE(std::find(names.begin(), names.end(), "Elixir.Touch.beam"), names.end()) << next.describe();
+  EXPECT_NE(std::find(names.begin(), names.end(), "Elixir.Late.beam"), names.end())
+      << next.describe();
+  EXPECT_NE(std::find(names.begin(), names.end(), "Elixir.Touch.beam"), names.end())
+      << next.describe();
 }
 
 TEST_F(Daemon, ConcurrentFirstUseStartsOneEngine)
@@ -370,7 +385,9 @@ TEST_F(Daemon, KilledDuringACommandTheCommandStillSucceeds)
   ASSERT_EQ(engine({"daemon", "start"}).exit_code, 0);
   pid_t first = engine_pid();
   RunResult run;
-  std::thread command([&] { run = engine({"compile", lib.string(), "--compiler", "mix", "--json"}); });
+  std::thread command([&] {
+    run = engine({"compile", lib.string(), "--compiler", "mix", "--json"});
+  });
   std::this_thread::sleep_for(std::chrono::milliseconds(400));
   ::kill(first, SIGKILL);
   command.join();
@@ -389,7 +406,8 @@ TEST_F(Daemon, StaleSocketIsReplaced)
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0) << std::strerror(errno);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0)
+      << std::strerror(errno);
   ::close(fd);
   auto sandbox_dir = copy_example("hello_mix");
   auto run = engine({"scan", sandbox_dir.string(), "--json"});
@@ -410,7 +428,8 @@ TEST_F(Daemon, StatusStartAndStop)
   EXPECT_EQ(engine_pid(), pid);
   EXPECT_EQ(fs::status(socket_path()).permissions() & fs::perms::all,
             fs::perms::owner_read | fs::perms::owner_write);
-  EXPECT_EQ(fs::status(fs::path(socket_path()).parent_path()).permissions() & fs::perms::all, fs::perms::owner_all);
+  EXPECT_EQ(fs::status(fs::path(socket_path()).parent_path()).permissions() & fs::perms::all,
+            fs::perms::owner_all);
   auto human = engine({"daemon", "status"});
   EXPECT_NE(human.out.find(std::to_string(pid)), std::string::npos) << human.describe();
   auto stopped = engine({"daemon", "stop"});
@@ -440,8 +459,10 @@ TEST_F(Daemon, ARequestTheEngineCannotServeRunsInTheProcessSayingSo)
   std::string script = "cd '" + gone.string() + "' && rmdir '" + gone.string() + "' && exec '" +
                        sandbox_binary().string() + "' scan '" + sandbox_dir.string() + "' --json";
   RunOptions options;
-  options.env = {{"XDG_RUNTIME_DIR", runtime_dir().string()}, {"SANDBOX_NO_DAEMON", std::nullopt},
-                 {"SANDBOX_STATE_DIR", state_dir().string()}, {"TMPDIR", job_root().string()}};
+  options.env = {{"XDG_RUNTIME_DIR", runtime_dir().string()},
+                 {"SANDBOX_NO_DAEMON", std::nullopt},
+                 {"SANDBOX_STATE_DIR", state_dir().string()},
+                 {"TMPDIR", job_root().string()}};
   auto run = run_process({"/bin/sh", "-c", script}, options);
   EXPECT_EQ(run.exit_code, 0) << run.describe();
   EXPECT_TRUE(run.json().value("ok", false)) << run.describe();
@@ -453,7 +474,8 @@ TEST_F(Daemon, CommandsRacingTheIdleExitSucceed)
 {
   auto sandbox_dir = copy_example("hello_mix");
   for (int i = 0; i < 6; ++i) {
-    auto run = engine({"scan", sandbox_dir.string(), "--json"}, with_env({{"SANDBOX_DAEMON_IDLE_EXIT", "1"}}));
+    auto run = engine({"scan", sandbox_dir.string(), "--json"},
+                      with_env({{"SANDBOX_DAEMON_IDLE_EXIT", "1"}}));
     EXPECT_EQ(run.exit_code, 0) << run.describe();
     EXPECT_EQ(run.err, "") << run.describe();
     std::this_thread::sleep_for(std::chrono::milliseconds(900 + 40 * i));
@@ -463,7 +485,8 @@ TEST_F(Daemon, CommandsRacingTheIdleExitSucceed)
 TEST_F(Daemon, AnEngineOfAnotherVersionIsStoppedAndReplaced)
 {
   // A copy of the binary is another build: another identity.
-  auto other = sandbox_binary().parent_path() / ("sandbox-other-version-" + std::to_string(::getpid()));
+  auto other =
+      sandbox_binary().parent_path() / ("sandbox-other-version-" + std::to_string(::getpid()));
   fs::copy_file(sandbox_binary(), other, fs::copy_options::overwrite_existing);
   auto started = run_process({other.string(), "daemon", "start", "--json"},
                              with_env({{"XDG_RUNTIME_DIR", runtime_dir().string()},

@@ -1,13 +1,12 @@
 #include "cli/engine_wire.h"
 
-#include <gtest/gtest.h>
-
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <gtest/gtest.h>
 
 namespace sandbox::cli::engine {
 namespace {
@@ -72,17 +71,25 @@ TEST(EngineWire, FramesCarryTheirBytes)
 
 TEST(EngineWire, TheEnvironmentContractNamesWhatResultsDependOn)
 {
-  std::string items[] = {"SANDBOX_STATE_DIR=/s", "PATH=/bin", "HOME=/h", "TMPDIR=/t", "XDG_STATE_HOME=/x",
-                         "SANDBOX_NO_DAEMON=1", "SANDBOX_DAEMON_IDLE_EXIT=5", "TERM=xterm", "PWD=/w",
-                         "SANDBOX_PACKAGE_MIRROR=/m", "PATHX=/no"};
+  std::string items[] = {"SANDBOX_STATE_DIR=/s",
+                         "PATH=/bin",
+                         "HOME=/h",
+                         "TMPDIR=/t",
+                         "XDG_STATE_HOME=/x",
+                         "SANDBOX_NO_DAEMON=1",
+                         "SANDBOX_DAEMON_IDLE_EXIT=5",
+                         "TERM=xterm",
+                         "PWD=/w",
+                         "SANDBOX_PACKAGE_MIRROR=/m",
+                         "PATHX=/no"};
   std::vector<char*> env;
   for (auto& item : items) {
     env.push_back(item.data());
   }
   env.push_back(nullptr);
   EXPECT_EQ(environment_contract(env.data()),
-            (std::vector<std::string>{"HOME=/h", "PATH=/bin", "SANDBOX_PACKAGE_MIRROR=/m", "SANDBOX_STATE_DIR=/s",
-                                      "TMPDIR=/t", "XDG_STATE_HOME=/x"}));
+            (std::vector<std::string>{"HOME=/h", "PATH=/bin", "SANDBOX_PACKAGE_MIRROR=/m",
+                                      "SANDBOX_STATE_DIR=/s", "TMPDIR=/t", "XDG_STATE_HOME=/x"}));
 }
 
 TEST(EngineWire, TheSocketLivesInAPrivateDirectoryNamedByTheEnvironment)
