@@ -2,6 +2,7 @@
 
 #include "beam/beam.h"
 #include "cli/batch.h"
+#include "cli/daemon_command.h"
 #include "compiler/packages.h"
 #include "cli/service_commands.h"
 #include "compiler/incremental_compile.h"
@@ -37,81 +38,81 @@ std::string flag_name(std::string_view option)
   return flag;
 }
 
-int usage_error(bool as_json, const std::string& option, const std::string& reason)
+int usage_error(const Io& io, bool as_json, const std::string& option, const std::string& reason)
 {
   if (as_json) {
-    std::cout << util::dump_json(json{
+    io.out() << util::dump_json(json{
                    {"ok", false},
                    {"error", {{"type", "invalid_option"}, {"option", option}, {"reason", reason}}}})
               << "\n";
   }
-  std::cerr << fmt::format("sandbox: invalid option {} ({}): {}\n", flag_name(option), option, reason);
+  io.err() << fmt::format("sandbox: invalid option {} ({}): {}\n", flag_name(option), option, reason);
   return kExitUsage;
 }
 
-void print_human_result(const compiler::CompileResult& result, const json& as_json)
+void print_human_result(const Io& io, const compiler::CompileResult& result, const json& as_json)
 {
   auto report = compiler::compilation_report(as_json);
   if (!report) {
-    std::cout << util::dump_json(as_json, 2) << "\n";
+    io.out() << util::dump_json(as_json, 2) << "\n";
     return;
   }
-  std::cout << compiler::format_report(*report);
+  io.out() << compiler::format_report(*report);
   if (result) {
     for (const auto& beam : result->beam_files) {
-      std::cout << "  " << beam.string() << "\n";
+      io.out() << "  " << beam.string() << "\n";
     }
     if (result->app_file) {
-      std::cout << "  " << result->app_file->string() << "\n";
+      io.out() << "  " << result->app_file->string() << "\n";
     }
     for (const auto& dep : result->dependencies) {
-      std::cout << fmt::format("dependency {} {} ({}{}): {}\n", dep.name, dep.version, dep.source,
+      io.out() << fmt::format("dependency {} {} ({}{}): {}\n", dep.name, dep.version, dep.source,
                                dep.cached ? ", from the package store" : "", dep.ebin.string());
     }
-    std::cout << "temp dir: " << result->temp_dir.string()
+    io.out() << "temp dir: " << result->temp_dir.string()
               << "  (remove with: sandbox cleanup " << result->temp_dir.string() << ")\n";
-    std::cout << "isolation: " << result->isolation.mode << "\n";
-    std::cout << fmt::format("resources: peak memory {:.1f} MiB, cpu {} ms, wall {} ms\n",
+    io.out() << "isolation: " << result->isolation.mode << "\n";
+    io.out() << fmt::format("resources: peak memory {:.1f} MiB, cpu {} ms, wall {} ms\n",
                              static_cast<double>(result->resource_usage.peak_memory_bytes) / (1 << 20),
                              result->resource_usage.cpu_time_ms, result->resource_usage.wall_time_ms);
     for (const auto& item : result->unenforced_options) {
-      std::cout << "not enforced: " << item.option << ": " << item.reason << "\n";
+      io.out() << "not enforced: " << item.option << ": " << item.reason << "\n";
     }
   } else if (std::holds_alternative<core::CompilationFailed>(result.error())) {
     const auto& failed = std::get<core::CompilationFailed>(result.error());
     if (failed.diagnostics.empty() && !failed.output.empty()) {
-      std::cout << failed.output;
+      io.out() << failed.output;
     }
   }
 }
 
 // An action with nothing to report but success: {"ok": true} or the error.
 template <typename Done>
-int finish_action(const Done& done, bool as_json, std::string_view command)
+int finish_action(const Io& io, const Done& done, bool as_json, std::string_view command)
 {
   if (as_json) {
-    std::cout << util::dump_json(done ? json{{"ok", true}} : json{{"ok", false}, {"error", core::to_json(done.error())}})
+    io.out() << util::dump_json(done ? json{{"ok", true}} : json{{"ok", false}, {"error", core::to_json(done.error())}})
               << "\n";
   } else if (!done) {
-    std::cerr << "sandbox " << command << ": " << core::describe(done.error()) << "\n";
+    io.err() << "sandbox " << command << ": " << core::describe(done.error()) << "\n";
   }
   return done ? kExitOk : kExitFailed;
 }
 
-int finish_compile(const compiler::CompileResult& result, bool as_json)
+int finish_compile(const Io& io, const compiler::CompileResult& result, bool as_json)
 {
   auto out = compiler::to_json(result);
   if (as_json) {
-    std::cout << util::dump_json(out) << "\n";
+    io.out() << util::dump_json(out) << "\n";
   } else {
-    print_human_result(result, out);
+    print_human_result(io, result, out);
   }
   if (result) {
     return kExitOk;
   }
   if (std::holds_alternative<core::InvalidOption>(result.error())) {
     const auto& invalid = std::get<core::InvalidOption>(result.error());
-    std::cerr << fmt::format("sandbox: invalid option {} ({}): {}\n", flag_name(invalid.option),
+    io.err() << fmt::format("sandbox: invalid option {} ({}): {}\n", flag_name(invalid.option),
                              invalid.option, invalid.reason);
     return kExitUsage;
   }
@@ -230,21 +231,22 @@ void Commands::register_all(CLI::App& app)
     command->add_flag("--json", m_json, "Print one JSON object");
     command->callback([this, single_file] {
       m_selected = [this, single_file] {
+      const Io& io = m_io;
         std::string error;
         auto object = m_flags.to_options(error);
         if (!object) {
-          return usage_error(m_json, "env", error);
+          return usage_error(io, m_json, "env", error);
         }
         auto options = core::parse_compile_options(*object);
         if (!options) {
-          return usage_error(m_json, options.error().option, options.error().reason);
+          return usage_error(io, m_json, options.error().option, options.error().reason);
         }
         if (!single_file && m_paths.size() > 1) {
           return run_batch(m_paths, *options,
-                           {.jobs = m_batch_jobs, .json = m_json, .terminal = ::isatty(STDOUT_FILENO) == 1},
-                           std::cout);
+                           {.jobs = m_batch_jobs, .json = m_json, .terminal = io.out_terminal},
+                           io.out());
         }
-        return finish_compile(single_file ? compiler::compile_file(m_paths.front(), *options)
+        return finish_compile(io, single_file ? compiler::compile_file(m_paths.front(), *options)
                                           : compiler::compile_sandbox(m_paths.front(), *options),
                               m_json);
       };
@@ -260,6 +262,7 @@ void Commands::register_all(CLI::App& app)
   validate->add_flag("--json", m_json, "Print one JSON object");
   validate->callback([this] {
     m_selected = [this] {
+      const Io& io = m_io;
       json files = json::array();
       bool all_ok = true;
       for (const auto& path : m_paths) {
@@ -282,13 +285,13 @@ void Commands::register_all(CLI::App& app)
             }
           }
         }
-        std::cout << util::dump_json(out) << "\n";
+        io.out() << util::dump_json(out) << "\n";
       } else {
         for (const auto& f : files) {
           if (f["ok"].get<bool>()) {
-            std::cout << fmt::format("ok       {} ({})\n", f["file"].get<std::string>(), f["module"].get<std::string>());
+            io.out() << fmt::format("ok       {} ({})\n", f["file"].get<std::string>(), f["module"].get<std::string>());
           } else {
-            std::cout << fmt::format("INVALID  {}: {}\n", f["file"].get<std::string>(), f["reason"].get<std::string>());
+            io.out() << fmt::format("INVALID  {}: {}\n", f["file"].get<std::string>(), f["reason"].get<std::string>());
           }
         }
       }
@@ -300,18 +303,19 @@ void Commands::register_all(CLI::App& app)
   report->add_flag("--json", m_json, "Print one JSON object");
   report->callback([this] {
     m_selected = [this] {
-      std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+      const Io& io = m_io;
+      std::string input((std::istreambuf_iterator<char>(io.in())), std::istreambuf_iterator<char>());
       auto parsed = json::parse(input, nullptr, false);
       if (parsed.is_discarded()) {
-        std::cerr << "sandbox report: stdin is not JSON\n";
+        io.err() << "sandbox report: stdin is not JSON\n";
         return kExitUsage;
       }
       auto built = compiler::compilation_report(parsed);
       if (!built) {
-        std::cerr << "sandbox report: " << built.error() << "\n";
+        io.err() << "sandbox report: " << built.error() << "\n";
         return kExitUsage;
       }
-      std::cout << (m_json ? util::dump_json(*built) + "\n" : compiler::format_report(*built));
+      io.out() << (m_json ? util::dump_json(*built) + "\n" : compiler::format_report(*built));
       return (*built)["status"] == "success" ? kExitOk : kExitFailed;
     };
   });
@@ -324,10 +328,11 @@ void Commands::register_all(CLI::App& app)
       auto listing = service::toolchains_json();
       bool ok = std::ranges::all_of(listing["toolchains"], [](const json& t) { return t.value("ok", false); }) &&
                 !listing.contains("config_error");
+      const Io& io = m_io;
       if (m_json) {
-        std::cout << util::dump_json(listing) << "\n";
+        io.out() << util::dump_json(listing) << "\n";
       } else {
-        std::cout << service::toolchains_text(listing);
+        io.out() << service::toolchains_text(listing);
       }
       return ok ? kExitOk : kExitFailed;
     };
@@ -337,9 +342,10 @@ void Commands::register_all(CLI::App& app)
   doctor->add_flag("--json", m_json, "Print one JSON object");
   doctor->callback([this] {
     m_selected = [this] {
+      const Io& io = m_io;
       if (m_json) {
         auto doctor_report = service::doctor_json();
-        std::cout << util::dump_json(doctor_report) << "\n";
+        io.out() << util::dump_json(doctor_report) << "\n";
         return doctor_report["ok"].get<bool>() ? kExitOk : kExitFailed;
       }
       auto probes = jail::probe_isolation();
@@ -347,19 +353,19 @@ void Commands::register_all(CLI::App& app)
       const auto& tools = backends::system_toolchain();
       {
         for (const auto& p : probes) {
-          std::cout << fmt::format("{:<4} {:<16} {}\n", p.works ? "ok" : "NO", p.name, p.detail);
+          io.out() << fmt::format("{:<4} {:<16} {}\n", p.works ? "ok" : "NO", p.name, p.detail);
         }
-        std::cout << fmt::format("toolchain: {}\n",
-                                 tools ? fmt::format("{} (Elixir {}, OTP {}; elixir, elixirc, mix, erl, erlc)",
-                                                     (*tools)->elixir.parent_path().string(),
-                                                     (*tools)->elixir_version, (*tools)->otp_version)
-                                       : tools.error());
-        std::cout << "toolchains:\n" << service::toolchains_text(service::toolchains_json());
-        std::cout << (supported ? "jail: supported; compiles run in the jail by default\n"
+        io.out() << fmt::format("toolchain: {}\n",
+                                tools ? fmt::format("{} (Elixir {}, OTP {}; elixir, elixirc, mix, erl, erlc)",
+                                                    (*tools)->elixir.parent_path().string(),
+                                                    (*tools)->elixir_version, (*tools)->otp_version)
+                                      : tools.error());
+        io.out() << "toolchains:\n" << service::toolchains_text(service::toolchains_json());
+        io.out() << (supported ? "jail: supported; compiles run in the jail by default\n"
                                 : "jail: NOT supported here; compiles refuse to run unless --isolation process_group is given\n");
       }
       auto ebin = worker::locate_worker_ebin();
-      std::cout << fmt::format("worker: {} ({}{})\n", (ebin.path / "sandbox_worker.beam").string(), ebin.found_by,
+      io.out() << fmt::format("worker: {} ({}{})\n", (ebin.path / "sandbox_worker.beam").string(), ebin.found_by,
                                ebin.present ? "" : ", MISSING: the in_process compiler cannot start");
       return supported && tools && ebin.present ? kExitOk : kExitFailed;
     };
@@ -376,36 +382,37 @@ void Commands::register_all(CLI::App& app)
   compile_string->add_flag("--json", m_json, "Print one JSON object");
   compile_string->callback([this] {
     m_selected = [this] {
+      const Io& io = m_io;
       core::CompileOptions limits;
       std::string flag_error;
       auto given = m_flags.to_options(flag_error);
       if (!given) {
-        return usage_error(m_json, "options", flag_error);
+        return usage_error(io, m_json, "options", flag_error);
       }
       if (!given->empty()) {
         auto parsed = core::parse_compile_options(*given);
         if (!parsed) {
-          return usage_error(m_json, parsed.error().option, parsed.error().reason);
+          return usage_error(io, m_json, parsed.error().option, parsed.error().reason);
         }
         limits = *parsed;
       }
-      std::string code(std::istreambuf_iterator<char>(std::cin), {});
+      std::string code(std::istreambuf_iterator<char>(io.in()), {});
       auto result = compiler::compile_string(code, m_filename, std::filesystem::path(m_out), limits);
       if (m_json) {
-        std::cout << util::dump_json(compiler::to_json(result)) << "\n";
+        io.out() << util::dump_json(compiler::to_json(result)) << "\n";
       } else if (result) {
         for (const auto& module : result->modules) {
-          std::cout << module << "\n";
+          io.out() << module << "\n";
         }
         for (const auto& warning : result->warnings) {
-          std::cerr << fmt::format("warning: {}:{}: {}\n", warning.file, warning.line, warning.message);
+          io.err() << fmt::format("warning: {}:{}: {}\n", warning.file, warning.line, warning.message);
         }
       } else {
-        std::cerr << "sandbox compile-string: " << core::describe(result.error()) << "\n";
+        io.err() << "sandbox compile-string: " << core::describe(result.error()) << "\n";
         if (const auto* failed = std::get_if<core::CompilationFailed>(&result.error())) {
           for (const auto& d : failed->diagnostics) {
-            std::cerr << fmt::format("{}: {}:{}: {}\n", core::to_string(d.severity), d.file,
-                                     d.line > 0 ? std::to_string(d.line) : "?", d.message);
+            io.err() << fmt::format("{}: {}:{}: {}\n", core::to_string(d.severity), d.file,
+                                    d.line > 0 ? std::to_string(d.line) : "?", d.message);
           }
         }
       }
@@ -423,16 +430,17 @@ void Commands::register_all(CLI::App& app)
   incremental->add_flag("--json", m_json, "Print one JSON object");
   incremental->callback([this] {
     m_selected = [this] {
+      const Io& io = m_io;
       std::string error;
       auto object = m_flags.to_options(error);
       if (!object) {
-        return usage_error(m_json, "env", error);
+        return usage_error(io, m_json, "env", error);
       }
       auto options = core::parse_compile_options(*object);
       if (!options) {
-        return usage_error(m_json, options.error().option, options.error().reason);
+        return usage_error(io, m_json, options.error().option, options.error().reason);
       }
-      return finish_compile(compiler::incremental_compile(m_paths.front(), m_changed, *options), m_json);
+      return finish_compile(io, compiler::incremental_compile(m_paths.front(), m_changed, *options), m_json);
     };
   });
 
@@ -443,22 +451,23 @@ void Commands::register_all(CLI::App& app)
   stats->add_flag("--json", m_json, "Print one JSON object");
   stats->callback([this] {
     m_selected = [this] {
+      const Io& io = m_io;
       auto result = compiler::get_cache_statistics(m_paths.front());
       if (!result) {
         if (m_json) {
-          std::cout << util::dump_json(json{{"ok", false}, {"error", core::to_json(result.error())}}) << "\n";
+          io.out() << util::dump_json(json{{"ok", false}, {"error", core::to_json(result.error())}}) << "\n";
         } else {
-          std::cerr << "sandbox cache stats: " << core::describe(result.error()) << "\n";
+          io.err() << "sandbox cache stats: " << core::describe(result.error()) << "\n";
         }
         return kExitFailed;
       }
       if (m_json) {
         auto out = *result;
         out["ok"] = true;
-        std::cout << util::dump_json(out) << "\n";
+        io.out() << util::dump_json(out) << "\n";
       } else {
         for (const auto& [key, value] : result->items()) {
-          std::cout << fmt::format("{}: {}\n", key, util::dump_json(value));
+          io.out() << fmt::format("{}: {}\n", key, util::dump_json(value));
         }
       }
       return kExitOk;
@@ -469,7 +478,8 @@ void Commands::register_all(CLI::App& app)
   clear->add_flag("--json", m_json, "Print one JSON object");
   clear->callback([this] {
     m_selected = [this] {
-      return finish_action(compiler::clear_compilation_cache(m_paths.front()), m_json, "cache clear");
+      const Io& io = m_io;
+      return finish_action(io, compiler::clear_compilation_cache(m_paths.front()), m_json, "cache clear");
     };
   });
 
@@ -480,6 +490,7 @@ void Commands::register_all(CLI::App& app)
   packages->add_flag("--json", m_json, "Print one JSON object");
   packages->callback([this] {
     m_selected = [this] {
+      const Io& io = m_io;
       std::uint64_t removed = 0;
       if (m_prune_packages) {
         removed = compiler::prune_package_store(m_prune_age);
@@ -492,9 +503,9 @@ void Commands::register_all(CLI::App& app)
                   {"bytes", store.bytes},
                   {"removed", removed}};
       if (m_json) {
-        std::cout << util::dump_json(out) << "\n";
+        io.out() << util::dump_json(out) << "\n";
       } else {
-        std::cout << fmt::format("package store {}: {} packages, {} builds, {} bytes{}\n",
+        io.out() << fmt::format("package store {}: {} packages, {} builds, {} bytes{}\n",
                                  out["path"].get<std::string>(), store.sources, store.builds,
                                  store.bytes,
                                  m_prune_packages ? fmt::format(" ({} removed)", removed) : "");
@@ -508,10 +519,12 @@ void Commands::register_all(CLI::App& app)
   cleanup->add_flag("--json", m_json, "Print one JSON object");
   cleanup->callback([this] {
     m_selected = [this] {
-      return finish_action(compiler::cleanup_temp_artifacts(m_paths.front()), m_json, "cleanup");
+      const Io& io = m_io;
+      return finish_action(io, compiler::cleanup_temp_artifacts(m_paths.front()), m_json, "cleanup");
     };
   });
   register_service_commands(app, m_selected);
+  register_daemon_commands(app, m_selected, m_io);
 }
 
 int Commands::run()

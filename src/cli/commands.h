@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <iosfwd>
 #include <map>
 #include <optional>
 #include <string>
@@ -16,6 +17,21 @@ namespace sandbox::cli {
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
+
+// Where a command reads and prints: the process's own streams, or, in the
+// background engine, a client's stdin and buffers sent back to it.
+struct Io {
+  std::istream* input = nullptr;
+  std::ostream* output = nullptr;
+  std::ostream* error = nullptr;
+  bool out_terminal = false; // stdout is a terminal (batch progress)
+
+  [[nodiscard]] std::istream& in() const { return *input; }
+  [[nodiscard]] std::ostream& out() const { return *output; }
+  [[nodiscard]] std::ostream& err() const { return *error; }
+  // std::cin, std::cout and std::cerr.
+  static Io standard();
+};
 
 // Flags shared by compile and compile-file, gathered as the specification's
 // option names and handed to core::parse_compile_options.
@@ -35,6 +51,7 @@ struct CompileFlags {
 
 class Commands {
 public:
+  explicit Commands(Io io) : m_io(io) {}
   void register_all(CLI::App& app);
   // Runs the subcommand that was parsed; returns the exit status.
   int run();
@@ -42,6 +59,7 @@ public:
 private:
   void register_scan(CLI::App& app); // scan_command.cpp
 
+  Io m_io;
   std::function<int()> m_selected;
   std::optional<std::string> m_scan_depth;
   bool m_json = false;

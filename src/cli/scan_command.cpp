@@ -20,26 +20,26 @@ namespace {
 
 using nlohmann::json;
 
-int scan_usage_error(bool as_json, const std::string& option, const std::string& reason)
+int scan_usage_error(const Io& io, bool as_json, const std::string& option, const std::string& reason)
 {
   if (as_json) {
-    std::cout << util::dump_json(json{
+    io.out() << util::dump_json(json{
                    {"ok", false},
                    {"error", {{"type", "invalid_option"}, {"option", option}, {"reason", reason}}}})
               << "\n";
   }
-  std::cerr << fmt::format("sandbox scan: invalid option {}: {}\n", option, reason);
+  io.err() << fmt::format("sandbox scan: invalid option {}: {}\n", option, reason);
   return kExitUsage;
 }
 
-void print_findings(const char* title, const std::vector<scan::Finding>& findings)
+void print_findings(const Io& io, const char* title, const std::vector<scan::Finding>& findings)
 {
   if (findings.empty()) return;
-  std::cout << fmt::format("{} ({}):\n", title, findings.size());
+  io.out() << fmt::format("{} ({}):\n", title, findings.size());
   for (const auto& f : findings) {
-    std::cout << fmt::format("  {}:{}:{}: [{}] {}: {}\n", f.file, f.line, f.column, scan::to_string(f.severity),
+    io.out() << fmt::format("  {}:{}:{}: [{}] {}: {}\n", f.file, f.line, f.column, scan::to_string(f.severity),
                              f.operation, f.message);
-    if (!f.matched_text.empty()) std::cout << fmt::format("      {}\n", f.matched_text);
+    if (!f.matched_text.empty()) io.out() << fmt::format("      {}\n", f.matched_text);
   }
 }
 
@@ -59,12 +59,13 @@ void Commands::register_scan(CLI::App& app)
   command->add_flag("--json", m_json, "Print one JSON object");
   command->callback([this] {
     m_selected = [this] {
+      const Io& io = m_io;
       json object = json::object();
       if (!m_flags.restricted_modules.empty()) object["restricted_modules"] = m_flags.restricted_modules;
       if (!m_flags.allowed_operations.empty()) object["allowed_operations"] = m_flags.allowed_operations;
       if (m_flags.scan_scope) object["scan_scope"] = *m_flags.scan_scope;
       auto parsed = core::parse_compile_options(object);
-      if (!parsed) return scan_usage_error(m_json, parsed.error().option, parsed.error().reason);
+      if (!parsed) return scan_usage_error(io, m_json, parsed.error().option, parsed.error().reason);
       compiler::ScanOptions options;
       options.restricted_modules = parsed->restricted_modules;
       options.allowed_operations = parsed->allowed_operations;
@@ -74,16 +75,16 @@ void Commands::register_scan(CLI::App& app)
         const auto& text = *m_scan_depth;
         auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), depth);
         if (ec != std::errc{} || end != text.data() + text.size() || depth < 0 || depth > 100) {
-          return scan_usage_error(m_json, "--scan-depth", "expected an integer from 0 to 100");
+          return scan_usage_error(io, m_json, "--scan-depth", "expected an integer from 0 to 100");
         }
         options.scan_depth = depth;
       }
       auto result = compiler::scan_code_security(m_paths.front(), options);
       if (!result) {
         if (m_json) {
-          std::cout << util::dump_json(json{{"ok", false}, {"error", core::to_json(result.error())}}) << "\n";
+          io.out() << util::dump_json(json{{"ok", false}, {"error", core::to_json(result.error())}}) << "\n";
         } else {
-          std::cerr << "sandbox scan: " << core::describe(result.error()) << "\n";
+          io.err() << "sandbox scan: " << core::describe(result.error()) << "\n";
         }
         return kExitFailed;
       }
@@ -92,11 +93,11 @@ void Commands::register_scan(CLI::App& app)
         auto out = scan::to_json(*result);
         out["ok"] = clean;
         if (!clean) out["error"] = {{"type", "security_threats_detected"}, {"threats", out["threats"]}};
-        std::cout << util::dump_json(out) << "\n";
+        io.out() << util::dump_json(out) << "\n";
       } else {
-        print_findings("Security threats", result->threats);
-        print_findings("Security warnings", result->warnings);
-        std::cout << fmt::format("{} files scanned ({} bytes), {} BEAM files audited, scan depth {}: {}\n",
+        print_findings(io, "Security threats", result->threats);
+        print_findings(io, "Security warnings", result->warnings);
+        io.out() << fmt::format("{} files scanned ({} bytes), {} BEAM files audited, scan depth {}: {}\n",
                                  result->files_scanned, result->bytes_scanned, result->beams_audited,
                                  result->scan_depth, clean ? "no threat" : "THREATS DETECTED");
       }

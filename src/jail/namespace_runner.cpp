@@ -251,7 +251,10 @@ std::expected<LaunchedJail, ProcessResult> NamespaceRunner::launch(const Process
   LaunchedJail jail;
   CgroupValues values = cgroup_values(spec.limits, m_options.cgroup, m_ncpus);
   if (m_layout) {
-    auto name = job_cgroup_name(::getpid(), m_counter.fetch_add(1));
+    // One counter for the process: a long-running engine holds several
+    // runners at once (a warm worker's and a job's), whose cgroups must differ.
+    static std::atomic<std::uint64_t> counter{0};
+    auto name = job_cgroup_name(::getpid(), counter.fetch_add(1));
     if (auto group = JobCgroup::create(*m_layout, name, values)) {
       jail.cgroup.emplace(std::move(*group));
     } else if (m_options.require_cgroups) {

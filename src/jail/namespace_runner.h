@@ -104,7 +104,6 @@ private:
   std::vector<std::string> m_notes;
   unsigned m_ncpus = 1;
   int m_cap_last = 40;
-  std::atomic<std::uint64_t> m_counter{0};
 };
 
 } // namespace sandbox::jail

@@ -151,6 +151,9 @@ RunResult run_process(const std::vector<std::string>& argv, const RunOptions& op
       env_map[item.substr(0, eq)] = item.substr(eq + 1);
     }
   }
+  // Commands run in the test's own process unless a test asks for the
+  // background engine (by removing or setting SANDBOX_NO_DAEMON).
+  env_map.emplace("SANDBOX_NO_DAEMON", "1");
   for (const auto& [key, value] : options.env) {
     if (value) {
       env_map[key] = *value;
