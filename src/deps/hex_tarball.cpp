@@ -1,12 +1,11 @@
 #include "deps/hex_tarball.h"
 
 #include "deps/hex_metadata.h"
+#include "deps/lazy_libs.h"
 
 #include "util/fd.h"
 #include "util/fs.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
@@ -106,32 +105,38 @@ private:
 // ---------------------------------------------------------------------------
 // Archives.
 
+// The loaded library; only after archive_api() succeeded (open_tar checks).
+const ArchiveApi& arc() { return **archive_api(); }
+
 struct ArchiveFree {
-  void operator()(archive* a) const { archive_read_free(a); }
+  void operator()(archive* a) const { arc().read_free(a); }
 };
 using ArchivePtr = std::unique_ptr<archive, ArchiveFree>;
 
 std::string archive_message(archive* a)
 {
-  const char* message = archive_error_string(a);
+  const char* message = arc().error_string(a);
   return message != nullptr ? printable(message) : std::string("unreadable data");
 }
 
 Checked<ArchivePtr> open_tar(std::string_view data, bool gzip)
 {
-  ArchivePtr a(archive_read_new());
+  if (auto loaded = archive_api(); !loaded) {
+    return failure("the tar reader is unavailable", {}, loaded.error());
+  }
+  ArchivePtr a(arc().read_new());
   if (!a) {
     return failure("corrupt archive: cannot allocate a reader");
   }
   // Only the tar format and only the filters named: no other format or
   // compression is ever attempted on untrusted bytes, and no external
   // decompressor program may be started (filter setup must be ARCHIVE_OK).
-  if (archive_read_support_format_tar(a.get()) != ARCHIVE_OK ||
-      (gzip ? archive_read_support_filter_gzip(a.get())
-            : archive_read_support_filter_none(a.get())) != ARCHIVE_OK) {
+  if (arc().read_support_format_tar(a.get()) != ARCHIVE_OK ||
+      (gzip ? arc().read_support_filter_gzip(a.get())
+            : arc().read_support_filter_none(a.get())) != ARCHIVE_OK) {
     return failure("corrupt archive: the tar reader is unavailable", {}, archive_message(a.get()));
   }
-  if (archive_read_open_memory(a.get(), data.data(), data.size()) != ARCHIVE_OK) {
+  if (arc().read_open_memory(a.get(), data.data(), data.size()) != ARCHIVE_OK) {
     return failure("corrupt archive: " + archive_message(a.get()));
   }
   return a;
@@ -141,7 +146,7 @@ Checked<ArchivePtr> open_tar(std::string_view data, bool gzip)
 Checked<archive_entry*> next_entry(archive* a)
 {
   archive_entry* entry = nullptr;
-  int status = archive_read_next_header(a, &entry);
+  int status = arc().read_next_header(a, &entry);
   if (status == ARCHIVE_EOF) {
     return nullptr;
   }
@@ -156,10 +161,10 @@ Checked<archive_entry*> next_entry(archive* a)
 // The link and type checks shared by both tars; the message names the entry.
 std::optional<Failure> unsafe_type(archive_entry* entry, const std::string& name)
 {
-  if (archive_entry_hardlink(entry) != nullptr) {
+  if (arc().entry_hardlink(entry) != nullptr) {
     return Failure{"unsafe entry: hard link " + name, {}, {}};
   }
-  switch (archive_entry_filetype(entry)) {
+  switch (arc().entry_filetype(entry)) {
   case AE_IFREG:
   case AE_IFDIR: return std::nullopt;
   case AE_IFLNK: return Failure{"unsafe entry: symlink " + name, {}, {}};
@@ -178,7 +183,7 @@ Checked<std::string> read_entry_data(archive* a, std::uint64_t max, const std::s
   std::string out;
   std::array<char, 65536> buffer{};
   while (true) {
-    la_ssize_t n = archive_read_data(a, buffer.data(), buffer.size());
+    la_ssize_t n = arc().read_data(a, buffer.data(), buffer.size());
     if (n < 0) {
       return failure("corrupt archive: " + archive_message(a));
     }
@@ -227,7 +232,7 @@ Checked<OuterParts> read_outer(std::string_view tarball, const UnpackLimits& lim
     if (*entry == nullptr) {
       break;
     }
-    const char* raw = archive_entry_pathname(*entry);
+    const char* raw = arc().entry_pathname(*entry);
     std::string name = raw != nullptr ? raw : "";
     Slot* slot = nullptr;
     for (auto& candidate : slots) {
@@ -245,7 +250,7 @@ Checked<OuterParts> read_outer(std::string_view tarball, const UnpackLimits& lim
     if (auto bad = unsafe_type(*entry, name)) {
       return std::unexpected(*bad);
     }
-    if (archive_entry_filetype(*entry) != AE_IFREG) {
+    if (arc().entry_filetype(*entry) != AE_IFREG) {
       return failure("unexpected entry type for " + name);
     }
     auto data = read_entry_data(a->get(), slot->max, slot->too_large);
@@ -337,7 +342,7 @@ public:
       }
       // The format says gzip; a plain tar where one is expected is refused
       // rather than guessed at.
-      if (std::exchange(first, false) && archive_filter_code(a->get(), 0) != ARCHIVE_FILTER_GZIP) {
+      if (std::exchange(first, false) && arc().filter_code(a->get(), 0) != ARCHIVE_FILTER_GZIP) {
         return failure("corrupt archive: contents.tar.gz is not gzip-compressed");
       }
       if (*entry == nullptr) {
@@ -395,10 +400,10 @@ private:
 
   Checked<void> unpack_entry(archive* a, archive_entry* entry)
   {
-    const char* raw = archive_entry_pathname(entry);
+    const char* raw = arc().entry_pathname(entry);
     if (raw == nullptr) {
       // A pax UTF-8 name the C locale cannot represent: the bytes as stored.
-      raw = archive_entry_pathname_utf8(entry);
+      raw = arc().entry_pathname_utf8(entry);
     }
     if (raw == nullptr) {
       return failure("unsafe entry: unreadable path");
@@ -412,7 +417,7 @@ private:
     if (auto bad = unsafe_type(entry, shown)) {
       return std::unexpected(*bad);
     }
-    if (archive_entry_filetype(entry) == AE_IFDIR) {
+    if (arc().entry_filetype(entry) == AE_IFDIR) {
       auto dir = open_dir(*parts, parts->size(), shown);
       if (!dir) {
         return std::unexpected(dir.error());
@@ -422,9 +427,9 @@ private:
     if (path.back() == '/') {
       return failure("unsafe entry: unnormalised path " + shown);
     }
-    if (archive_entry_size_is_set(entry) != 0) {
+    if (arc().entry_size_is_set(entry) != 0) {
       auto declared =
-          static_cast<std::uint64_t>(std::max<la_int64_t>(0, archive_entry_size(entry)));
+          static_cast<std::uint64_t>(std::max<la_int64_t>(0, arc().entry_size(entry)));
       if (auto checked = check_size(declared); !checked) {
         return checked;
       }
@@ -448,7 +453,7 @@ private:
     std::uint64_t written = 0;
     std::array<char, 65536> buffer{};
     while (true) {
-      la_ssize_t n = archive_read_data(a, buffer.data(), buffer.size());
+      la_ssize_t n = arc().read_data(a, buffer.data(), buffer.size());
       if (n < 0) {
         return failure("corrupt archive: " + archive_message(a));
       }
@@ -475,7 +480,7 @@ private:
         done += static_cast<std::size_t>(w);
       }
     }
-    mode_t mode = (archive_entry_perm(entry) & 0111) != 0 ? 0755 : 0644;
+    mode_t mode = (arc().entry_perm(entry) & 0111) != 0 ? 0755 : 0644;
     if (::fchmod(file.get(), mode) != 0 || ::close(file.release()) != 0) {
       return failure("cannot unpack " + shown, {}, util::errno_message("close"));
     }

@@ -1,5 +1,7 @@
 #include "deps/http_fetch.h"
 
+#include "deps/lazy_libs.h"
+
 #include "util/fd.h"
 #include "util/fs.h"
 #include "util/hash.h"
@@ -10,7 +12,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <curl/curl.h>
 #include <exception>
 #include <limits>
 #include <memory>
@@ -35,17 +36,20 @@ bool starts_with_nocase(std::string_view text, std::string_view prefix)
          });
 }
 
+// The loaded library; only after curl_api() succeeded.
+const CurlApi& lib() { return **curl_api(); }
+
 // curl_global_init is not thread-safe and must run once before any handle.
 CURLcode global_init()
 {
   static std::once_flag once;
   static CURLcode result = CURLE_OK;
-  std::call_once(once, [] { result = curl_global_init(CURL_GLOBAL_DEFAULT); });
+  std::call_once(once, [] { result = lib().global_init(CURL_GLOBAL_DEFAULT); });
   return result;
 }
 
 struct CurlDeleter {
-  void operator()(CURL* curl) const noexcept { curl_easy_cleanup(curl); }
+  void operator()(CURL* curl) const noexcept { lib().easy_cleanup(curl); }
 };
 using CurlHandle = std::unique_ptr<CURL, CurlDeleter>;
 
@@ -101,7 +105,7 @@ std::size_t on_data(char* data, std::size_t size, std::size_t count, void* user)
   std::size_t n = size * count;
   // An error page is not the file: stop at once instead of downloading it.
   long status = 0;
-  curl_easy_getinfo(t.curl, CURLINFO_RESPONSE_CODE, &status);
+  lib().easy_getinfo(t.curl, CURLINFO_RESPONSE_CODE, &status);
   if (!success_status(status)) {
     t.bad_status = true;
     return 0;
@@ -145,13 +149,13 @@ std::string random_suffix()
 
 std::string curl_reason(CURLcode rc, const char* detail)
 {
-  return *detail != '\0' ? std::string(detail) : std::string(curl_easy_strerror(rc));
+  return *detail != '\0' ? std::string(detail) : std::string(lib().easy_strerror(rc));
 }
 
 std::string where_redirected(CURL* curl)
 {
   char* target = nullptr;
-  if (curl_easy_getinfo(curl, CURLINFO_EFFECTIVE_URL, &target) == CURLE_OK && target) {
+  if (lib().easy_getinfo(curl, CURLINFO_EFFECTIVE_URL, &target) == CURLE_OK && target) {
     return redact_url(target);
   }
   return "an unknown URL";
@@ -161,7 +165,7 @@ FetchError map_curl_error(CURL* curl, CURLcode rc, const char* detail, const std
                           const FetchLimits& limits)
 {
   long redirects = 0;
-  curl_easy_getinfo(curl, CURLINFO_REDIRECT_COUNT, &redirects);
+  lib().easy_getinfo(curl, CURLINFO_REDIRECT_COUNT, &redirects);
   switch (rc) {
   case CURLE_OPERATION_TIMEDOUT:
     return failure(FetchFailure::timeout, url, curl_reason(rc, detail));
@@ -235,13 +239,16 @@ std::expected<void, FetchError> fetch_to_file(const std::string& url, const fs::
   if (url.find('\0') != std::string::npos) {
     return std::unexpected(failure(FetchFailure::refused, url, "malformed URL"));
   }
+  if (auto loaded = curl_api(); !loaded) {
+    return std::unexpected(failure(FetchFailure::network, url, loaded.error()));
+  }
   if (global_init() != CURLE_OK) {
     return std::unexpected(failure(FetchFailure::network, url, "libcurl failed to initialise"));
   }
   // Declared before the handle, which refers to them until it is cleaned up.
   char detail[CURL_ERROR_SIZE] = {};
   Transfer transfer;
-  CurlHandle handle(curl_easy_init());
+  CurlHandle handle(lib().easy_init());
   if (!handle) {
     return std::unexpected(failure(FetchFailure::network, url, "libcurl failed to initialise"));
   }
@@ -279,7 +286,7 @@ std::expected<void, FetchError> fetch_to_file(const std::string& url, const fs::
   CURLcode set = CURLE_OK;
   auto opt = [&](CURLoption option, auto value) {
     if (set == CURLE_OK) {
-      set = curl_easy_setopt(curl, option, value);
+      set = lib().easy_setopt(curl, option, value);
     }
   };
   opt(CURLOPT_URL, url.c_str());
@@ -301,12 +308,12 @@ std::expected<void, FetchError> fetch_to_file(const std::string& url, const fs::
   if (set != CURLE_OK) {
     return std::unexpected(
         failure(FetchFailure::network, url,
-                std::string("cannot configure libcurl: ") + curl_easy_strerror(set)));
+                std::string("cannot configure libcurl: ") + lib().easy_strerror(set)));
   }
 
-  CURLcode rc = curl_easy_perform(curl);
+  CURLcode rc = lib().easy_perform(curl);
   long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  lib().easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 
   if (transfer.write_errno != 0) {
     errno = transfer.write_errno;
