@@ -80,7 +80,10 @@ protected:
   {
     auto stopped = engine({"daemon", "stop"});
     EXPECT_EQ(stopped.exit_code, 0) << stopped.describe();
-    // daemon stop returns once the engine has exited.
+    // daemon stop returns once the engine it reached has exited; an engine
+    // that was already leaving at its idle exit (its socket gone, its warm
+    // worker being stopped) is not reached and finishes on its own.
+    wait_until([&] { return engines().empty(); });
     auto left = engines();
     for (pid_t pid : left) {
       ADD_FAILURE() << "engine " << pid << " still running after daemon stop";
