@@ -72,6 +72,11 @@ void print_human_result(const Io& io, const compiler::CompileResult& result, con
     io.out() << "temp dir: " << result->temp_dir.string()
               << "  (remove with: sandbox cleanup " << result->temp_dir.string() << ")\n";
     io.out() << "isolation: " << result->isolation.mode << "\n";
+    if (result->toolchain) {
+      io.out() << fmt::format("toolchain: Elixir {} on Erlang/OTP {} ({}{})\n", result->toolchain->elixir_version,
+                              result->toolchain->otp_version, result->toolchain->system ? "the system's, " : "",
+                              result->toolchain->prefix.string());
+    }
     io.out() << fmt::format("resources: peak memory {:.1f} MiB, cpu {} ms, wall {} ms\n",
                              static_cast<double>(result->resource_usage.peak_memory_bytes) / (1 << 20),
                              result->resource_usage.cpu_time_ms, result->resource_usage.wall_time_ms);

@@ -227,6 +227,10 @@ TEST_F(Toolchains, RegisteredNamesAreListedAndUsable)
   ASSERT_EQ(run.exit_code, 0) << run.describe();
   EXPECT_EQ(run.json()["toolchain"]["name"], "modern");
   EXPECT_EQ(run.json()["toolchain"]["elixir"], "1.18.4");
+  // The human report says it too.
+  auto human = sandbox({"compile", path.string(), "--compiler", "elixirc", "--toolchain", "modern"}, options);
+  EXPECT_EQ(human.exit_code, 0) << human.describe();
+  EXPECT_NE(human.out.find("toolchain: Elixir 1.18.4 on Erlang/OTP "), std::string::npos) << human.out;
 
   std::ofstream(config / "toolchains.conf", std::ios::app) << "broken line\n";
   auto bad = sandbox({"toolchains", "--json"}, options);
