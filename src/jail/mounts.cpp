@@ -255,6 +255,12 @@ std::expected<MountPlan, std::string> build_mount_plan(const ProcessSpec& spec,
                                                        const MountOptions& options)
 {
   PlanBuilder builder;
+  // /tmp first: a toolchain installed under the host's /tmp is then bound
+  // inside the job's /tmp rather than hidden by it.
+  builder.add(make_op(MountKind::tmpfs, "/tmp", {},
+                      "size=" + std::to_string(options.tmp_bytes) +
+                          ",nr_inodes=" + std::to_string(options.tmp_inodes) + ",mode=1777",
+                      false, false));
   for (const auto& path : spec.toolchain_paths ? *spec.toolchain_paths : options.toolchain) {
     builder.add_host_path(path);
   }
@@ -265,10 +271,6 @@ std::expected<MountPlan, std::string> build_mount_plan(const ProcessSpec& spec,
                       false));
   builder.add(make_op(MountKind::file, "/etc/nsswitch.conf", {},
                       "passwd: files\ngroup: files\nhosts: files\n", false, false));
-  builder.add(make_op(MountKind::tmpfs, "/tmp", {},
-                      "size=" + std::to_string(options.tmp_bytes) +
-                          ",nr_inodes=" + std::to_string(options.tmp_inodes) + ",mode=1777",
-                      false, false));
   builder.add(
       make_op(MountKind::tmpfs, "/dev", {}, "size=65536,nr_inodes=64,mode=0755", false, true));
   for (const char* node : {"null", "zero", "random", "urandom"}) {

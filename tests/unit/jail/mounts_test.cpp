@@ -105,6 +105,33 @@ TEST(MountPlan, ASpecsToolchainPathsReplaceTheRunnersDefault)
   EXPECT_NE(find(*plan, "/usr/bin/env"), nullptr);
 }
 
+// A toolchain installed under the host's /tmp is bound inside the job's /tmp
+// tmpfs, not hidden by it: the tmpfs comes first in the plan.
+TEST(MountPlan, AToolchainUnderTmpIsBoundInsideTheJobsTmp)
+{
+  char pattern[] = "/tmp/sandbox-mount-toolchain-XXXXXX";
+  fs::path dir = ::mkdtemp(pattern);
+  ProcessSpec spec;
+  spec.toolchain_paths = std::vector<fs::path>{dir};
+  auto plan = build_mount_plan(spec, {});
+  fs::remove(dir);
+  ASSERT_TRUE(plan);
+  std::ptrdiff_t tmpfs = -1;
+  std::ptrdiff_t bind = -1;
+  for (std::size_t i = 0; i < plan->ops.size(); ++i) {
+    const auto& op = plan->ops[i];
+    if (op.kind == MountKind::tmpfs && op.target == "/tmp") {
+      tmpfs = static_cast<std::ptrdiff_t>(i);
+    }
+    if (op.kind == MountKind::bind_ro && op.target == dir) {
+      bind = static_cast<std::ptrdiff_t>(i);
+    }
+  }
+  ASSERT_GE(tmpfs, 0);
+  ASSERT_GE(bind, 0);
+  EXPECT_LT(tmpfs, bind);
+}
+
 TEST(MountPlan, TheSystemBaseHoldsNoErlangOrElixir)
 {
   for (const auto& path : MountOptions::system_base()) {
