@@ -18,7 +18,7 @@ TEST(EngineWire, RequestsRoundTripAsBytes)
   Request request;
   request.kind = "run";
   request.identity = "0.1.0 a:b:c:d";
-  request.cwd = "/home/u/dir with spaces";
+  request.cwd = "/nonexistent/dir with spaces";
   request.umask = 027;
   request.out_terminal = true;
   request.argv = {"sandbox", "compile", std::string("bad\xff\0name", 9), ""};
