@@ -85,6 +85,52 @@ inline std::string toolchain_label()
   return toolchain().empty() ? std::string("system") : toolchain();
 }
 
+// Where a one-shot command's engine, state and temp dirs are.
+struct EngineEnv {
+  std::string runtime, state, tmp;
+};
+
+// argv in `cwd` with that environment plus `extra` ("K=V"), stdin from
+// `input` (or /dev/null), output discarded; seconds, the exit status in
+// `status` when given.
+inline double timed_command(const std::vector<std::string>& argv, const EngineEnv& env,
+                            const fs::path& cwd, const std::vector<std::string>& extra = {},
+                            const std::string& input = "", int* status = nullptr)
+{
+  auto start = std::chrono::steady_clock::now();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int in = ::open(input.empty() ? "/dev/null" : input.c_str(), O_RDONLY);
+    int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(in, 0);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    if (::chdir(cwd.c_str()) != 0) {
+      ::_exit(126);
+    }
+    ::setenv("XDG_RUNTIME_DIR", env.runtime.c_str(), 1);
+    ::setenv("SANDBOX_STATE_DIR", env.state.c_str(), 1);
+    ::setenv("TMPDIR", env.tmp.c_str(), 1);
+    ::unsetenv("SANDBOX_NO_DAEMON");
+    for (const auto& var : extra) {
+      ::putenv(const_cast<char*>(var.c_str()));
+    }
+    std::vector<char*> args;
+    for (const auto& a : argv) {
+      args.push_back(const_cast<char*>(a.c_str()));
+    }
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+  int code = 0;
+  ::waitpid(pid, &code, 0);
+  if (status != nullptr) {
+    *status = WIFEXITED(code) ? WEXITSTATUS(code) : 128;
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 inline double median(std::vector<double> values)
 {
   std::sort(values.begin(), values.end());

@@ -14,37 +14,16 @@
 
 namespace {
 
-struct Env {
-  std::string runtime, state, tmp;
-};
+using Env = bench::EngineEnv;
 
-// argv with stdin from `input` (or /dev/null), output discarded; seconds.
+// argv with stdin from `input` (or /dev/null), with the engine or in the
+// process (SANDBOX_NO_DAEMON=1); seconds.
 double timed(const std::vector<std::string>& argv, const Env& env, bool engine,
              const std::string& input = "")
 {
-  auto start = std::chrono::steady_clock::now();
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int in = ::open(input.empty() ? "/dev/null" : input.c_str(), O_RDONLY);
-    int null = ::open("/dev/null", O_WRONLY);
-    ::dup2(in, 0);
-    ::dup2(null, 1);
-    ::dup2(null, 2);
-    ::setenv("XDG_RUNTIME_DIR", env.runtime.c_str(), 1);
-    ::setenv("SANDBOX_STATE_DIR", env.state.c_str(), 1);
-    ::setenv("TMPDIR", env.tmp.c_str(), 1);
-    ::setenv("SANDBOX_NO_DAEMON", engine ? "0" : "1", 1);
-    std::vector<char*> args;
-    for (const auto& a : argv) {
-      args.push_back(const_cast<char*>(a.c_str()));
-    }
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  static const std::vector<std::string> in_process = {"SANDBOX_NO_DAEMON=1"};
+  return bench::timed_command(argv, env, std::filesystem::current_path(), engine ? std::vector<std::string>{} : in_process,
+                              input);
 }
 
 double median_ms(int runs, const std::function<double()>& once, int pause_ms = 0)
