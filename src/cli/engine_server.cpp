@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "cli/engine_wire.h"
 #include "compiler/in_process_compiler.h"
+#include "compiler/incremental_compile.h"
 #include "jail/cancel.h"
 #include "util/fd.h"
 
@@ -137,7 +138,8 @@ std::string Server::status_json() const
                         {"uptime_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
                                           std::chrono::system_clock::now() - m_started)
                                           .count()},
-                        {"commands", m_commands.load()}}
+                        {"commands", m_commands.load()},
+                        {"watch", compiler::watched_trees_json()}}
       .dump();
 }
 
@@ -276,6 +278,7 @@ int Server::run()
                                                                   ? m_settings.idle_exit_seconds
                                                                   : kDefaultIdleExitSeconds));
   compiler::configure_worker_pool(pool);
+  compiler::watch_compiled_trees();
   bool signalled = false;
   while (!m_stopping) {
     pollfd fds[2] = {{listener.get(), POLLIN, 0}, {signal_fd.get(), POLLIN, 0}};

@@ -19,10 +19,12 @@
 #include "incremental/store.h"
 #include "util/fs.h"
 #include "incremental/tree_stamps.h"
+#include "incremental/tree_watch.h"
 #include "util/hash.h"
 #include "util/time.h"
 
 #include <climits>
+#include <cstdlib>
 #include <optional>
 #include <set>
 
@@ -91,7 +93,7 @@ CompileResult Session::compile(const std::vector<fs::path>& explicit_changed)
     m_prev = load_state(m_dir, m_run.key, m_run.warnings);
   }
   m_started_ns = inc::now_ns();
-  auto before = inc::stamp_tree(m_run.sandbox, m_prev ? m_prev->stamps : inc::TreeStamps{},
+  auto before = inc::stamp_tree_watched(m_run.sandbox, m_prev ? m_prev->stamps : inc::TreeStamps{},
                                 m_prev ? m_prev->recorded_at_ns : 0);
   if (!before) {
     return std::unexpected(core::InvalidSandboxPath{m_path, before.error()});
@@ -218,7 +220,7 @@ void Session::store(const CacheState& state, const CompileInfo& info, const std:
   // An edit made while compiling is not lost: files that changed since
   // m_before are recorded as unknown, so the next compile sees them.
   CacheState stored = state;
-  auto after = inc::stamp_tree(m_run.sandbox, m_before, INT64_MAX);
+  auto after = inc::stamp_tree_watched(m_run.sandbox, m_before, INT64_MAX);
   if (after) {
     auto during = inc::diff_trees(m_before, *after);
     for (const auto* set : {&during.changed, &during.deleted}) {
@@ -286,6 +288,37 @@ CompileResult incremental_compile_sandbox(const std::string& path,
     return compile_without_cache(path, options, std::move(run.warnings), dir.error());
   }
   return Session(path, run, std::move(*dir), clock).compile(*explicit_changed);
+}
+
+namespace {
+
+std::size_t env_size(const char* name, std::size_t fallback)
+{
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') return fallback;
+  char* end = nullptr;
+  auto n = std::strtoull(value, &end, 10);
+  return end != nullptr && *end == '\0' ? static_cast<std::size_t>(n) : fallback;
+}
+
+} // namespace
+
+void watch_compiled_trees()
+{
+  inc::TreeWatcher::instance().enable(env_size("SANDBOX_WATCH_MAX_TREES", 64),
+                                      env_size("SANDBOX_WATCH_MAX_DIRS", 20'000));
+}
+
+nlohmann::json watched_trees_json()
+{
+  auto w = inc::TreeWatcher::instance().status();
+  nlohmann::json out = {{"enabled", w.enabled && w.unavailable.empty()},
+                        {"trees", w.trees},
+                        {"directories", w.watches},
+                        {"unwatched_trees", w.fallbacks},
+                        {"overflows", w.overflows}};
+  if (!w.unavailable.empty()) out["unavailable"] = w.unavailable;
+  return out;
 }
 
 CompileResult incremental_compile(const std::string& path, const std::vector<std::string>& changed_files,

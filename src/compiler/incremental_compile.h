@@ -28,6 +28,14 @@ CompileResult incremental_compile(const std::string& path,
 //  failed_compilations, cache_hit_rate, incremental_rate, average_compilation_time}
 std::expected<nlohmann::json, core::Error> get_cache_statistics(const std::string& path);
 
+// A long-running engine watches the trees it compiles and scans with inotify,
+// so that a compile with nothing changed looks only at what changed
+// (incremental/tree_watch.h). SANDBOX_WATCH_MAX_TREES and
+// SANDBOX_WATCH_MAX_DIRS (directories per tree) bound it.
+void watch_compiled_trees();
+// {enabled, trees, directories, unwatched_trees, overflows[, unavailable]}
+nlohmann::json watched_trees_json();
+
 // Removes the sandbox's cache files (in .sandbox_cache or the engine's copy).
 std::expected<void, core::Error> clear_compilation_cache(const std::string& path);
 

@@ -2,7 +2,10 @@
 
 #include "compiler/engine_state.h"
 #include "util/fs.h"
+#include "util/hash.h"
 
+#include <map>
+#include <mutex>
 #include <fmt/format.h>
 
 namespace sandbox::compiler {
@@ -134,15 +137,51 @@ std::string elixir_name(const std::string& beam_module)
   return beam_module.starts_with("Elixir.") ? beam_module.substr(7) : beam_module;
 }
 
+namespace {
+
+// The states read recently, by the identity of the files they were read from
+// and the key that verified them: a long-running engine parses and verifies a
+// sandbox's cache files once, not on every compile. Any write replaces a file
+// (a new inode), so an identity seen again means the same bytes.
+struct RecentStates {
+  std::mutex mutex;
+  std::map<std::string, std::pair<std::string, CacheState>> by_dir; // cache dir -> (identity, state)
+};
+
+RecentStates& recent_states()
+{
+  static RecentStates states;
+  return states;
+}
+
+constexpr std::size_t kRecentStates = 64;
+
+} // namespace
+
 std::optional<CacheState> load_state(const inc::CacheDir& dir, const std::string& key,
                                      std::vector<std::string>& warnings)
 {
+  auto identity = util::sha256_hex(key) + dir.identity({inc::kLastCompilation, inc::kFileHashes, inc::kDependencyGraph,
+                                                        std::string(inc::kFileHashes) + inc::kPreviousSuffix,
+                                                        std::string(inc::kDependencyGraph) + inc::kPreviousSuffix});
+  auto& recent = recent_states();
+  {
+    std::lock_guard lock(recent.mutex);
+    auto it = recent.by_dir.find(dir.path().string());
+    if (it != recent.by_dir.end() && it->second.first == identity) {
+      return it->second.second;
+    }
+  }
   auto docs = read_committed(dir, key, warnings);
   if (!docs) {
     return std::nullopt;
   }
   try {
-    return state_from_json(docs->last, docs->files, docs->graph);
+    auto state = state_from_json(docs->last, docs->files, docs->graph);
+    std::lock_guard lock(recent.mutex);
+    if (recent.by_dir.size() >= kRecentStates) recent.by_dir.erase(recent.by_dir.begin());
+    recent.by_dir[dir.path().string()] = {identity, state};
+    return state;
   } catch (const json::exception& e) {
     warnings.push_back(fmt::format("cache files are malformed ({}): ignored", e.what()));
     return std::nullopt;
@@ -206,7 +245,7 @@ std::expected<CompileInfo, core::Error> materialize(const CacheState& s, const i
       return fail(bytes.error());
     }
     auto path = ebin / (module + ".beam");
-    if (auto written = util::write_file_replace(path, *bytes, 0644); !written) {
+    if (auto written = util::write_new_file(path, *bytes, 0644); !written) {
       return fail(written.error());
     }
     info.beam_files.push_back(path);
@@ -218,7 +257,7 @@ std::expected<CompileInfo, core::Error> materialize(const CacheState& s, const i
       return fail(bytes.error());
     }
     auto path = ebin / s.app->first;
-    if (auto written = util::write_file_replace(path, *bytes, 0644); !written) {
+    if (auto written = util::write_new_file(path, *bytes, 0644); !written) {
       return fail(written.error());
     }
     info.app_file = path;
@@ -229,11 +268,11 @@ std::expected<CompileInfo, core::Error> materialize(const CacheState& s, const i
 bool objects_present(const CacheState& s, const inc::ObjectStore& store)
 {
   for (const auto& [module, record] : s.modules) {
-    if (!store.has(record.beam_sha256)) {
+    if (!store.readable(record.beam_sha256)) {
       return false;
     }
   }
-  return !s.app || store.has(s.app->second);
+  return !s.app || store.readable(s.app->second);
 }
 
 } // namespace sandbox::compiler

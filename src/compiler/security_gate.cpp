@@ -2,6 +2,7 @@
 
 #include "compiler/engine_state.h"
 #include "compiler/sandbox_path.h"
+#include "incremental/tree_watch.h"
 #include "scan/scanner.h"
 #include "util/fs.h"
 #include "util/hash.h"
@@ -17,6 +18,7 @@
 #include <set>
 #include <mutex>
 #include <optional>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace sandbox::compiler {
@@ -47,48 +49,153 @@ std::string field(const std::string& text)
 
 using TreeFacts = std::map<std::string, std::string>; // relative path -> what the entry is
 
-std::optional<TreeFacts> describe_tree(const fs::path& root)
+// The engine's own cache files (rewritten by every incremental compile) are
+// not sources the scanner reads.
+bool described(const util::TreeEntry& entry)
 {
-  auto tree = util::list_tree(root);
-  if (!tree || tree->size() > kScanCacheMaxEntries) {
-    return std::nullopt;
+  return !(entry.type == fs::file_type::regular && *entry.relative.begin() == ".sandbox_cache" &&
+           scan::language_of(entry.relative) == scan::Language::other);
+}
+
+// What one entry is; nullopt when it cannot be read. `total` counts the bytes read.
+std::optional<std::string> describe_entry(const fs::path& full, const util::TreeEntry& entry, std::uint64_t& total)
+{
+  std::string content;
+  if (entry.type == fs::file_type::regular) {
+    total += entry.size;
+    if (total > kScanCacheMaxBytes) {
+      return std::nullopt;
+    }
+    auto data = util::read_file(full, kScanCacheMaxBytes);
+    if (!data) {
+      return std::nullopt;
+    }
+    content = util::sha256_hex(*data);
+  } else if (entry.type == fs::file_type::symlink) {
+    std::error_code ec;
+    content = fs::read_symlink(full, ec).string();
+    if (ec) {
+      return std::nullopt;
+    }
   }
+  // A directory's size follows its entries, which are described themselves.
+  auto size = entry.type == fs::file_type::directory ? 0 : entry.size;
+  return fmt::format("{}:{:o}:{}:", static_cast<int>(entry.type), entry.mode, size) + field(content);
+}
+
+struct Described {
   TreeFacts facts;
+  std::set<std::string> shared; // files with another name: changes through it raise no event here
+};
+
+// Adds what is at `relative` (a file, or a directory with all under it) to `out`.
+bool describe_into(const fs::path& root, const std::string& relative, Described& out, std::uint64_t& total)
+{
+  auto list = util::list_tree(relative.empty() ? root : root / relative);
+  if (!list) {
+    return false;
+  }
+  for (auto& entry : *list) {
+    auto full = (relative.empty() ? root : root / relative) / entry.relative;
+    if (!relative.empty()) entry.relative = fs::path(relative) / entry.relative;
+    if (!described(entry)) continue;
+    auto fact = describe_entry(full, entry, total);
+    if (!fact || out.facts.size() >= kScanCacheMaxEntries) {
+      return false;
+    }
+    auto name = entry.relative.string();
+    out.facts[name] = std::move(*fact);
+    if (entry.type == fs::file_type::regular && entry.links > 1) out.shared.insert(name);
+  }
+  return true;
+}
+
+bool under(const std::string& path, const std::string& dir)
+{
+  return path == dir || (path.size() > dir.size() && path.starts_with(dir) && path[dir.size()] == '/');
+}
+
+// `base` patched for the paths that may have changed since it was taken.
+bool patch(const fs::path& root, Described& base, const std::set<std::string>& dirty)
+{
   std::uint64_t total = 0;
-  for (const auto& entry : *tree) {
-    // The engine's own cache files (rewritten by every incremental compile)
-    // are not sources the scanner reads.
-    if (entry.type == fs::file_type::regular && *entry.relative.begin() == ".sandbox_cache" &&
-        scan::language_of(entry.relative) == scan::Language::other) {
+  for (const auto& path : dirty) {
+    if (path.empty()) return false;
+    std::erase_if(base.facts, [&](const auto& e) { return under(e.first, path); });
+    std::erase_if(base.shared, [&](const auto& p) { return under(p, path); });
+    struct stat st {};
+    if (::lstat((root / path).c_str(), &st) != 0) {
+      continue; // gone
+    }
+    if (S_ISDIR(st.st_mode)) {
+      util::TreeEntry dir{path, fs::file_type::directory, static_cast<std::uint64_t>(st.st_size), st.st_mode & 07777u,
+                          static_cast<std::uint64_t>(st.st_nlink)};
+      base.facts[path] = *describe_entry(root / path, dir, total);
+      if (!describe_into(root, path, base, total)) return false;
       continue;
     }
-    std::string content;
-    if (entry.type == fs::file_type::regular) {
-      total += entry.size;
-      if (total > kScanCacheMaxBytes) {
-        return std::nullopt;
-      }
-      auto data = util::read_file(root / entry.relative, kScanCacheMaxBytes);
-      if (!data) {
-        return std::nullopt;
-      }
-      content = util::sha256_hex(*data);
-    } else if (entry.type == fs::file_type::symlink) {
-      std::error_code ec;
-      content = fs::read_symlink(root / entry.relative, ec).string();
-      if (ec) {
-        return std::nullopt;
-      }
-    }
-    facts[entry.relative.string()] =
-      fmt::format("{}:{:o}:{}:", static_cast<int>(entry.type), entry.mode, entry.size) + field(content);
+    util::TreeEntry file{path, S_ISREG(st.st_mode) ? fs::file_type::regular
+                               : S_ISLNK(st.st_mode) ? fs::file_type::symlink
+                                                     : fs::file_type::unknown,
+                         static_cast<std::uint64_t>(st.st_size), st.st_mode & 07777u,
+                         static_cast<std::uint64_t>(st.st_nlink)};
+    if (!described(file)) continue;
+    auto fact = describe_entry(root / path, file, total);
+    if (!fact) return false;
+    base.facts[path] = std::move(*fact);
+    if (file.type == fs::file_type::regular && file.links > 1) base.shared.insert(path);
   }
-  return facts;
+  return base.facts.size() <= kScanCacheMaxEntries;
+}
+
+// The last description of each watched tree, which its watch's changes patch.
+struct Descriptions {
+  std::mutex mutex;
+  std::map<std::string, Described> trees;
+};
+
+Descriptions& descriptions()
+{
+  static Descriptions d;
+  return d;
+}
+
+std::optional<TreeFacts> describe_tree(const fs::path& root)
+{
+  auto& watcher = incremental::TreeWatcher::instance();
+  auto changes = watcher.changes(root, incremental::WatchConsumer::scan);
+  auto& d = descriptions();
+  std::optional<Described> now;
+  {
+    std::lock_guard lock(d.mutex);
+    auto it = d.trees.find(root.string());
+    if (it != d.trees.end()) {
+      if (changes) now = std::move(it->second);
+      d.trees.erase(it);
+    }
+  }
+  if (now) {
+    changes->insert(now->shared.begin(), now->shared.end());
+    if (!patch(root, *now, *changes)) now.reset();
+  } else {
+    std::uint64_t total = 0;
+    now.emplace();
+    if (!describe_into(root, "", *now, total)) now.reset();
+  }
+  if (!now) {
+    return std::nullopt;
+  }
+  if (watcher.enabled()) {
+    std::lock_guard lock(d.mutex);
+    if (d.trees.size() >= kScanCacheEntries) d.trees.erase(d.trees.begin());
+    d.trees[root.string()] = *now;
+  }
+  return now->facts;
 }
 
 // Bumped when what a scan reports for the same tree and options changes, so
 // that results kept by an older engine are not used.
-constexpr std::string_view kScanCacheVersion = "3"; // 2: runs_in and scan_scope; 3: value flow
+constexpr std::string_view kScanCacheVersion = "4"; // 2: runs_in and scan_scope; 3: value flow; 4: no directory sizes
 
 std::string scan_key(const fs::path& root, const scan::ScanConfig& config, const std::vector<fs::path>& only)
 {

@@ -12,6 +12,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
 
 namespace sandbox::incremental {
 
@@ -166,6 +170,21 @@ std::expected<nlohmann::json, std::string> CacheDir::read_previous(const std::st
   return read_signed(name + kPreviousSuffix, name, key);
 }
 
+std::string CacheDir::identity(std::initializer_list<std::string> names) const
+{
+  std::string out = m_path.string();
+  for (const auto& name : names) {
+    struct stat st {};
+    if (::fstatat(m_fd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      out += "|-";
+      continue;
+    }
+    out += fmt::format("|{}:{}:{}:{}.{}:{}.{}", st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec,
+                       st.st_mtim.tv_nsec, st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+  }
+  return out;
+}
+
 std::expected<void, std::string> CacheDir::keep_previous(const std::string& name) const
 {
   if (!plain_name(name)) {
@@ -275,10 +294,76 @@ std::expected<std::string, std::string> ObjectStore::put(std::string_view bytes)
   return sha;
 }
 
+namespace {
+
+// Objects read and checked recently, by name: an object's bytes are its name,
+// so a long-running engine reads and hashes each one once, not on every cache
+// hit. Bounded in bytes, least recently used first out.
+class RecentObjects {
+public:
+  bool contains(const std::string& sha256)
+  {
+    std::lock_guard lock(m_mutex);
+    return m_entries.contains(sha256);
+  }
+
+  std::optional<std::string> find(const std::string& sha256)
+  {
+    std::lock_guard lock(m_mutex);
+    auto it = m_entries.find(sha256);
+    if (it == m_entries.end()) return std::nullopt;
+    m_order.splice(m_order.end(), m_order, it->second.position);
+    return it->second.bytes;
+  }
+
+  void add(const std::string& sha256, const std::string& bytes)
+  {
+    if (bytes.size() > kMaxBytes / 8) return;
+    std::lock_guard lock(m_mutex);
+    if (m_entries.contains(sha256)) return;
+    m_order.push_back(sha256);
+    m_entries.emplace(sha256, Entry{bytes, std::prev(m_order.end())});
+    m_bytes += bytes.size();
+    while (m_bytes > kMaxBytes && !m_order.empty()) {
+      auto oldest = m_entries.find(m_order.front());
+      m_bytes -= oldest->second.bytes.size();
+      m_entries.erase(oldest);
+      m_order.pop_front();
+    }
+  }
+
+private:
+  static constexpr std::size_t kMaxBytes = 64ull << 20;
+  struct Entry {
+    std::string bytes;
+    std::list<std::string>::iterator position;
+  };
+  std::mutex m_mutex;
+  std::list<std::string> m_order; // oldest first
+  std::unordered_map<std::string, Entry> m_entries;
+  std::size_t m_bytes = 0;
+};
+
+RecentObjects& recent_objects()
+{
+  static RecentObjects objects;
+  return objects;
+}
+
+} // namespace
+
+bool ObjectStore::readable(const std::string& sha256) const
+{
+  return recent_objects().contains(sha256) || has(sha256);
+}
+
 std::expected<std::string, std::string> ObjectStore::get(const std::string& sha256) const
 {
   if (sha256.size() != 64 || sha256.find_first_not_of("0123456789abcdef") != std::string::npos) {
     return std::unexpected("not an object name");
+  }
+  if (auto known = recent_objects().find(sha256)) {
+    return std::move(*known);
   }
   auto bytes = util::read_file(object_path(sha256), 256ull << 20);
   if (!bytes) {
@@ -287,6 +372,7 @@ std::expected<std::string, std::string> ObjectStore::get(const std::string& sha2
   if (util::sha256_hex(*bytes) != sha256) {
     return std::unexpected("object " + sha256 + " is corrupt");
   }
+  recent_objects().add(sha256, *bytes);
   return bytes;
 }
 

@@ -24,6 +24,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <initializer_list>
+
 #include <expected>
 #include <filesystem>
 #include <optional>
@@ -66,6 +68,10 @@ public:
                                                                          const std::string& key) const;
   // Renames `name` to `<name>.previous` (replacing an older one).
   [[nodiscard]] std::expected<void, std::string> keep_previous(const std::string& name) const;
+  // What `names` are on disk now (device, inode, size, modification and
+  // change times of each, "-" for a missing one): equal identities mean files
+  // not written since, so what was read from them still holds.
+  [[nodiscard]] std::string identity(std::initializer_list<std::string> names) const;
   // Unlinks the known cache file names and their .previous copies (never a
   // path read from a cache file).
   void clear() const;
@@ -97,6 +103,8 @@ public:
   // The bytes stored under `sha256`, checked against it.
   [[nodiscard]] std::expected<std::string, std::string> get(const std::string& sha256) const;
   [[nodiscard]] bool has(const std::string& sha256) const;
+  // get() would succeed without reading the disk, or the object is on disk.
+  [[nodiscard]] bool readable(const std::string& sha256) const;
 
 private:
   [[nodiscard]] fs::path object_path(const std::string& sha256) const;

@@ -2,11 +2,14 @@
 
 #include "util/fs.h"
 #include "util/hash.h"
+#include "incremental/tree_watch.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <mutex>
+#include <optional>
 
 namespace sandbox::incremental {
 
@@ -36,6 +39,51 @@ std::int64_t now_ns()
     .count();
 }
 
+namespace {
+
+bool stamped_type(fs::file_type type)
+{
+  return type == fs::file_type::regular || type == fs::file_type::symlink;
+}
+
+// The stamp of one file or link; its hash is taken from `prev` when the stat
+// fields match and its ctime is older than `previous_at_ns` - 2 s. nullopt:
+// gone, or neither a file nor a link.
+std::optional<FileStamp> stamp_file(const fs::path& full, const FileStamp* prev, std::int64_t previous_at_ns)
+{
+  struct stat st {};
+  if (::lstat(full.c_str(), &st) != 0 || !(S_ISREG(st.st_mode) || S_ISLNK(st.st_mode))) {
+    return std::nullopt; // removed while listing: absent
+  }
+  FileStamp stamp;
+  stamp.size = static_cast<std::uint64_t>(st.st_size);
+  stamp.mtime_ns = ns(st.st_mtim);
+  stamp.ctime_ns = ns(st.st_ctim);
+  stamp.inode = st.st_ino;
+  stamp.shared = st.st_nlink > 1;
+  if (prev != nullptr && prev->same_stat(stamp) && stamp.ctime_ns < previous_at_ns - kRacyWindowNs) {
+    stamp.sha256 = prev->sha256;
+  } else if (S_ISLNK(st.st_mode)) {
+    std::error_code ec;
+    auto target = fs::read_symlink(full, ec);
+    stamp.sha256 = util::sha256_hex("symlink:" + (ec ? std::string("?") : target.string()));
+  } else if (stamp.size > kMaxHashedBytes) {
+    // Too large to hash: never reused, so always seen as changed.
+    stamp.sha256 = "unhashed";
+  } else {
+    auto content = util::read_file(full, kMaxHashedBytes);
+    stamp.sha256 = content ? util::sha256_hex(*content) : "unreadable";
+  }
+  return stamp;
+}
+
+bool under(const std::string& path, const std::string& dir)
+{
+  return path == dir || (path.size() > dir.size() && path.starts_with(dir) && path[dir.size()] == '/');
+}
+
+} // namespace
+
 std::expected<TreeStamps, std::string> stamp_tree(const fs::path& root, const TreeStamps& previous,
                                                   std::int64_t previous_at_ns)
 {
@@ -46,41 +94,93 @@ std::expected<TreeStamps, std::string> stamp_tree(const fs::path& root, const Tr
   TreeStamps out;
   for (const auto& entry : *entries) {
     auto relative = entry.relative.string();
-    if (excluded_input(relative)) {
+    if (excluded_input(relative) || !stamped_type(entry.type)) {
       continue;
     }
-    bool link = entry.type == fs::file_type::symlink;
-    if (!link && entry.type != fs::file_type::regular) {
-      continue;
-    }
-    auto full = root / entry.relative;
-    struct stat st {};
-    if (::lstat(full.c_str(), &st) != 0) {
-      continue; // removed while listing: absent
-    }
-    FileStamp stamp;
-    stamp.size = static_cast<std::uint64_t>(st.st_size);
-    stamp.mtime_ns = ns(st.st_mtim);
-    stamp.ctime_ns = ns(st.st_ctim);
-    stamp.inode = st.st_ino;
     auto prev = previous.find(relative);
-    if (prev != previous.end() && prev->second.same_stat(stamp) &&
-        stamp.ctime_ns < previous_at_ns - kRacyWindowNs) {
-      stamp.sha256 = prev->second.sha256;
-    } else if (link) {
-      std::error_code ec;
-      auto target = fs::read_symlink(full, ec);
-      stamp.sha256 = util::sha256_hex("symlink:" + (ec ? std::string("?") : target.string()));
-    } else if (stamp.size > kMaxHashedBytes) {
-      // Too large to hash: never reused, so always seen as changed.
-      stamp.sha256 = "unhashed";
-    } else {
-      auto content = util::read_file(full, kMaxHashedBytes);
-      stamp.sha256 = content ? util::sha256_hex(*content) : "unreadable";
+    auto stamp = stamp_file(root / entry.relative, prev == previous.end() ? nullptr : &prev->second, previous_at_ns);
+    if (stamp) {
+      out.emplace(std::move(relative), std::move(*stamp));
     }
-    out.emplace(std::move(relative), std::move(stamp));
   }
   return out;
+}
+
+TreeStamps restamp(const fs::path& root, TreeStamps base, const std::set<std::string>& dirty)
+{
+  for (const auto& path : dirty) {
+    std::erase_if(base, [&](const auto& entry) { return under(entry.first, path); });
+    if (path.empty() || excluded_input(path)) {
+      continue;
+    }
+    auto full = root / path;
+    struct stat st {};
+    if (::lstat(full.c_str(), &st) != 0) {
+      continue;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      if (auto stamp = stamp_file(full, nullptr, 0)) base[path] = std::move(*stamp);
+      continue;
+    }
+    auto entries = util::list_tree(full);
+    for (const auto& entry : entries ? *entries : std::vector<util::TreeEntry>{}) {
+      auto relative = path + "/" + entry.relative.string();
+      if (excluded_input(relative) || !stamped_type(entry.type)) continue;
+      if (auto stamp = stamp_file(full / entry.relative, nullptr, 0)) base[relative] = std::move(*stamp);
+    }
+  }
+  return base;
+}
+
+namespace {
+
+// The last stamps of each watched tree, which its watch's changes patch.
+struct Baselines {
+  std::mutex mutex;
+  std::map<std::string, TreeStamps> trees;
+};
+
+Baselines& baselines()
+{
+  static Baselines b;
+  return b;
+}
+
+constexpr std::size_t kMaxBaselines = 64;
+
+} // namespace
+
+std::expected<TreeStamps, std::string> stamp_tree_watched(const fs::path& root, const TreeStamps& previous,
+                                                          std::int64_t previous_at_ns, bool* watched)
+{
+  auto changes = TreeWatcher::instance().changes(root, WatchConsumer::stamps);
+  auto& b = baselines();
+  std::optional<TreeStamps> base;
+  {
+    std::lock_guard lock(b.mutex);
+    auto it = b.trees.find(root.string());
+    if (it != b.trees.end()) {
+      if (changes) base = it->second;
+      b.trees.erase(it);
+    }
+  }
+  std::expected<TreeStamps, std::string> now;
+  if (base) {
+    // A file with another name outside the tree can change without an event here.
+    for (const auto& [path, stamp] : *base) {
+      if (stamp.shared) changes->insert(path);
+    }
+    now = restamp(root, std::move(*base), *changes);
+  } else {
+    now = stamp_tree(root, previous, previous_at_ns);
+  }
+  if (watched != nullptr) *watched = base.has_value();
+  if (now && TreeWatcher::instance().enabled()) {
+    std::lock_guard lock(b.mutex);
+    if (b.trees.size() >= kMaxBaselines) b.trees.erase(b.trees.begin());
+    b.trees[root.string()] = *now;
+  }
+  return now;
 }
 
 TreeDiff diff_trees(const TreeStamps& before, const TreeStamps& after)

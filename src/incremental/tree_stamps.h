@@ -26,6 +26,7 @@ struct FileStamp {
   std::int64_t mtime_ns = 0;
   std::int64_t ctime_ns = 0;
   std::uint64_t inode = 0;
+  bool shared = false; // more than one name: not stored, not compared
 
   [[nodiscard]] bool same_stat(const FileStamp& other) const
   {
@@ -45,6 +46,17 @@ std::int64_t now_ns();
 // stat fields match and the file's ctime is older than `previous_at_ns` - 2 s.
 std::expected<TreeStamps, std::string> stamp_tree(const fs::path& root, const TreeStamps& previous = {},
                                                   std::int64_t previous_at_ns = 0);
+
+// The stamps of `root` now, from `base` (its stamps at some earlier time) and
+// the paths, files or directories, that may differ since: each is stamped and
+// hashed again, a directory with everything under it.
+TreeStamps restamp(const fs::path& root, TreeStamps base, const std::set<std::string>& dirty);
+
+// stamp_tree through the engine's watch of the tree (tree_watch.h): the last
+// stamps of the tree patched with what changed since, when the watch can
+// vouch for it, else stamp_tree itself. `watched` says which.
+std::expected<TreeStamps, std::string> stamp_tree_watched(const fs::path& root, const TreeStamps& previous,
+                                                          std::int64_t previous_at_ns, bool* watched = nullptr);
 
 struct TreeDiff {
   std::set<std::string> changed;

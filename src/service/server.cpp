@@ -1,6 +1,7 @@
 #include "service/server.h"
 #include "service/socket_activation.h"
 
+#include "compiler/incremental_compile.h"
 #include "service/job_queue.h"
 #include "util/fd.h"
 #include "util/json.h"
@@ -488,6 +489,7 @@ int serve(const ServerSettings& settings, std::ostream& log_stream)
   if (settings.worker_pool) {
     compiler::configure_worker_pool(*settings.worker_pool);
   }
+  compiler::watch_compiled_trees();
   JobQueue jobs(settings.max_jobs, settings.max_queue);
   Shared shared{settings, jobs, log, stop_fd.get()};
   std::list<Worker> connections;

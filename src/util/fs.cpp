@@ -76,6 +76,26 @@ std::expected<std::string, std::string> read_file(const fs::path& path, std::uin
 
 namespace {
 
+// Writes all of `data` to `fd` and closes it (after fsync when `sync`).
+std::expected<void, std::string> write_all_and_close(Fd fd, const fs::path& path, std::string_view data, bool sync)
+{
+  std::size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return std::unexpected(errno_message("cannot write " + path.string()));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if ((sync && ::fsync(fd.get()) != 0) || ::close(fd.release()) != 0) {
+    return std::unexpected(errno_message("cannot flush " + path.string()));
+  }
+  return {};
+}
+
 std::expected<void, std::string> write_via_rename(const fs::path& path, std::string_view data,
                                                   unsigned mode, bool sync)
 {
@@ -85,23 +105,9 @@ std::expected<void, std::string> write_via_rename(const fs::path& path, std::str
   if (!fd) {
     return std::unexpected(errno_message("cannot create " + tmp.string()));
   }
-  std::size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      auto message = errno_message("cannot write " + tmp.string());
-      ::unlink(tmp.c_str());
-      return std::unexpected(message);
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if ((sync && ::fsync(fd.get()) != 0) || ::close(fd.release()) != 0) {
-    auto message = errno_message("cannot flush " + tmp.string());
+  if (auto written = write_all_and_close(std::move(fd), tmp, data, sync); !written) {
     ::unlink(tmp.c_str());
-    return std::unexpected(message);
+    return written;
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     auto message = errno_message("cannot rename onto " + path.string());
@@ -123,6 +129,19 @@ std::expected<void, std::string> write_file_replace(const fs::path& path, std::s
                                                     unsigned mode)
 {
   return write_via_rename(path, data, mode, false);
+}
+
+std::expected<void, std::string> write_new_file(const fs::path& path, std::string_view data, unsigned mode)
+{
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode));
+  if (!fd) {
+    return std::unexpected(errno_message("cannot create " + path.string()));
+  }
+  if (auto written = write_all_and_close(std::move(fd), path, data, false); !written) {
+    ::unlink(path.c_str());
+    return written;
+  }
+  return {};
 }
 
 bool is_within(const fs::path& root, const fs::path& path)
@@ -163,6 +182,7 @@ std::expected<std::vector<TreeEntry>, std::string> list_tree(const fs::path& roo
     item.relative = entry.path().lexically_relative(root);
     item.size = static_cast<std::uint64_t>(st.st_size);
     item.mode = st.st_mode & 07777;
+    item.links = static_cast<std::uint64_t>(st.st_nlink);
     if (S_ISREG(st.st_mode)) {
       item.type = fs::file_type::regular;
     } else if (S_ISDIR(st.st_mode)) {

@@ -32,6 +32,10 @@ std::expected<void, std::string> write_file_atomic(const fs::path& path, std::st
 std::expected<void, std::string> write_file_replace(const fs::path& path, std::string_view data,
                                                     unsigned mode = 0644);
 
+// Creates `path`, which must not exist, with `data` (no rename, no fsync): for
+// a directory no one else writes to, such as a fresh private temp dir.
+std::expected<void, std::string> write_new_file(const fs::path& path, std::string_view data, unsigned mode = 0644);
+
 // True when `path` (already resolved) is `root` or lies below it, compared by
 // path components, never by string prefix.
 bool is_within(const fs::path& root, const fs::path& path);
@@ -41,6 +45,7 @@ struct TreeEntry {
   fs::file_type type = fs::file_type::none;
   std::uint64_t size = 0;
   unsigned mode = 0;
+  std::uint64_t links = 1; // st_nlink
 };
 
 // Lists a tree with lstat semantics: symlinks are reported, never followed.

@@ -198,23 +198,26 @@ protected:
   // `args` with "" standing for the sandbox, run by the engine on `there` and
   // in the process on `here`: the same status, stderr and result.
   void expect_same_on(const std::vector<std::string>& args, const fs::path& there,
-                      const fs::path& here)
+                      const fs::path& here, const RunOptions& options = {})
   {
     auto a = args;
     *std::find(a.begin(), a.end(), "") = there.string();
     auto b = args;
     *std::find(b.begin(), b.end(), "") = here.string();
-    auto by_engine = engine(a);
-    auto in_process = local(b);
+    auto by_engine = engine(a, options);
+    auto in_process = local(b, options);
     EXPECT_EQ(by_engine.exit_code, in_process.exit_code)
         << by_engine.describe() << in_process.describe();
     EXPECT_EQ(by_engine.err, in_process.err);
     auto x = comparable(by_engine.json());
     auto y = comparable(in_process.json());
     ASSERT_FALSE(y.is_discarded()) << in_process.describe();
-    // A partial round runs on the engine's warm worker pool, and says so.
+    // A partial round runs on the engine's warm worker pool, and says so; a
+    // worker prints nothing, its warnings are in `warnings` only.
     if (x.contains("isolation") && x["isolation"]["mode"] == "jail (warm worker)") {
       x["isolation"]["mode"] = "jail";
+      x.erase("output");
+      y.erase("output");
     }
     EXPECT_EQ(x, y) << by_engine.out << "\n" << in_process.out;
   }
@@ -318,6 +321,75 @@ TEST_F(Daemon, EditsRenamesAndDeletesWhileTheEngineIsIdleAreSeen)
   EXPECT_EQ(beam_names(last.json()),
             (std::vector<std::string>{"Elixir.Shapes.Format.beam", "Elixir.Shapes.beam"}))
       << last.describe();
+}
+
+// The engine watches the trees it compiled (inotify) and looks again only at
+// what changed: an edit of the same size within the same second, a new
+// directory, a directory renamed or removed, a threat written while it idles.
+TEST_F(Daemon, TheWatchedTreeSeesEveryKindOfChange)
+{
+  auto [there, here] = two_copies("plain_lib");
+  const std::vector<std::string> incremental = {"incremental", "", "--compiler", "elixirc", "--json"};
+  expect_same_on(incremental, there, here);
+  auto watch = status()["watch"];
+  EXPECT_TRUE(watch.value("enabled", false)) << watch.dump();
+  EXPECT_GE(watch.value("trees", 0), 1) << watch.dump();
+  expect_same_on(incremental, there, here);
+  auto edit = [&](const std::function<void(const fs::path&)>& change) {
+    for (const auto& dir : {there, here}) change(dir);
+    expect_same_on(incremental, there, here);
+  };
+  edit([](const fs::path& dir) { // same size, same second: only the content differs
+    auto file = dir / "lib" / "shapes.ex";
+    auto text = read_text(file);
+    text.replace(text.find("w * h"), 5, "h * w");
+    std::ofstream(file, std::ios::trunc) << text;
+  });
+  edit([](const fs::path& dir) {
+    fs::create_directories(dir / "lib" / "more" / "deeper");
+    std::ofstream(dir / "lib" / "more" / "deeper" / "extra.ex") << "defmodule Shapes.Extra do\n  def x, do: 1\nend\n";
+  });
+  edit([](const fs::path& dir) {
+    std::ofstream(dir / "lib" / "more" / "deeper" / "extra.ex", std::ios::trunc)
+        << "defmodule Shapes.Extra do\n  def x, do: 2\nend\n";
+  });
+  edit([](const fs::path& dir) { fs::rename(dir / "lib" / "more", dir / "lib" / "moved"); });
+  edit([](const fs::path& dir) {
+    std::ofstream(dir / "lib" / "moved" / "deeper" / "extra.ex", std::ios::trunc)
+        << "defmodule Shapes.Extra do\n  def x, do: 3\nend\n";
+  });
+  edit([](const fs::path& dir) { fs::remove_all(dir / "lib" / "moved"); });
+  edit([](const fs::path& dir) {
+    std::ofstream(dir / "lib" / "evil.ex") << "defmodule Evil do\n  System.cmd(\"id\", [])\nend\n";
+  });
+  auto caught = engine({"incremental", there.string(), "--compiler", "elixirc", "--json"});
+  EXPECT_TRUE(is_error(caught, "security_threats_detected", 1)) << caught.describe();
+  edit([](const fs::path& dir) { fs::remove(dir / "lib" / "evil.ex"); });
+  auto last = engine({"incremental", there.string(), "--compiler", "elixirc", "--json"});
+  EXPECT_EQ(beam_names(last.json()),
+            (std::vector<std::string>{"Elixir.Shapes.Format.beam", "Elixir.Shapes.beam"}))
+      << last.describe();
+}
+
+// A tree with more directories than the engine may watch is stamped in full
+// every time, with the same results.
+TEST_F(Daemon, ATreePastTheWatchLimitIsStampedInFull)
+{
+  auto [there, here] = two_copies("plain_lib");
+  RunOptions limited;
+  limited.env["SANDBOX_WATCH_MAX_DIRS"] = "1";
+  const std::vector<std::string> incremental = {"incremental", "", "--compiler", "elixirc", "--json"};
+  expect_same_on(incremental, there, here, limited);
+  for (const auto& dir : {there, here}) {
+    std::ofstream(dir / "lib" / "extra.ex") << "defmodule Shapes.Extra do\n  def x, do: 1\nend\n";
+  }
+  expect_same_on(incremental, there, here, limited);
+  auto watched = engine({"daemon", "status", "--json"}, limited);
+  auto watch = watched.json()["watch"];
+  EXPECT_EQ(watch.value("trees", -1), 0) << watched.describe();
+  EXPECT_GE(watch.value("unwatched_trees", 0), 1) << watched.describe();
+  auto stopped = engine({"daemon", "stop"}, limited);
+  EXPECT_EQ(stopped.exit_code, 0) << stopped.describe();
 }
 
 TEST_F(Daemon, AnEditMadeWhileTheEngineCompilesIsSeenByTheNextCommand)
