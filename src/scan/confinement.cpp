@@ -28,9 +28,12 @@ using confinement::EventKind;
 using confinement::FileFacts;
 using confinement::Region;
 
-// Erlang runs code while compiling only through parse transforms, and when
-// loading through -on_load; the rest of a .erl is functions.
-FileFacts collect_erlang_facts(const std::string& file, const std::string& source)
+// Erlang runs code while compiling only through parse transforms (asked
+// for by -compile, possibly through a macro or an included header), and when
+// loading through -on_load; the rest of a .erl is functions. `headers` are
+// the file names of the submission's .hrl files.
+FileFacts collect_erlang_facts(const std::string& file, const std::string& source,
+                               const std::set<std::string>& headers)
 {
   FileFacts facts;
   facts.file = file;
@@ -48,24 +51,28 @@ FileFacts collect_erlang_facts(const std::string& file, const std::string& sourc
     const auto& token = tokens[i];
     bool at_start = form_start;
     form_start = token.kind == Kind::end_of_form;
-    if (!at_start || token.kind != Kind::punct || token.text != "-" || i + 1 >= tokens.size() ||
+    if (token.kind == Kind::atom && token.value == "parse_transform") {
+      fail(token, "asks for a parse transform, which runs while compiling");
+      continue;
+    }
+    if (!at_start || token.kind != Kind::punct || token.text != "-" || i + 3 >= tokens.size() ||
         tokens[i + 1].kind != Kind::atom) {
       continue;
     }
     const auto& name = tokens[i + 1].value;
-    std::size_t end = i + 2;
-    while (end < tokens.size() && tokens[end].kind != Kind::end_of_form) ++end;
-    if (name == "module" && i + 3 < tokens.size() && tokens[i + 3].kind == Kind::atom) {
-      facts.modules.push_back({":" + tokens[i + 3].value, token.line});
-    } else if (name == "compile") {
-      for (std::size_t k = i + 2; k < end; ++k) {
-        if (tokens[k].kind == Kind::atom && tokens[k].value == "parse_transform") {
-          fail(token, "-compile asks for a parse transform, which runs while compiling");
-          break;
-        }
-      }
+    const auto& argument = tokens[i + 3];
+    if (name == "module" && argument.kind == Kind::atom) {
+      facts.modules.push_back({":" + argument.value, token.line});
     } else if (name == "on_load") {
       fail(token, "-on_load runs code when the module is loaded");
+    } else if (name == "include" || name == "include_lib") {
+      auto path = argument.kind == Kind::string ? argument.value : std::string(argument.text);
+      bool ours = name == "include" && headers.contains(std::filesystem::path(path).filename().string());
+      if (!ours && !(name == "include_lib" && confinement_allows(Permit::include, path))) {
+        fail(token, fmt::format("-{}(\"{}\") reads a header that is neither the submission's nor an allowed "
+                                "standard-library one",
+                                name, path));
+      }
     }
   }
   return facts;
@@ -288,12 +295,17 @@ ConfinementVerdict classify_confinement(const std::vector<SourceFile>& files,
 {
   ConfinementVerdict verdict;
   std::vector<FileFacts> facts;
+  std::set<std::string> headers;
+  for (const auto& file : files) {
+    std::filesystem::path path(file.path);
+    if (path.extension() == ".hrl") headers.insert(path.filename().string());
+  }
   for (const auto& file : files) {
     auto extension = std::filesystem::path(file.path).extension().string();
     if (extension == ".ex" || extension == ".exs") {
       facts.push_back(confinement::collect_elixir_facts(file.path, file.text));
-    } else if (extension == ".erl") {
-      facts.push_back(collect_erlang_facts(file.path, file.text));
+    } else if (extension == ".erl" || extension == ".hrl") {
+      facts.push_back(collect_erlang_facts(file.path, file.text, headers));
     }
   }
   std::set<std::string> loaded;

@@ -21,8 +21,8 @@ namespace sandbox::scan {
 
 // One file of a submission: its path as messages should name it (relative
 // to the sandbox) and its text. The language comes from the extension:
-// .ex/.exs are Elixir, .erl Erlang, .hrl an Erlang header (no code runs);
-// anything else is ignored.
+// .ex/.exs are Elixir, .erl Erlang, .hrl an Erlang header (read for parse
+// transforms it asks for); anything else is ignored.
 struct SourceFile {
   std::string path;
   std::string text;
@@ -50,8 +50,10 @@ ConfinementVerdict classify_confinement(const std::vector<SourceFile>& files,
 
 // What a row permits: a call made while compiling, `use M` (M.__using__ is
 // standard-library code the VM already has), `require M`/`import M`,
-// `@derive M`, or `defimpl M` (implementing a standard-library protocol).
-enum class Permit { call, use, require, derive, implement };
+// `@derive M`, `defimpl M` (implementing a standard-library protocol), or an
+// Erlang `-include_lib` of a standard-library header (the module column
+// holds its path).
+enum class Permit { call, use, require, derive, implement, include };
 
 // One row. Modules are written as the scanner writes them ("String",
 // ":lists"). `function` is "*" for every function of the module without a

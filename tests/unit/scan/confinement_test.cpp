@@ -325,6 +325,18 @@ TEST(Confinement, ParseTransformInErlang)
     "src/a.erl:2", "parse transform");
 }
 
+TEST(Confinement, ErlangParseTransformThroughAMacroOrAHeader)
+{
+  expect_not_confined(classify({{"src/a.erl", "-module(a).\n-include(\"opts.hrl\").\n-compile(?OPTS).\n"},
+                                {"include/opts.hrl", "-define(OPTS, [{parse_transform, pt}]).\n"}}),
+                      "include/opts.hrl:1", "parse transform");
+  expect_not_confined(classify_one("src/a.erl", "-module(a).\n-include_lib(\"eunit/include/eunit.hrl\").\n"),
+                      "src/a.erl:2", "eunit/include/eunit.hrl");
+  expect_not_confined(classify_one("src/a.erl", "-module(a).\n-on_load(init/0).\ninit() -> ok.\n"),
+                      "src/a.erl:2", "-on_load");
+  expect_confined(classify_one("src/a.erl", "-module(a).\n-include_lib(\"kernel/include/file.hrl\").\nf() -> ok.\n"));
+}
+
 TEST(Confinement, BeforeCompilePointingToAnExternalModule)
 {
   expect_not_confined(classify_one("lib/a.ex", "defmodule A do\n  @before_compile Other.Hooks\nend\n"),
