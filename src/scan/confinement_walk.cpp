@@ -101,6 +101,13 @@ void Collector::add_module(std::string name, const Node& at)
   m_facts.modules.push_back(DefinedModule{std::move(name), at.start().line});
 }
 
+std::vector<std::string> Collector::imports_in_scope() const
+{
+  std::vector<std::string> out;
+  for (auto it = m_frames.rbegin(); it != m_frames.rend(); ++it) out.insert(out.end(), it->imports.rbegin(), it->imports.rend());
+  return out;
+}
+
 Resolved Collector::resolve_module(const Node& node, int guard) const
 {
   if (!node || guard > 16) return {};
@@ -142,17 +149,23 @@ Collector::Entered Collector::enter(const Node& node, const Node& parent)
     if (op == "@" && operand.type() == "call" && operand.field("target").type() == "identifier") {
       auto handled = handle_attribute(operand);
       entered.descend = handled.descend;
-    } else if (op == "&" && operand.type() == "binary_operator" && operand.field("operator").text() == "/" &&
-               operand.field("left").type() == "identifier") {
-      auto& event = add(EventKind::local_call, node);
-      event.function = operand.field("left").text();
-      auto arity = operand.field("right").text();
-      if (!arity.empty() && std::all_of(arity.begin(), arity.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-        event.arity = static_cast<std::uint32_t>(std::min<std::size_t>(std::stoul(std::string(arity)), 255));
-      }
-      event.imports = {};
-      for (auto it = m_frames.rbegin(); it != m_frames.rend(); ++it) {
-        event.imports.insert(event.imports.end(), it->imports.rbegin(), it->imports.rend());
+    } else if (op == "&" && operand.type() == "binary_operator" && operand.field("operator").text() == "/") {
+      auto left = operand.field("left");
+      if (left.type() == "identifier") {
+        auto& event = add(EventKind::local_call, node);
+        event.function = left.text();
+        auto arity = operand.field("right").text();
+        if (!arity.empty() && arity.size() < 4 &&
+            std::all_of(arity.begin(), arity.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+          event.arity = static_cast<std::uint32_t>(std::stoul(std::string(arity)));
+        }
+        event.imports = imports_in_scope();
+      } else if (left.type() == "call" && left.field("target").type() == "dot" &&
+                 !left.first_child_of_type("arguments") &&
+                 resolve_module(left.field("target").field("left")).kind == Kind::unknown) {
+        // &mod.fun/2: a fun of a module held in a value, called later.
+        problem(node, fmt::format("captures a function of a module not known statically ({})",
+                                  clip(node.text(), 60)));
       }
     }
   } else if (type == "binary_operator") {
@@ -172,9 +185,7 @@ Collector::Entered Collector::enter(const Node& node, const Node& parent)
       auto& event = add(EventKind::local_call, node);
       event.function = fmt::format("sigil_{}", name);
       event.arity = 2;
-      for (auto it = m_frames.rbegin(); it != m_frames.rend(); ++it) {
-        event.imports.insert(event.imports.end(), it->imports.rbegin(), it->imports.rend());
-      }
+      event.imports = imports_in_scope();
     }
   }
   return entered;
@@ -300,9 +311,7 @@ Collector::Entered Collector::handle_call(const Node& node, const Node& parent)
     auto& event = add(EventKind::local_call, node);
     event.function = name;
     event.arity = arity;
-    for (auto it = m_frames.rbegin(); it != m_frames.rend(); ++it) {
-      event.imports.insert(event.imports.end(), it->imports.rbegin(), it->imports.rend());
-    }
+    event.imports = imports_in_scope();
     return entered;
   }
   if (target.type() == "dot") {

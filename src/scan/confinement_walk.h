@@ -88,6 +88,8 @@ private:
   Event& add(EventKind kind, const Node& at);
   void problem(const Node& at, std::string text);
   [[nodiscard]] std::string context() const;
+  // The modules imported where the walk is, innermost first.
+  [[nodiscard]] std::vector<std::string> imports_in_scope() const;
   [[nodiscard]] const Frame& frame() const { return m_frames.back(); }
 
   const syntax::Tree& m_tree;

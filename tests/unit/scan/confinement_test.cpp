@@ -362,6 +362,9 @@ TEST(Confinement, InterpolatedAtomAndDynamicCallsAreNotConfined)
                       "builds an atom");
   expect_not_confined(classify_one("lib/a.ex", "defmodule A do\n  mod = Enum.at([System], 0)\n  mod.cmd(\"id\", [])\nend\n"),
                       "lib/a.ex:3", "mod.cmd/2");
+  expect_not_confined(
+    classify_one("lib/a.ex", "defmodule A do\n  mod = Enum.at([System], 0)\n  f = &mod.cmd/2\n  f.(\"id\", [])\nend\n"),
+    "lib/a.ex:3", "&mod.cmd/2");
 }
 
 TEST(Confinement, QuotedSpawnInAMacroIsNotConfined)
