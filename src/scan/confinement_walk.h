@@ -39,7 +39,8 @@ std::vector<Node> children_of(const Node& node);
 inline constexpr std::array kTypespecs = {"spec", "type", "typep", "opaque", "callback", "macrocallback"};
 inline constexpr std::array kHooks = {std::pair{"before_compile", "__before_compile__"},
                                       std::pair{"after_compile", "__after_compile__"},
-                                      std::pair{"after_verify", "__after_verify__"}};
+                                      std::pair{"after_verify", "__after_verify__"},
+                                      std::pair{"on_definition", "__on_definition__"}};
 inline constexpr std::array kStandardSigils = {"s", "S", "c", "C", "w", "W", "r", "R", "D", "T", "N", "U"};
 inline constexpr std::array kAccessCallbacks = {"fetch", "get_and_update", "pop"};
 

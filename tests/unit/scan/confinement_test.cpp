@@ -356,6 +356,20 @@ end
                       "lib/a.ex:2", "File.write!/2");
 }
 
+TEST(Confinement, OnDefinitionHookOfTheSubmissionIsAnalysed)
+{
+  expect_not_confined(classify_one("lib/a.ex", R"(defmodule Track do
+  def __on_definition__(_env, _kind, name, _args, _guards, _body), do: :ets.insert(:defs, {name})
+end
+
+defmodule A do
+  @on_definition Track
+  def f, do: 1
+end
+)"),
+                      "lib/a.ex:2", ":ets.insert/2");
+}
+
 TEST(Confinement, InterpolatedAtomAndDynamicCallsAreNotConfined)
 {
   expect_not_confined(classify_one("lib/a.ex", "defmodule A do\n  @a :\"x#{1}\"\nend\n"), "lib/a.ex:2",
