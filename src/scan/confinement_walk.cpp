@@ -52,7 +52,7 @@ FileFacts Collector::run()
     stack.pop_back();
     if (item.leaving) {
       for (int i = 0; i < item.entered.regions; ++i) m_active.pop_back();
-      if (item.entered.quote) m_quoted.pop_back();
+      if (item.entered.mode) m_modes.pop_back();
       if (item.entered.frame) {
         if (frame().resolver_scope) m_resolver.close_scope();
         m_frames.pop_back();
@@ -83,13 +83,17 @@ std::string Collector::context() const
 
 Event& Collector::add(EventKind kind, const Node& at)
 {
+  if (m_modes.back().type) {
+    m_discarded = Event{};
+    return m_discarded;
+  }
   auto& region = m_facts.regions[m_active.back().region];
   Event event;
   event.kind = kind;
   event.line = at.start().line;
   event.context = context();
   event.current_module = frame().module;
-  event.quoted = m_quoted.back();
+  event.quoted = m_modes.back().quoted;
   region.events.push_back(std::move(event));
   return region.events.back();
 }
@@ -149,6 +153,7 @@ Collector::Entered Collector::enter(const Node& node, const Node& parent)
     if (op == "@" && operand.type() == "call" && operand.field("target").type() == "identifier") {
       auto handled = handle_attribute(operand);
       entered.descend = handled.descend;
+      entered.mode = handled.mode;
     } else if (op == "&" && operand.type() == "binary_operator" && operand.field("operator").text() == "/") {
       auto left = operand.field("left");
       if (left.type() == "identifier") {
@@ -291,13 +296,13 @@ Collector::Entered Collector::handle_call(const Node& node, const Node& parent)
       return entered;
     }
     if (name == "quote") {
-      m_quoted.push_back(true);
-      entered.quote = true;
+      m_modes.push_back(Mode{true, m_modes.back().type});
+      entered.mode = true;
       return entered;
     }
     if (name == "unquote" || name == "unquote_splicing") {
-      m_quoted.push_back(false);
-      entered.quote = true;
+      m_modes.push_back(Mode{false, false});
+      entered.mode = true;
       // Evaluated when the enclosing quote or definition is expanded.
       const auto& region = m_facts.regions[m_active.back().region];
       if (!region.compile_time && !args.empty()) {

@@ -72,7 +72,7 @@ private:
     bool descend = true;
     int regions = 0;
     bool frame = false;
-    bool quote = false; // pushed onto m_quoted
+    bool mode = false; // pushed onto m_modes
   };
 
   Entered enter(const Node& node, const Node& parent);
@@ -104,7 +104,14 @@ private:
   std::set<NodeId> m_heads;                // calls that are definition heads, not calls
   std::set<NodeId> m_not_values;           // aliases naming what is defined, used or called
   std::set<std::string> m_access_modules;  // @behaviour Access
-  std::vector<bool> m_quoted{false};       // inside a quote, innermost last
+  // Where the walk is: inside a quote (code as data until injected), inside
+  // a typespec (types, not calls); an unquote is code again. Innermost last.
+  struct Mode {
+    bool quoted = false;
+    bool type = false;
+  };
+  std::vector<Mode> m_modes{Mode{}};
+  Event m_discarded; // what add() hands out inside a typespec
   bool m_parse_error = false;
 };
 

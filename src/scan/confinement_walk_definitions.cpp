@@ -146,17 +146,20 @@ void Collector::handle_apply(const Node& node, const std::vector<Node>& args)
 }
 
 // @name value: the hooks that run the submission's code, parse transforms,
-// derivations; typespecs are not code.
+// derivations; typespecs are types except for what they unquote.
 Collector::Entered Collector::handle_attribute(const Node& operand)
 {
   Entered entered;
   m_heads.insert(id_of(operand));
   auto name = operand.field("target").text();
   auto args = elixir::call_arguments(operand);
-  if (contains(kTypespecs, name) || args.size() != 1) {
-    entered.descend = !contains(kTypespecs, name);
+  if (contains(kTypespecs, name)) {
+    // Types, not calls; only what is unquoted in them runs.
+    m_modes.push_back(Mode{m_modes.back().quoted, true});
+    entered.mode = true;
     return entered;
   }
+  if (args.size() != 1) return entered;
   const auto& value = args[0];
   auto value_module = resolve_module(value);
   if (value_module.kind != Kind::unknown) m_resolver.bind_attribute(std::string(name), value_module);

@@ -394,6 +394,14 @@ end
                       "lib/a.ex:4", "Kernel.spawn/1");
 }
 
+TEST(Confinement, UnquoteInATypespecRuns)
+{
+  expect_confined(classify_one("lib/a.ex", "defmodule A do\n  @type t :: Ecto.Schema.t() | term()\nend\n"));
+  expect_not_confined(
+    classify_one("lib/a.ex", "defmodule A do\n  @type t :: unquote(File.read!(\"/etc/passwd\"))\nend\n"),
+    "lib/a.ex:2", "File.read!/1");
+}
+
 TEST(Confinement, OnLoadRunsTheNamedFunction)
 {
   expect_not_confined(classify_one("lib/a.ex", R"(defmodule A do
