@@ -108,7 +108,9 @@ void Collector::add_module(std::string name, const Node& at)
 std::vector<std::string> Collector::imports_in_scope() const
 {
   std::vector<std::string> out;
-  for (auto it = m_frames.rbegin(); it != m_frames.rend(); ++it) out.insert(out.end(), it->imports.rbegin(), it->imports.rend());
+  for (auto it = m_frames.rbegin(); it != m_frames.rend(); ++it) {
+    out.insert(out.end(), it->imports.rbegin(), it->imports.rend());
+  }
   return out;
 }
 
@@ -255,7 +257,9 @@ Collector::Entered Collector::handle_call(const Node& node, const Node& parent)
         if (name == "defprotocol") {
           auto text = std::string(args[0].text());
           auto full = frame().module.empty() ? m_resolver.resolve_alias(text).name : frame().module + "." + text;
-          if (auto block = node.first_child_of_type("do_block")) m_frame_at[id_of(block)] = Frame{full, {}, false, false};
+          if (auto block = node.first_child_of_type("do_block")) {
+            m_frame_at[id_of(block)] = Frame{full, {}, false, false};
+          }
           add_module(full, node);
         }
       }

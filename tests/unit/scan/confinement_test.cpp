@@ -374,8 +374,9 @@ TEST(Confinement, InterpolatedAtomAndDynamicCallsAreNotConfined)
 {
   expect_not_confined(classify_one("lib/a.ex", "defmodule A do\n  @a :\"x#{1}\"\nend\n"), "lib/a.ex:2",
                       "builds an atom");
-  expect_not_confined(classify_one("lib/a.ex", "defmodule A do\n  mod = Enum.at([System], 0)\n  mod.cmd(\"id\", [])\nend\n"),
-                      "lib/a.ex:3", "mod.cmd/2");
+  expect_not_confined(
+    classify_one("lib/a.ex", "defmodule A do\n  mod = Enum.at([System], 0)\n  mod.cmd(\"id\", [])\nend\n"),
+    "lib/a.ex:3", "mod.cmd/2");
   expect_not_confined(
     classify_one("lib/a.ex", "defmodule A do\n  mod = Enum.at([System], 0)\n  f = &mod.cmd/2\n  f.(\"id\", [])\nend\n"),
     "lib/a.ex:3", "&mod.cmd/2");
