@@ -12,7 +12,6 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <deque>
 #include <filesystem>
 #include <map>
@@ -89,16 +88,18 @@ public:
   Analysis(std::vector<FileFacts>& files, const std::set<std::string>& defined)
       : m_defined(defined)
   {
+    std::vector<bool> root;
     for (auto& file : files) {
-      m_roots.push_back(m_regions.size());
-      for (auto& region : file.regions) m_regions.push_back(std::move(region));
+      for (auto& region : file.regions) {
+        root.push_back(&region == &file.regions.front()); // a file's compile-time region
+        m_regions.push_back(std::move(region));
+      }
     }
     m_origin.resize(m_regions.size());
     m_queued.resize(m_regions.size(), false);
     for (std::size_t i = 0; i < m_regions.size(); ++i) {
       const auto& region = m_regions[i];
-      bool root = std::find(m_roots.begin(), m_roots.end(), i) != m_roots.end();
-      if (root) continue;
+      if (root[i]) continue;
       if (region.function.empty()) {
         m_computed[region.module].push_back(i);
       } else {
@@ -278,7 +279,6 @@ private:
 
   const std::set<std::string>& m_defined;
   std::vector<Region> m_regions;
-  std::vector<std::size_t> m_roots;
   std::vector<std::optional<Origin>> m_origin;
   std::vector<bool> m_queued;
   std::deque<std::size_t> m_queue;
