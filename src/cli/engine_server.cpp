@@ -278,7 +278,7 @@ int Server::run()
                                                                   ? m_settings.idle_exit_seconds
                                                                   : kDefaultIdleExitSeconds));
   compiler::configure_worker_pool(pool);
-  compiler::watch_compiled_trees();
+  compiler::watch_compiled_trees(true);
   bool signalled = false;
   while (!m_stopping) {
     pollfd fds[2] = {{listener.get(), POLLIN, 0}, {signal_fd.get(), POLLIN, 0}};
@@ -332,6 +332,7 @@ int Server::run()
   }
   m_changed.wait(lock, [this] { return m_active == 0; });
   lock.unlock();
+  compiler::stop_watching_trees();
   compiler::shutdown_worker_pool();
   line("stopped");
   lock.lock();

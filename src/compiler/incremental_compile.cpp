@@ -14,6 +14,7 @@
 #include "compiler/incremental_partial.h"
 #include "compiler/incremental_plan.h"
 #include "compiler/incremental_state.h"
+#include "compiler/result_spares.h"
 #include "compiler/sandbox_path.h"
 #include "compiler/security_gate.h"
 #include "incremental/store.h"
@@ -72,6 +73,8 @@ private:
   CompileResult fail(core::Error error);
 
   const core::CompileOptions& options() const { return *m_run.options; }
+  // One cache directory: whose spare result (result_spares.h) is whose.
+  std::string owner() const { return m_dir.path().string(); }
 
   std::string m_path; // as the caller gave it: a full compile's job takes it
   IncrementalRun& m_run;
@@ -120,15 +123,16 @@ CompileResult Session::compile(const std::vector<fs::path>& explicit_changed)
 
 std::optional<CompileResult> Session::cache_hit()
 {
-  auto info = materialize(*m_prev, m_run.store, options());
+  auto parent = options().temp_dir.value_or(util::default_temp_root());
+  auto info = take_spare(owner(), m_prev->generation, parent);
+  if (!info) {
+    info = hit_result(*m_prev, m_run.store, options());
+  }
   if (info) {
-    auto dependencies = restore_dependencies(m_prev->dependencies, info->temp_dir, options());
-    if (dependencies) {
-      info->dependencies = std::move(*dependencies);
-      info->isolation = {};
-      return finish(std::move(*info), *m_prev, "cache_hit", {});
-    }
-    (void)util::remove_tree(info->temp_dir);
+    info->isolation = {};
+    auto result = finish(std::move(*info), *m_prev, "cache_hit", {});
+    prepare_spare(owner(), *m_prev, m_run.store, options()); // for the next hit
+    return result;
   }
   m_run.warnings.push_back("cached BEAMs could not be restored: compiling in full");
   m_plan.strategy = "full";
@@ -240,6 +244,8 @@ void Session::store(const CacheState& state, const CompileInfo& info, const std:
   stored.changed_files = info.changed_files;
   if (auto saved = save_state(m_dir, m_run.key, stored); !saved) {
     m_run.warnings.push_back("cache not saved: " + saved.error());
+  } else if (objects_present(stored, m_run.store)) {
+    prepare_spare(owner(), stored, m_run.store, options()); // what the next cache hit hands out
   }
 }
 
@@ -303,10 +309,19 @@ std::size_t env_size(const char* name, std::size_t fallback)
 
 } // namespace
 
-void watch_compiled_trees()
+void watch_compiled_trees(bool prepare_results)
 {
+  if (prepare_results) {
+    enable_result_spares();
+  }
   inc::TreeWatcher::instance().enable(env_size("SANDBOX_WATCH_MAX_TREES", 64),
                                       env_size("SANDBOX_WATCH_MAX_DIRS", 20'000));
+}
+
+void stop_watching_trees()
+{
+  disable_result_spares();
+  inc::TreeWatcher::instance().disable();
 }
 
 nlohmann::json watched_trees_json()

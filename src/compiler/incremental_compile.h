@@ -31,8 +31,13 @@ std::expected<nlohmann::json, core::Error> get_cache_statistics(const std::strin
 // A long-running engine watches the trees it compiles and scans with inotify,
 // so that a compile with nothing changed looks only at what changed
 // (incremental/tree_watch.h). SANDBOX_WATCH_MAX_TREES and
-// SANDBOX_WATCH_MAX_DIRS (directories per tree) bound it.
-void watch_compiled_trees();
+// SANDBOX_WATCH_MAX_DIRS (directories per tree) bound it. With
+// `prepare_results` (the per-user background engine, whose caller owns what
+// it creates) the result of the next cache hit of a watched sandbox is
+// prepared after each compile (result_spares.h).
+void watch_compiled_trees(bool prepare_results = false);
+// Removes the prepared results and drops the watches (the engine exits).
+void stop_watching_trees();
 // {enabled, trees, directories, unwatched_trees, overflows[, unavailable]}
 nlohmann::json watched_trees_json();
 

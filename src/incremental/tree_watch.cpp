@@ -281,6 +281,14 @@ WatchedChanges TreeWatcher::changes(const fs::path& root_path, WatchConsumer con
   return std::exchange(tree.dirty[c], {});
 }
 
+void TreeWatcher::forget(const fs::path& root)
+{
+  if (m_state == nullptr) return;
+  std::lock_guard lock(m_state->mutex);
+  if (m_state->fd) m_state->drain();
+  m_state->forget(root.string());
+}
+
 WatchStatus TreeWatcher::status()
 {
   WatchStatus out;

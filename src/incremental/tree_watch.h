@@ -57,6 +57,9 @@ public:
   // returns nullopt.
   WatchedChanges changes(const fs::path& root, WatchConsumer consumer);
 
+  // Stops watching `root`.
+  void forget(const fs::path& root);
+
   WatchStatus status();
 
   TreeWatcher(const TreeWatcher&) = delete;

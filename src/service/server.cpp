@@ -551,6 +551,7 @@ int serve(const ServerSettings& settings, std::ostream& log_stream)
   [[maybe_unused]] auto n = ::write(stop_fd.get(), &one, sizeof one);
   jobs.shutdown(settings.shutdown_grace_ms, "the service is stopping");
   reap(connections, true);
+  compiler::stop_watching_trees();
   compiler::shutdown_worker_pool();
   log.line("stopped");
   return 0;

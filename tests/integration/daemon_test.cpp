@@ -19,6 +19,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <thread>
 
 namespace sandbox::test {
@@ -390,6 +391,70 @@ TEST_F(Daemon, ATreePastTheWatchLimitIsStampedInFull)
   EXPECT_GE(watch.value("unwatched_trees", 0), 1) << watched.describe();
   auto stopped = engine({"daemon", "stop"}, limited);
   EXPECT_EQ(stopped.exit_code, 0) << stopped.describe();
+}
+
+// After a compile the engine prepares the temp dir of the next cache hit (a
+// spare, listed in <state>/spares/<pid>.list). It is handed out only when no
+// one touched it, and removed when the engine stops or by the engine that
+// replaces a killed one.
+TEST_F(Daemon, APreparedResultIsHandedOutOnlyUntouchedAndNeverLeftBehind)
+{
+  auto lib = copy_example("plain_lib");
+  const std::vector<std::string> incremental = {"incremental", lib.string(), "--compiler", "elixirc", "--json"};
+  auto first = engine(incremental);
+  ASSERT_EQ(first.exit_code, 0) << first.describe();
+  auto spare = [&] {
+    std::string listed;
+    wait_until([&] {
+      for (const auto& entry : fs::directory_iterator(state_dir() / "spares")) {
+        auto text = read_text(entry.path());
+        if (text.find('\n') != std::string::npos) listed = text.substr(0, text.find('\n'));
+      }
+      return !listed.empty();
+    });
+    return listed;
+  };
+  auto md5s = [](const json& result) {
+    std::map<std::string, std::string> out;
+    for (const auto& file : result["beam_files"]) {
+      out[fs::path(file.get<std::string>()).filename()] = read_text(file.get<std::string>());
+    }
+    return out;
+  };
+  auto ready = spare();
+  ASSERT_FALSE(ready.empty());
+  auto hit = engine(incremental);
+  ASSERT_EQ(hit.exit_code, 0) << hit.describe();
+  EXPECT_EQ(hit.json().value("compilation_strategy", ""), "cache_hit");
+  EXPECT_EQ(hit.json().value("temp_dir", ""), ready) << "the prepared dir is handed out";
+  EXPECT_EQ(md5s(hit.json()), md5s(first.json()));
+
+  // A spare someone wrote into is not handed out.
+  auto touched = spare();
+  ASSERT_FALSE(touched.empty());
+  ASSERT_NE(touched, ready);
+  std::ofstream(fs::path(touched) / "ebin" / "Elixir.Shapes.beam", std::ios::trunc) << "not a beam";
+  auto after = engine(incremental);
+  ASSERT_EQ(after.exit_code, 0) << after.describe();
+  EXPECT_NE(after.json().value("temp_dir", ""), touched);
+  EXPECT_EQ(md5s(after.json()), md5s(first.json()));
+  EXPECT_FALSE(fs::exists(touched));
+
+  // Killed: the next engine removes what the dead one prepared.
+  auto orphan = spare();
+  ASSERT_FALSE(orphan.empty());
+  pid_t pid = engine_pid();
+  ASSERT_GT(pid, 0);
+  ::kill(pid, SIGKILL);
+  wait_until([&] { return !alive(pid); });
+  ASSERT_EQ(engine(incremental).exit_code, 0);
+  EXPECT_FALSE(fs::exists(orphan));
+
+  // Stopped: nothing prepared stays.
+  auto last = spare();
+  ASSERT_FALSE(last.empty());
+  ASSERT_EQ(engine({"daemon", "stop"}).exit_code, 0);
+  EXPECT_FALSE(fs::exists(last));
 }
 
 TEST_F(Daemon, AnEditMadeWhileTheEngineCompilesIsSeenByTheNextCommand)
