@@ -163,7 +163,13 @@ std::optional<CompileResult> Session::partial()
       return std::nullopt;
     }
   }
-  auto info = materialize(outcome.state, m_run.store, options());
+  // The result prepared for the previous state, with only what changed written.
+  auto info = [&]() -> std::expected<CompileInfo, core::Error> {
+    if (auto updated = take_spare_updated(owner(), *m_prev, outcome.state, m_run.store, options())) {
+      return std::move(*updated);
+    }
+    return materialize(outcome.state, m_run.store, options());
+  }();
   if (!info) {
     return fail(info.error());
   }

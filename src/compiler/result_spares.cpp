@@ -282,4 +282,47 @@ std::optional<CompileInfo> take_spare(const std::string& owner, const std::strin
   return spares().take(owner, generation, parent);
 }
 
+std::optional<CompileInfo> take_spare_updated(const std::string& owner, const CacheState& from, const CacheState& to,
+                                              const inc::ObjectStore& store, const core::CompileOptions& options)
+{
+  // A partial compile's result has no dependencies restored; a spare may.
+  if (!from.dependencies.empty() || !to.dependencies.empty()) {
+    return std::nullopt;
+  }
+  auto info = take_spare(owner, from.generation, options.temp_dir.value_or(util::default_temp_root()));
+  if (!info) {
+    return std::nullopt;
+  }
+  auto ebin = info->temp_dir / "ebin";
+  auto fail = [&] {
+    (void)util::remove_tree(info->temp_dir);
+    return std::nullopt;
+  };
+  for (const auto& [module, record] : from.modules) {
+    if (!to.modules.contains(module)) ::unlink((ebin / (module + ".beam")).c_str());
+  }
+  info->beam_files.clear();
+  info->modules.clear();
+  for (const auto& [module, record] : to.modules) {
+    auto path = ebin / (module + ".beam");
+    auto was = from.modules.find(module);
+    if (was == from.modules.end() || was->second.beam_sha256 != record.beam_sha256) {
+      auto bytes = store.get(record.beam_sha256);
+      if (!bytes || !util::write_file_replace(path, *bytes, 0644)) return fail();
+    }
+    info->beam_files.push_back(path);
+    info->modules.push_back(module);
+  }
+  if (from.app != to.app) {
+    if (from.app) ::unlink((ebin / from.app->first).c_str());
+    info->app_file.reset();
+    if (to.app) {
+      auto bytes = store.get(to.app->second);
+      if (!bytes || !util::write_file_replace(ebin / to.app->first, *bytes, 0644)) return fail();
+      info->app_file = ebin / to.app->first;
+    }
+  }
+  return info;
+}
+
 } // namespace sandbox::compiler

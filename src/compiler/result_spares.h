@@ -41,4 +41,11 @@ void prepare_spare(const std::string& owner, const CacheState& state, const incr
 std::optional<CompileInfo> take_spare(const std::string& owner, const std::string& generation,
                                       const std::filesystem::path& parent);
 
+// The spare prepared for `from` turned into the result of `to` by writing
+// only the modules that differ (an incremental compile after an edit):
+// nullopt when there is none, or for a project with dependencies.
+std::optional<CompileInfo> take_spare_updated(const std::string& owner, const CacheState& from, const CacheState& to,
+                                              const incremental::ObjectStore& store,
+                                              const core::CompileOptions& options);
+
 } // namespace sandbox::compiler
