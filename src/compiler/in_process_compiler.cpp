@@ -189,7 +189,7 @@ std::expected<void, std::string> place_prior_beams(const fs::path& dir, const st
     if (beam.file_name.find('/') != std::string::npos || !beam.file_name.ends_with(".beam")) {
       return std::unexpected("bad BEAM name " + beam.file_name);
     }
-    if (auto written = util::write_file_replace(dir / beam.file_name, beam.bytes, 0644); !written) {
+    if (auto written = util::write_new_file(dir / beam.file_name, beam.bytes, 0644); !written) {
       return std::unexpected(written.error());
     }
   }

@@ -66,7 +66,7 @@ std::expected<void, std::string> snapshot_tree(const fs::path& source, const fs:
       if (!data) {
         return std::unexpected(data.error());
       }
-      if (auto written = util::write_file_replace(to, *data, 0644); !written) {
+      if (auto written = util::write_new_file(to, *data, 0644); !written) {
         return std::unexpected(written.error());
       }
       break;
