@@ -110,19 +110,14 @@ bool describe_into(const fs::path& root, const std::string& relative, Described&
   return true;
 }
 
-bool under(const std::string& path, const std::string& dir)
-{
-  return path == dir || (path.size() > dir.size() && path.starts_with(dir) && path[dir.size()] == '/');
-}
-
 // `base` patched for the paths that may have changed since it was taken.
 bool patch(const fs::path& root, Described& base, const std::set<std::string>& dirty)
 {
   std::uint64_t total = 0;
   for (const auto& path : dirty) {
     if (path.empty()) return false;
-    std::erase_if(base.facts, [&](const auto& e) { return under(e.first, path); });
-    std::erase_if(base.shared, [&](const auto& p) { return under(p, path); });
+    std::erase_if(base.facts, [&](const auto& e) { return incremental::path_under(e.first, path); });
+    std::erase_if(base.shared, [&](const auto& p) { return incremental::path_under(p, path); });
     struct stat st {};
     if (::lstat((root / path).c_str(), &st) != 0) {
       continue; // gone
@@ -148,32 +143,17 @@ bool patch(const fs::path& root, Described& base, const std::set<std::string>& d
   return base.facts.size() <= kScanCacheMaxEntries;
 }
 
-// The last description of each watched tree, which its watch's changes patch.
-struct Descriptions {
-  std::mutex mutex;
-  std::map<std::string, Described> trees;
-};
-
-Descriptions& descriptions()
+incremental::WatchedViews<Described>& descriptions()
 {
-  static Descriptions d;
-  return d;
+  static incremental::WatchedViews<Described> views;
+  return views;
 }
 
 std::optional<TreeFacts> describe_tree(const fs::path& root)
 {
   auto& watcher = incremental::TreeWatcher::instance();
   auto changes = watcher.changes(root, incremental::WatchConsumer::scan);
-  auto& d = descriptions();
-  std::optional<Described> now;
-  {
-    std::lock_guard lock(d.mutex);
-    auto it = d.trees.find(root.string());
-    if (it != d.trees.end()) {
-      if (changes) now = std::move(it->second);
-      d.trees.erase(it);
-    }
-  }
+  auto now = descriptions().take(root, changes);
   if (now) {
     changes->insert(now->shared.begin(), now->shared.end());
     if (!patch(root, *now, *changes)) now.reset();
@@ -185,11 +165,7 @@ std::optional<TreeFacts> describe_tree(const fs::path& root)
   if (!now) {
     return std::nullopt;
   }
-  if (watcher.enabled()) {
-    std::lock_guard lock(d.mutex);
-    if (d.trees.size() >= kScanCacheEntries) d.trees.erase(d.trees.begin());
-    d.trees[root.string()] = *now;
-  }
+  descriptions().keep(root, *now);
   return now->facts;
 }
 

@@ -77,11 +77,6 @@ std::optional<FileStamp> stamp_file(const fs::path& full, const FileStamp* prev,
   return stamp;
 }
 
-bool under(const std::string& path, const std::string& dir)
-{
-  return path == dir || (path.size() > dir.size() && path.starts_with(dir) && path[dir.size()] == '/');
-}
-
 } // namespace
 
 std::expected<TreeStamps, std::string> stamp_tree(const fs::path& root, const TreeStamps& previous,
@@ -109,7 +104,7 @@ std::expected<TreeStamps, std::string> stamp_tree(const fs::path& root, const Tr
 TreeStamps restamp(const fs::path& root, TreeStamps base, const std::set<std::string>& dirty)
 {
   for (const auto& path : dirty) {
-    std::erase_if(base, [&](const auto& entry) { return under(entry.first, path); });
+    std::erase_if(base, [&](const auto& entry) { return path_under(entry.first, path); });
     if (path.empty() || excluded_input(path)) {
       continue;
     }
@@ -134,19 +129,11 @@ TreeStamps restamp(const fs::path& root, TreeStamps base, const std::set<std::st
 
 namespace {
 
-// The last stamps of each watched tree, which its watch's changes patch.
-struct Baselines {
-  std::mutex mutex;
-  std::map<std::string, TreeStamps> trees;
-};
-
-Baselines& baselines()
+WatchedViews<TreeStamps>& baselines()
 {
-  static Baselines b;
-  return b;
+  static WatchedViews<TreeStamps> views;
+  return views;
 }
-
-constexpr std::size_t kMaxBaselines = 64;
 
 } // namespace
 
@@ -154,16 +141,7 @@ std::expected<TreeStamps, std::string> stamp_tree_watched(const fs::path& root, 
                                                           std::int64_t previous_at_ns, bool* watched)
 {
   auto changes = TreeWatcher::instance().changes(root, WatchConsumer::stamps);
-  auto& b = baselines();
-  std::optional<TreeStamps> base;
-  {
-    std::lock_guard lock(b.mutex);
-    auto it = b.trees.find(root.string());
-    if (it != b.trees.end()) {
-      if (changes) base = it->second;
-      b.trees.erase(it);
-    }
-  }
+  auto base = baselines().take(root, changes);
   std::expected<TreeStamps, std::string> now;
   if (base) {
     // A file with another name outside the tree can change without an event here.
@@ -175,10 +153,8 @@ std::expected<TreeStamps, std::string> stamp_tree_watched(const fs::path& root, 
     now = stamp_tree(root, previous, previous_at_ns);
   }
   if (watched != nullptr) *watched = base.has_value();
-  if (now && TreeWatcher::instance().enabled()) {
-    std::lock_guard lock(b.mutex);
-    if (b.trees.size() >= kMaxBaselines) b.trees.erase(b.trees.begin());
-    b.trees[root.string()] = *now;
+  if (now) {
+    baselines().keep(root, *now);
   }
   return now;
 }

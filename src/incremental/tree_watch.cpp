@@ -34,11 +34,6 @@ std::string join(const std::string& dir, std::string_view name)
   return dir.empty() ? std::string(name) : dir + "/" + std::string(name);
 }
 
-bool under(const std::string& path, const std::string& dir)
-{
-  return path == dir || (path.size() > dir.size() && path.starts_with(dir) && path[dir.size()] == '/');
-}
-
 } // namespace
 
 struct Tree {
@@ -108,7 +103,7 @@ struct TreeWatcher::State {
   void unwatch_under(Tree& tree, const std::string& relative)
   {
     for (auto it = tree.dirs.begin(); it != tree.dirs.end();) {
-      if (!it->second.empty() && under(it->second, relative)) {
+      if (!it->second.empty() && path_under(it->second, relative)) {
         ::inotify_rm_watch(fd.get(), it->first);
         roots.erase(it->first);
         it = tree.dirs.erase(it);

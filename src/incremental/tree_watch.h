@@ -16,6 +16,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -70,6 +72,46 @@ private:
   TreeWatcher() = default;
   struct State;
   State* m_state = nullptr;
+};
+
+// True when relative `path` is `dir` or lies below it.
+inline bool path_under(const std::string& path, const std::string& dir)
+{
+  return path == dir || (path.size() > dir.size() && path.starts_with(dir) && path[dir.size()] == '/');
+}
+
+// What a consumer last saw of each watched tree (its stamps, its
+// description), which the watch's changes then patch. Bounded: the oldest
+// tree is dropped first.
+template <class View>
+class WatchedViews {
+public:
+  // The view kept for `root`, when `changes` are known; the kept one is
+  // dropped either way (the caller keeps the patched one).
+  std::optional<View> take(const fs::path& root, const WatchedChanges& changes)
+  {
+    std::lock_guard lock(m_mutex);
+    auto it = m_views.find(root.string());
+    if (it == m_views.end()) return std::nullopt;
+    std::optional<View> out;
+    if (changes) out = std::move(it->second);
+    m_views.erase(it);
+    return out;
+  }
+
+  // Keeps `view` as what `root` is now, while the watch is on.
+  void keep(const fs::path& root, const View& view)
+  {
+    if (!TreeWatcher::instance().enabled()) return;
+    std::lock_guard lock(m_mutex);
+    if (m_views.size() >= kMaxViews) m_views.erase(m_views.begin());
+    m_views[root.string()] = view;
+  }
+
+private:
+  static constexpr std::size_t kMaxViews = 64;
+  std::mutex m_mutex;
+  std::map<std::string, View> m_views;
 };
 
 } // namespace sandbox::incremental
