@@ -372,6 +372,9 @@ void Commands::register_all(CLI::App& app)
       auto ebin = worker::locate_worker_ebin();
       io.out() << fmt::format("worker: {} ({}{})\n", (ebin.path / "sandbox_worker.beam").string(), ebin.found_by,
                                ebin.present ? "" : ", MISSING: the in_process compiler cannot start");
+      auto watch = compiler::watch_support_json();
+      io.out() << fmt::format("watch: {}{}\n", watch["works"].get<bool>() ? "" : "NO: ",
+                              watch["detail"].get<std::string>());
       return supported && tools && ebin.present ? kExitOk : kExitFailed;
     };
   });

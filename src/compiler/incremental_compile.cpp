@@ -330,6 +330,12 @@ void stop_watching_trees()
   inc::TreeWatcher::instance().disable();
 }
 
+nlohmann::json watch_support_json()
+{
+  auto support = inc::probe_watch_support();
+  return {{"works", support.works}, {"detail", support.detail}};
+}
+
 nlohmann::json watched_trees_json()
 {
   auto w = inc::TreeWatcher::instance().status();

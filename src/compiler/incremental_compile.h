@@ -38,6 +38,8 @@ std::expected<nlohmann::json, core::Error> get_cache_statistics(const std::strin
 void watch_compiled_trees(bool prepare_results = false);
 // Removes the prepared results and drops the watches (the engine exits).
 void stop_watching_trees();
+// {works, detail}: whether trees can be watched here (sandbox doctor).
+nlohmann::json watch_support_json();
 // {enabled, trees, directories, unwatched_trees, overflows[, unavailable]}
 nlohmann::json watched_trees_json();
 

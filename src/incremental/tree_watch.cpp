@@ -1,6 +1,7 @@
 #include "incremental/tree_watch.h"
 
 #include "util/fd.h"
+#include "util/fs.h"
 
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -190,6 +191,20 @@ struct TreeWatcher::State {
     }
   }
 };
+
+WatchSupport probe_watch_support()
+{
+  util::Fd fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+  if (!fd) {
+    return {false, std::string("inotify_init1: ") + std::strerror(errno) +
+                     "; trees are stamped in full on every compile"};
+  }
+  std::string limit = "unknown";
+  if (auto text = util::read_file("/proc/sys/fs/inotify/max_user_watches", 64)) {
+    limit = text->substr(0, text->find('\n'));
+  }
+  return {true, "inotify; fs.inotify.max_user_watches " + limit + " directories for this user"};
+}
 
 TreeWatcher& TreeWatcher::instance()
 {

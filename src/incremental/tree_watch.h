@@ -43,6 +43,14 @@ struct WatchStatus {
   std::uint64_t overflows = 0;
 };
 
+// Whether this kernel and user can watch trees: {works, detail} where detail
+// names the user's watch limit, or why inotify cannot be used.
+struct WatchSupport {
+  bool works = false;
+  std::string detail;
+};
+WatchSupport probe_watch_support();
+
 class TreeWatcher {
 public:
   static TreeWatcher& instance();

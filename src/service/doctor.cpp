@@ -1,6 +1,7 @@
 #include "service/doctor.h"
 
 #include "backends/toolchain.h"
+#include "compiler/incremental_compile.h"
 #include "jail/probe.h"
 #include "worker/worker.h"
 
@@ -85,7 +86,8 @@ json doctor_json()
               {"toolchain", toolchain},
               {"toolchains", toolchains["toolchains"]},
               {"toolchain_config", toolchains["config"]},
-              {"worker", worker}};
+              {"worker", worker},
+              {"watch", compiler::watch_support_json()}};
 }
 
 } // namespace sandbox::service

@@ -329,6 +329,14 @@ TEST_F(Daemon, EditsRenamesAndDeletesWhileTheEngineIsIdleAreSeen)
 // directory, a directory renamed or removed, a threat written while it idles.
 TEST_F(Daemon, TheWatchedTreeSeesEveryKindOfChange)
 {
+  auto doctor = local({"doctor", "--json"});
+  auto support = doctor.json().value("watch", json::object());
+  ASSERT_TRUE(support.contains("works")) << doctor.describe();
+  auto human = local({"doctor"});
+  EXPECT_NE(human.out.find("watch: " + support.value("detail", std::string("?"))), std::string::npos) << human.out;
+  if (!support.value("works", false)) {
+    GTEST_SKIP() << "this kernel cannot watch trees: " << support.value("detail", "");
+  }
   auto [there, here] = two_copies("plain_lib");
   const std::vector<std::string> incremental = {"incremental", "", "--compiler", "elixirc", "--json"};
   expect_same_on(incremental, there, here);
