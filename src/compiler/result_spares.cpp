@@ -61,6 +61,11 @@ struct Job {
 
 class Spares {
 public:
+  Spares() = default;
+  Spares(const Spares&) = delete;
+  Spares& operator=(const Spares&) = delete;
+  ~Spares() { disable(); } // an exit that did not stop the engine first
+
   void enable()
   {
     std::lock_guard lock(m_mutex);
@@ -89,6 +94,7 @@ public:
       m_registry.reset();
     }
     m_enabled = false;
+    m_changed.notify_all(); // a command waiting for a spare goes on without it
   }
 
   void prepare(const std::string& owner, const CacheState& state, const inc::ObjectStore& store,
