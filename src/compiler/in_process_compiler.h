@@ -47,6 +47,15 @@ struct InProcessOptions {
   std::vector<PriorBeam> prior_beams;    // on the code path for this compile only
 };
 
+// What happened to the warm worker around one job (the result's `worker`).
+struct WorkerOutcome {
+  bool reused = false;   // the worker had served an earlier job (of any tenant)
+  bool confined = false; // the submission is confined (scan/confinement.h)
+  std::string reason;    // not confined: the first cause the classifier found
+  bool kept = false;     // the worker passed the hygiene check and serves the next job
+  std::string retired;   // not kept: why the worker was destroyed
+};
+
 struct InProcessInfo {
   std::vector<std::string> modules;     // read from each produced BEAM (the atom: "Elixir.Foo")
   std::vector<fs::path> beam_files;     // under the output directory
@@ -60,6 +69,7 @@ struct InProcessInfo {
   bool reused_worker = false;            // served by a worker that compiled this sandbox before
   std::uint64_t worker_id = 0;           // which worker served it (unique in this process)
   backends::ToolchainRef toolchain;      // the worker's toolchain
+  WorkerOutcome worker;
 };
 
 using InProcessResult = std::expected<InProcessInfo, core::Error>;
