@@ -451,6 +451,7 @@ CompileResult compile_sandbox_in_process(const fs::path& sandbox, const std::vec
   info.resource_usage = compiled->resource_usage;
   info.isolation = worker::Pool::global().isolation();
   info.isolation.mode = "jail (warm worker)";
+  info.worker = to_json(compiled->worker);
   info.suspicious_artifacts = std::move(compiled->suspicious_artifacts);
   return info;
 }
@@ -476,6 +477,18 @@ void configure_worker_pool(const WorkerPoolSettings& settings)
 void shutdown_worker_pool() { worker::Pool::global().shutdown(); }
 
 bool worker_pool_is_warm() { return worker::Pool::global().prestarting(); }
+
+nlohmann::json to_json(const WorkerOutcome& outcome)
+{
+  nlohmann::json out = {{"reused", outcome.reused}, {"confined", outcome.confined}, {"kept", outcome.kept}};
+  if (!outcome.confined) {
+    out["reason"] = outcome.reason;
+  }
+  if (!outcome.kept) {
+    out["retired"] = outcome.retired;
+  }
+  return out;
+}
 
 nlohmann::json to_json(const InProcessResult& result)
 {
@@ -514,14 +527,7 @@ nlohmann::json to_json(const InProcessResult& result)
   }
   out["reused_worker"] = info.reused_worker;
   out["worker_id"] = info.worker_id;
-  json worker = {{"reused", info.worker.reused}, {"confined", info.worker.confined}, {"kept", info.worker.kept}};
-  if (!info.worker.confined) {
-    worker["reason"] = info.worker.reason;
-  }
-  if (!info.worker.kept) {
-    worker["retired"] = info.worker.retired;
-  }
-  out["worker"] = std::move(worker);
+  out["worker"] = to_json(info.worker);
   out["compiler"] = "in_process";
   if (info.toolchain) {
     out["toolchain"] = info.toolchain->to_json();

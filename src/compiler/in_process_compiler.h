@@ -116,6 +116,8 @@ void shutdown_worker_pool();
 bool worker_pool_is_warm();
 
 nlohmann::json to_json(const InProcessResult& result);
+// {reused, confined, kept} with `reason` when not confined and `retired` when not kept.
+nlohmann::json to_json(const WorkerOutcome& outcome);
 
 // compile_sandbox with compiler: in_process: `sources` (relative, already
 // checked; empty for lib/**/*.ex) compiled through the pool into a marked

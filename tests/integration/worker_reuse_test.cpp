@@ -5,6 +5,7 @@
 // either classified not confined or caught by the check, and the next job's
 // BEAMs and warnings are byte for byte those of a fresh worker.
 
+#include "service_support.h"
 #include "support.h"
 
 #include "backends/toolchain.h"
@@ -363,6 +364,73 @@ TEST_F(WorkerHygieneTest, TheCheckSeesEveryKindOfLeftover)
     auto expected = "|" + std::string(h.expected) + "|";
     EXPECT_NE(expected.find("|" + category + "|"), std::string::npos) << checked.difference;
   }
+}
+
+// Through the real service: two tenants on two connections share the one
+// warm worker; the option is validated; `compile` with the in_process
+// compiler reports the worker too.
+using WorkerReuseServiceTest = ServiceTest;
+
+TEST_F(WorkerReuseServiceTest, TenantsShareAWorkerThroughServe)
+{
+  start({"--jobs", "2", "--workers", "1"});
+  Client alice(socket_path());
+  Client bob(socket_path());
+  ASSERT_TRUE(alice.connected && bob.connected);
+  auto request = [](const std::string& code, const json& options) {
+    return json{{"op", "compile_string"}, {"code", code}, {"filename", "a.ex"}, {"binaries", true},
+                {"options", options}};
+  };
+  auto a = alice.call(request("defmodule Alice do\n  def v, do: 1\nend\n", json::object()));
+  ASSERT_EQ(a.value("ok", false), true) << a;
+  EXPECT_EQ(a["worker"]["confined"], true) << a["worker"];
+  EXPECT_EQ(a["worker"]["kept"], true) << a["worker"];
+  auto b = bob.call(request("defmodule Bob do\n  def v, do: 2\nend\n", json::object()));
+  ASSERT_EQ(b.value("ok", false), true) << b;
+  EXPECT_EQ(b["worker"]["reused"], true) << b["worker"];
+  EXPECT_EQ(b["worker_id"], a["worker_id"]);
+  ASSERT_EQ(b["binaries"].size(), 1u);
+  EXPECT_EQ(b["binaries"][0]["module"], "Elixir.Bob");
+
+  auto hostile = bob.call(request("defmodule Bad do\n  :persistent_term.put(:k, 1)\nend\n", json::object()));
+  ASSERT_EQ(hostile.value("ok", false), true) << hostile;
+  EXPECT_EQ(hostile["worker"]["confined"], false);
+  EXPECT_NE(hostile["worker"]["reason"].get<std::string>().find("persistent_term"), std::string::npos)
+    << hostile["worker"];
+  EXPECT_EQ(hostile["worker"]["kept"], false);
+  auto after = alice.call(request("defmodule Alice2 do end", json::object()));
+  ASSERT_EQ(after.value("ok", false), true) << after;
+  EXPECT_NE(after["worker_id"], hostile["worker_id"]);
+  EXPECT_EQ(after["worker"]["reused"], false);
+
+  auto never = alice.call(request("defmodule Alice3 do end", {{"worker_reuse", "never"}}));
+  ASSERT_EQ(never.value("ok", false), true) << never;
+  EXPECT_EQ(never["worker"]["kept"], false);
+  EXPECT_EQ(never["worker"]["retired"], "worker_reuse is never");
+
+  auto bad = alice.call(request("defmodule Alice4 do end", {{"worker_reuse", "sometimes"}}));
+  EXPECT_EQ(bad.value("ok", true), false) << bad;
+  EXPECT_EQ(bad["error"]["type"], "invalid_option") << bad;
+  EXPECT_EQ(bad["error"]["option"], "worker_reuse") << bad;
+}
+
+TEST_F(WorkerReuseTest, CommandLineReportsTheWorker)
+{
+  auto never = sandbox({"compile-string", "--filename", "a.ex", "--out", (scratch() / "cli").string(),
+                        "--worker-reuse", "never", "--json"},
+                       with_stdin("defmodule Cli do end\n"));
+  ASSERT_EQ(never.exit_code, 0) << never.describe();
+  EXPECT_EQ(never.json()["worker"]["retired"], "worker_reuse is never") << never.out;
+  auto bad = sandbox({"compile-string", "--filename", "a.ex", "--out", (scratch() / "cli2").string(),
+                      "--worker-reuse", "sometimes", "--json"},
+                     with_stdin("defmodule Cli do end\n"));
+  EXPECT_TRUE(is_error(bad, "invalid_option", 2)) << bad.describe();
+  auto project = make_sandbox("p", {{"lib/p.ex", "defmodule CliProject do\n  def v, do: 1\nend\n"}});
+  auto run = SandboxTest::compile(project, {"--compiler", "in_process"});
+  ASSERT_EQ(run.exit_code, 0) << run.describe();
+  auto json = run.json();
+  EXPECT_EQ(json["worker"]["confined"], true) << json;
+  EXPECT_TRUE(json["worker"].contains("kept")) << json;
 }
 
 } // namespace
