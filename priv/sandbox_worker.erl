@@ -326,13 +326,13 @@ module_md5(M) ->
 
 %% After a job: its modules go, then the VM must be as the baseline found it.
 %% The processes a compile spawned may still be exiting when the reply is
-%% sent: they get a short while to end before a difference counts.
+%% sent: they get up to two seconds to end before a difference counts.
 check(AtomBudget, MemoryBudget) ->
     forget_compiled(),
     ets:delete_all_objects(?REFS),
     ok = file:set_cwd("/"),
     #{state := Base, atoms := Atoms, memory := Memory} = get(baseline),
-    case settle(Base, 100) of
+    case settle(Base, 1) of
         {dirty, _} = Dirty ->
             Dirty;
         ok ->
@@ -355,8 +355,16 @@ settle(Base, Tries) ->
     case first_difference(Base, state()) of
         none ->
             ok;
-        {processes, _} when Tries > 0 ->
-            receive after 2 -> settle(Base, Tries - 1) end;
+        {processes, Now} when Tries > 0 ->
+            %% Wait for the processes the baseline lacks to end (monitors,
+            %% not polling), for at most two seconds in all.
+            {processes, Was} = lists:keyfind(processes, 1, Base),
+            Refs = [erlang:monitor(process, P) || P <- Now -- Was],
+            Deadline = erlang:monotonic_time(millisecond) + 2000,
+            [receive {'DOWN', R, process, _, _} -> ok
+             after max(0, Deadline - erlang:monotonic_time(millisecond)) -> erlang:demonitor(R, [flush])
+             end || R <- Refs],
+            settle(Base, Tries - 1);
         {loaded_modules, Now} = Difference ->
             %% A standard-library module a job autoloaded from the code path,
             %% byte for byte what is on disk, is what the next job would load

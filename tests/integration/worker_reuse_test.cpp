@@ -88,6 +88,8 @@ const std::vector<Hostile>& hostile_submissions()
      "defmodule SandboxHostile do\n  require SandboxHostile.Macro\n"
      "  @x SandboxHostile.Macro.hidden(\"persistent_term\")\n  def f, do: @x\nend\n"},
     {"os_environment", "os_environment", "System.put_env(\"ERL_COMPILER_OPTIONS\", \"[report]\")"},
+    {"named_like_a_loaded_module", "loaded_modules",
+     "defmodule Version.Parser do\n  def x, do: 1\nend\ndefmodule SandboxHostile do\n  def f, do: 1\nend\n"},
   };
   return list;
 }
