@@ -160,7 +160,9 @@ InProcessResult run_in_worker(const WorkerJob& job, const fs::path& output,
   auto pool_settings = pool.settings();
   // Hot reload binds a worker to one sandbox (reuse_per_sandbox); otherwise
   // a confined job may leave its worker to the next job of any tenant.
-  bool per_sandbox = pool_settings.reuse_per_sandbox && !job.sandbox_key.empty();
+  // worker_reuse never overrides both.
+  bool per_sandbox = pool_settings.reuse_per_sandbox && !job.sandbox_key.empty() &&
+                     job.reuse != core::WorkerReuse::never;
   auto lease = pool.acquire(*profile, job.sandbox_key, deadline, job.reuse == core::WorkerReuse::never);
   if (!lease) {
     return std::unexpected(lease.error());

@@ -213,6 +213,31 @@ TEST_F(WorkerReuseTest, NeverGetsAFreshWorkerAndDestroysIt)
   EXPECT_FALSE(json["worker"].contains("reason"));
 }
 
+// Hot reload binds a worker to its sandbox; worker_reuse never still gets a
+// worker of its own and destroys it.
+TEST_F(WorkerReuseTest, NeverOverridesTheSandboxBinding)
+{
+  compiler::shutdown_worker_pool();
+  compiler::configure_worker_pool({1, 1, std::chrono::milliseconds(60'000), true, {}});
+  auto project = make_sandbox("hot", {{"lib/hot.ex", "defmodule Hot do\n  def v, do: 1\nend\n"}});
+  compiler::InProcessOptions in_process;
+  in_process.limits = options(core::WorkerReuse::never);
+  auto first = compiler::compile_in_process(project, scratch() / "out" / "hot1", in_process);
+  ASSERT_TRUE(first) << core::describe(first.error());
+  auto second = compiler::compile_in_process(project, scratch() / "out" / "hot2", in_process);
+  ASSERT_TRUE(second) << core::describe(second.error());
+  EXPECT_FALSE(second->worker.reused);
+  EXPECT_NE(second->worker_id, first->worker_id);
+  EXPECT_EQ(second->worker.retired, "worker_reuse is never");
+  // The default keeps the binding.
+  in_process.limits = options();
+  auto third = compiler::compile_in_process(project, scratch() / "out" / "hot3", in_process);
+  auto fourth = compiler::compile_in_process(project, scratch() / "out" / "hot4", in_process);
+  ASSERT_TRUE(third && fourth);
+  EXPECT_EQ(fourth->worker_id, third->worker_id);
+  EXPECT_TRUE(fourth->reused_worker);
+}
+
 // The job's modules are gone and its sources are not on the worker's disk
 // when the next job runs there (a job that is not confined may look).
 TEST_F(WorkerReuseTest, TheNextJobSeesNothingOfThePreviousOne)
