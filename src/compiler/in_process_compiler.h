@@ -66,7 +66,7 @@ struct InProcessInfo {
   jail::ResourceUsage resource_usage;    // wall time of the request (the worker's VM is shared across its life)
   fs::path temp_dir;                     // compile_string without an output: the engine temp dir holding the BEAMs
   std::vector<ArtifactFinding> suspicious_artifacts; // what the worker left in its output besides BEAMs
-  bool reused_worker = false;            // served by a worker that compiled this sandbox before
+  bool reused_worker = false;            // served by a worker that served a job before (worker.reused)
   std::uint64_t worker_id = 0;           // which worker served it (unique in this process)
   backends::ToolchainRef toolchain;      // the worker's toolchain
   WorkerOutcome worker;

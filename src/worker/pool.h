@@ -2,11 +2,12 @@
 // The pool of warm workers. Workers are prestarted in the background so a
 // request pays no VM boot; a worker is idle (offered to jobs) only once it has
 // loaded and exercised the compiler, and replacements are not booted while a
-// job runs, so they do not take the CPU that job needs. Single use by default: a worker serves one job and
-// is destroyed while a replacement starts. With reuse_per_sandbox a worker
+// job runs, so they do not take the CPU that job needs. Unless given back for
+// reuse, a worker serves one job and is destroyed while a replacement starts.
+// With reuse_per_sandbox a worker
 // that finished a job cleanly stays bound to that sandbox for its next
 // compile and never serves another (it is destroyed instead); any error
-// destroys it. Confined reuse (docs/security.md, "Confinement"): a worker
+// destroys it. Confined reuse (docs/security.md, "Reusing a warm worker"): a worker
 // whose job was confined and that passed the hygiene check after it is given
 // back unbound with recycle() and may serve any tenant next, up to
 // reuse_limit jobs. Thread-safe: concurrent jobs get distinct workers.
