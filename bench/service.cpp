@@ -8,10 +8,12 @@
 //
 // The concurrent phase is sustained load: an untimed round (one request per
 // client) first grows the pool to its size, then N distinct small modules
-// are timed. With the pool it runs twice, with the option worker_reuse
-// "never" (a worker per job: single use) and "confined" (the default: a
-// worker serves the next job when the submission is confined and the
-// hygiene check passes), so both figures come from the same run.
+// are timed. With the pool it runs three times: with the option
+// worker_reuse "never" (a worker per job: single use); with the default
+// ("confined") on modules that read the environment while compiling (not
+// confined: single use too); and with the default on confined modules (a
+// worker serves the next job when the hygiene check passes). All three
+// figures come from the same run.
 
 #include "bench_support.h"
 #include "service_client.h"
@@ -42,6 +44,13 @@ double seconds_since(Clock::time_point start)
 }
 
 using bench::call;
+
+// A module whose compile reads the environment: not confined, so its
+// worker is never reused whatever the option says.
+std::string unconfined_source(int i)
+{
+  return "defmodule BenchEnv" + std::to_string(i) + " do\n  @home System.get_env(\"HOME\")\n  def home, do: @home\nend\n";
+}
 
 std::string module_source(int i)
 {
@@ -122,8 +131,8 @@ int main()
                 {"file", (scratch / ("src" + std::to_string(i)) / "bench.ex").string()},
                 {"options", {{"validate_beams", true}, {"timeout", 120'000}}}};
   };
-  auto string_request = [&](int i, const char* reuse = "confined") {
-    return json{{"op", "compile_string"},      {"code", module_source(i)},
+  auto string_request = [&](int i, const char* reuse = "confined", bool confined = true) {
+    return json{{"op", "compile_string"},      {"code", confined ? module_source(i) : unconfined_source(i)},
                 {"filename", "bench.ex"},      {"binaries", true},
                 {"options", {{"worker_reuse", reuse}}}};
   };
@@ -149,9 +158,9 @@ int main()
     double p99 = 0;
     bool ok = true;
   };
-  auto concurrent = [&](int base, const char* reuse) {
+  auto concurrent = [&](int base, const char* reuse, bool confined = true) {
     auto request = [&](int i) {
-      return have_pool ? string_request(base + i, reuse) : file_request(i % n);
+      return have_pool ? string_request(base + i, reuse, confined) : file_request(i % n);
     };
     std::vector<std::thread> warm;
     for (int c = 0; c < clients; ++c) {
@@ -186,11 +195,13 @@ int main()
     return phase;
   };
   Phase single_use;
+  Phase unconfined;
   if (have_pool) {
     single_use = concurrent(10'000, "never");
+    unconfined = concurrent(30'000, "confined", false);
   }
   Phase shared = concurrent(20'000, "confined");
-  bool all_ok = single_use.ok && shared.ok;
+  bool all_ok = single_use.ok && unconfined.ok && shared.ok;
 
   ::kill(service, SIGTERM);
   int status = 0;
@@ -213,6 +224,9 @@ int main()
     std::printf("BENCH service_concurrent_compile_string_single_use %.2f jobs/s\n", single_use.rate);
     std::printf("BENCH service_concurrent_compile_string_single_use_p50 %.1f ms\n", single_use.p50);
     std::printf("BENCH service_concurrent_compile_string_single_use_p99 %.1f ms\n", single_use.p99);
+    std::printf("BENCH service_concurrent_compile_string_not_confined %.2f jobs/s\n", unconfined.rate);
+    std::printf("BENCH service_concurrent_compile_string_not_confined_p50 %.1f ms\n", unconfined.p50);
+    std::printf("BENCH service_concurrent_compile_string_not_confined_p99 %.1f ms\n", unconfined.p99);
   }
   std::printf("BENCH service_concurrent_%s %.2f jobs/s\n", via, shared.rate);
   std::printf("BENCH service_concurrent_%s_p50 %.1f ms\n", via, shared.p50);
