@@ -107,16 +107,20 @@ std::expected<fs::path, core::Error> worker_ebin_for(const backends::Toolchain& 
   if (toolchain.system || (system && (*system)->erlang_root == toolchain.erlang_root)) {
     return ebin.path;
   }
-  // Another Erlang/OTP: the program is compiled by that OTP's erlc, once.
+  // Another Erlang/OTP: the program is compiled by that OTP's erlc, once per
+  // version of its source (a program compiled from an older source may lack
+  // requests this engine sends).
+  auto source = worker_source(ebin);
+  auto source_text = util::read_file(source, 4u << 20);
   auto dir = util::engine_state_dir() / "workers" /
-             util::sha256_hex(fmt::format("{}\n{}\n{}", toolchain.otp_version,
-                                          toolchain.erlang_root.string(), toolchain.identity))
+             util::sha256_hex(fmt::format("{}\n{}\n{}\n{}", toolchain.otp_version,
+                                          toolchain.erlang_root.string(), toolchain.identity,
+                                          source_text ? util::sha256_hex(*source_text) : ""))
                .substr(0, 32);
   std::error_code ec;
   if (fs::is_regular_file(dir / "sandbox_worker.beam", ec)) {
     return dir;
   }
-  auto source = worker_source(ebin);
   fs::create_directories(dir.parent_path(), ec);
   auto staging = util::TempDir::create(dir.parent_path(), ".build-");
   if (!staging) {

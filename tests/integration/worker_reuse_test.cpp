@@ -213,6 +213,34 @@ TEST_F(WorkerReuseTest, NeverGetsAFreshWorkerAndDestroysIt)
   EXPECT_FALSE(json["worker"].contains("reason"));
 }
 
+// The same under another Elixir (1.18: another compiler, other processes).
+TEST_F(WorkerReuseTest, ConfinedReuseUnderElixir118)
+{
+  SKIP_WITHOUT_ELIXIR_1_18();
+  auto with_toolchain = [&](core::WorkerReuse reuse) {
+    auto o = options(reuse);
+    o.toolchain = elixir_1_18()->string();
+    return o;
+  };
+  auto fresh_probe = compiler::compile_string(kProbe, "a.ex", scratch() / "out" / "f", with_toolchain(core::WorkerReuse::never));
+  ASSERT_TRUE(fresh_probe) << core::describe(fresh_probe.error());
+  ASSERT_TRUE(fresh_probe->toolchain);
+  EXPECT_EQ(fresh_probe->toolchain->elixir_version, "1.18.4");
+  for (int i = 0; i < 3; ++i) {
+    auto tenant = compiler::compile_string("defmodule New" + std::to_string(i) + " do\n  def v, do: 1\nend\n", "a.ex",
+                                           scratch() / "out" / ("t" + std::to_string(i)),
+                                           with_toolchain(core::WorkerReuse::confined));
+    ASSERT_TRUE(tenant) << core::describe(tenant.error());
+    EXPECT_TRUE(tenant->worker.confined) << tenant->worker.reason;
+    EXPECT_TRUE(tenant->worker.kept) << tenant->worker.retired;
+    auto probe = compiler::compile_string(kProbe, "a.ex", scratch() / "out" / ("p" + std::to_string(i)),
+                                          with_toolchain(core::WorkerReuse::confined));
+    ASSERT_TRUE(probe) << core::describe(probe.error());
+    EXPECT_TRUE(probe->worker.reused);
+    EXPECT_TRUE(output_of(*probe) == output_of(*fresh_probe));
+  }
+}
+
 // Hot reload binds a worker to its sandbox; worker_reuse never still gets a
 // worker of its own and destroys it.
 TEST_F(WorkerReuseTest, NeverOverridesTheSandboxBinding)
