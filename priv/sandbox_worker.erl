@@ -18,6 +18,14 @@
 %%     -> {ok, Modules, Warnings, References}
 %%      | {error, Errors, Warnings, References}
 %%      | {failed, Message}                      (the worker itself failed)
+%%   {loaded_modules}
+%%     -> {modules, Names}   every module loaded or on the code path, as
+%%                           UTF-8 binaries of their atoms ("Elixir.Enum")
+%%   {check, AtomBudget, MemoryBudget}
+%%     The hygiene check between two jobs: the last job's modules are purged
+%%     and deleted, then the VM is compared with the baseline taken after the
+%%     warm-up (see baseline/0).
+%%     -> ok | {dirty, What}   What names the first difference
 %% where
 %%   Modules    = [{Name, BeamPath}]
 %%   Errors, Warnings = [{File, Line, Column, error | warning, Message}]
@@ -42,6 +50,7 @@ main() ->
     put(compiled, []),
     warm_up(),
     Port = open_port({fd, 3, 4}, [{packet, 4}, binary, eof]),
+    put(baseline, baseline()),
     loop(Port).
 
 %% Make the worker truly ready before it answers the handshake: every module
@@ -167,6 +176,10 @@ handle({hello, _Version}) ->
      'Elixir.System':version()};
 handle({compile_files, SourceDir, OutDir, Files, Options}) ->
     compile_files(SourceDir, OutDir, Files, Options);
+handle({loaded_modules}) ->
+    {modules, known_modules()};
+handle({check, AtomBudget, MemoryBudget}) when is_integer(AtomBudget), is_integer(MemoryBudget) ->
+    check(AtomBudget, MemoryBudget);
 handle(Other) ->
     {failed, format("unknown request: ~P", [Other, 8])}.
 
@@ -189,6 +202,7 @@ compile_files(SourceDir, OutDir, Files, Options) ->
                  'Elixir.Kernel.ParallelCompiler':compile_to_path(Paths, OutDir, compile_options())
              after
                  'Elixir.Code':put_compiler_option(tracers, []),
+                 'Elixir.Code':put_compiler_option(debug_info, true),
                  forget_code_paths(CodePaths)
              end,
     References = references(SourceDir),
@@ -241,6 +255,158 @@ severity(_) -> warning.
 position({Line, Column}) when is_integer(Line), is_integer(Column) -> {Line, Column};
 position(Line) when is_integer(Line) -> {Line, 0};
 position(_) -> {0, 0}.
+
+%% --- hygiene ---------------------------------------------------------------
+
+%% Every module the VM has loaded or could load from its code path, as
+%% binaries: listing the path makes no atoms.
+known_modules() ->
+    Loaded = [atom_to_binary(M, utf8) || {M, _} <- code:all_loaded()],
+    OnPath = [list_to_binary(filename:basename(F, ".beam"))
+              || Dir <- code:get_path(),
+                 F <- case file:list_dir(Dir) of
+                          {ok, Names} -> Names;
+                          _ -> []
+                      end,
+                 filename:extension(F) =:= ".beam"],
+    lists:usort(Loaded ++ OnPath).
+
+%% What a job could leave behind in this VM, taken once after the warm-up
+%% and again after every job. Terms are compared whole (=:=), never hashed.
+baseline() ->
+    #{state => state(),
+      atoms => erlang:system_info(atom_count),
+      memory => erlang:memory(total)}.
+
+state() ->
+    Loaded = lists:sort([M || {M, _} <- code:all_loaded()]),
+    %% The tables of the code server and the application controller change
+    %% size when a module is autoloaded; what they hold is compared as
+    %% loaded_modules, code_path and application_env.
+    Covered = [whereis(code_server), whereis(application_controller)],
+    [{processes, lists:sort(erlang:processes())},
+     {registered_names, lists:sort(erlang:registered())},
+     {ets_tables, lists:sort([ets_table(T, Covered) || T <- ets:all(), T =/= ?REFS])},
+     {ports, lists:sort(erlang:ports())},
+     {persistent_term, lists:sort(persistent_term:get())},
+     {application_env, lists:sort([{A, lists:sort(application:get_all_env(A))}
+                                   || {A, _, _} <- application:loaded_applications()])},
+     {applications, lists:sort(application:which_applications())},
+     {code_path, code:get_path()},
+     {compiler_options, 'Elixir.Code':compiler_options()},
+     {required_files, 'Elixir.Code':required_files()},
+     {os_environment, lists:sort(os:getenv())},
+     {logger, logger:get_config()},
+     {loaded_modules, [{M, module_md5(M), code:is_sticky(M)} || M <- Loaded]},
+     {old_code, [M || M <- Loaded, erlang:check_old_code(M)]},
+     {trace_flags, [{P, F} || P <- erlang:processes(),
+                              {flags, F} <- [erlang:trace_info(P, flags)], F =/= []]},
+     {trace_defaults, [erlang:trace_info(new_processes, flags), erlang:trace_info(new_ports, flags),
+                       erlang:trace_info(on_load, traced)]},
+     {system_monitor, {erlang:system_monitor(), erlang:system_profile()}},
+     {distribution, {node(), erlang:is_alive(), nodes(hidden)}},
+     {worker_process, [{K, V} || {K, V} <- get(), K =/= baseline, K =/= compiled]},
+     {worker_links, [{K, if is_list(V) -> lists:sort(V); true -> V end}
+                     || {K, V} <- erlang:process_info(self(), [links, monitors, monitored_by,
+                                                               trap_exit, group_leader, priority])]},
+     {cwd, file:get_cwd()}].
+
+ets_table(T, Covered) ->
+    Owner = ets:info(T, owner),
+    Size = case lists:member(Owner, Covered) of
+               true -> covered;
+               false -> ets:info(T, size)
+           end,
+    {T, ets:info(T, name), Owner, Size}.
+
+module_md5(M) ->
+    try erlang:get_module_info(M, md5)
+    catch _:_ -> undefined
+    end.
+
+%% After a job: its modules go, then the VM must be as the baseline found it.
+%% The processes a compile spawned may still be exiting when the reply is
+%% sent: they get up to two seconds to end before a difference counts.
+check(AtomBudget, MemoryBudget) ->
+    forget_compiled(),
+    ets:delete_all_objects(?REFS),
+    ok = file:set_cwd("/"),
+    #{state := Base, atoms := Atoms, memory := Memory} = get(baseline),
+    case settle(Base, 1) of
+        {dirty, _} = Dirty ->
+            Dirty;
+        ok ->
+            erlang:garbage_collect(),
+            AtomsNow = erlang:system_info(atom_count),
+            MemoryNow = erlang:memory(total),
+            if
+                AtomsNow - Atoms > AtomBudget ->
+                    {dirty, format("atoms: ~b over the baseline, the budget is ~b",
+                                   [AtomsNow - Atoms, AtomBudget])};
+                MemoryNow - Memory > MemoryBudget ->
+                    {dirty, format("memory: ~b bytes over the baseline, the budget is ~b",
+                                   [MemoryNow - Memory, MemoryBudget])};
+                true ->
+                    ok
+            end
+    end.
+
+settle(Base, Tries) ->
+    case first_difference(Base, state()) of
+        none ->
+            ok;
+        {processes, Now} when Tries > 0 ->
+            %% Wait for the processes the baseline lacks to end (monitors,
+            %% not polling), for at most two seconds in all.
+            {processes, Was} = lists:keyfind(processes, 1, Base),
+            Refs = [erlang:monitor(process, P) || P <- Now -- Was],
+            Deadline = erlang:monotonic_time(millisecond) + 2000,
+            [receive {'DOWN', R, process, _, _} -> ok
+             after max(0, Deadline - erlang:monotonic_time(millisecond)) -> erlang:demonitor(R, [flush])
+             end || R <- Refs],
+            settle(Base, Tries - 1);
+        {loaded_modules, Now} = Difference ->
+            %% A standard-library module a job autoloaded from the code path,
+            %% byte for byte what is on disk, is what the next job would load
+            %% itself: it joins the baseline. Anything else is a difference.
+            {loaded_modules, Was} = lists:keyfind(loaded_modules, 1, Base),
+            case Was -- Now =:= [] andalso lists:all(fun autoloaded/1, Now -- Was) of
+                true ->
+                    NewBase = lists:keyreplace(loaded_modules, 1, Base, {loaded_modules, Now}),
+                    put(baseline, (get(baseline))#{state := NewBase}),
+                    settle(NewBase, Tries);
+                false ->
+                    Extra = [M || {M, _, _} = E <- Now -- Was, not autoloaded(E)],
+                    {dirty, format("~s differ from the baseline: ~0P",
+                                   [element(1, Difference),
+                                    #{added => Extra, removed => [M || {M, _, _} <- Was -- Now]}, 12])}
+            end;
+        {What, Now} ->
+            {What, Was} = lists:keyfind(What, 1, Base),
+            {dirty, format("~s differ from the baseline: ~0P", [What, difference(Was, Now), 12])}
+    end.
+
+difference(Was, Now) when is_list(Was), is_list(Now) ->
+    #{added => Now -- Was, removed => Was -- Now};
+difference(Was, Now) ->
+    #{was => Was, now => Now}.
+
+autoloaded({M, MD5, Sticky}) ->
+    case code:which(M) of
+        File when is_list(File) ->
+            lists:member(filename:dirname(File), code:get_path()) andalso
+                Sticky =:= code:is_sticky(M) andalso
+                beam_lib:md5(File) =:= {ok, {M, MD5}};
+        _ ->
+            false
+    end.
+
+first_difference([{What, Value} | Base], [{What, Value} | Now]) ->
+    first_difference(Base, Now);
+first_difference([{What, _} | _], [{What, Now} | _]) ->
+    {What, Now};
+first_difference([], []) ->
+    none.
 
 %% --- references -----------------------------------------------------------
 

@@ -150,6 +150,9 @@ void CompileFlags::add_to(CLI::App& command)
   command.add_option("--scan-scope", scan_scope,
                      "compiled (default: only code a host may load can be a threat) or all (every file)");
   command.add_option("--source-file", source_files, "Source file to compile (repeatable)");
+  command.add_option("--worker-reuse", worker_reuse,
+                     "in_process: confined (default: a warm worker serves the next job when the "
+                     "submission is confined and it passes the hygiene check) or never");
   command.add_option("--package-mirror", package_mirror,
                      "Hex packages from DIR (tarballs/NAME-VERSION.tar) or an http(s) URL "
                      "(default $SANDBOX_PACKAGE_MIRROR)");
@@ -175,6 +178,7 @@ std::optional<json> CompileFlags::to_options(std::string& error) const
   put("output_limit", output_limit);
   put("isolation", isolation);
   put("scan_scope", scan_scope);
+  put("worker_reuse", worker_reuse);
   if (package_mirror) {
     // A directory given on the command line is relative to where the user is.
     auto text = *package_mirror;
@@ -387,6 +391,8 @@ void Commands::register_all(CLI::App& app)
   compile_string->add_option("--timeout", m_flags.timeout, "Wall-clock deadline in ms");
   compile_string->add_option("--toolchain", m_flags.toolchain,
                              "Elixir installation prefix DIR, or a name from toolchains.conf");
+  compile_string->add_option("--worker-reuse", m_flags.worker_reuse,
+                             "confined (default) or never: whether the worker may serve another job");
   compile_string->add_flag("--json", m_json, "Print one JSON object");
   compile_string->callback([this] {
     m_selected = [this] {

@@ -37,7 +37,7 @@ struct Io {
 // option names and handed to core::parse_compile_options.
 struct CompileFlags {
   std::optional<std::string> compiler, timeout, memory_limit, cpu_limit, max_processes, temp_dir,
-    output_limit, isolation, scan_scope, package_mirror,
+    output_limit, isolation, scan_scope, package_mirror, worker_reuse,
     toolchain;
   bool no_validate_beams = false, incremental = false, force_recompile = false, no_cache = false,
        skip_cache = false, no_dependency_analysis = false, no_security_scan = false,

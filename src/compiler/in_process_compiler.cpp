@@ -12,6 +12,7 @@
 #include "compiler/artifacts.h"
 #include "compiler/engine_state.h"
 #include "compiler/source_snapshot.h"
+#include "scan/confinement.h"
 #include "util/fs.h"
 #include "util/time.h"
 #include "worker/pool.h"
@@ -48,7 +49,80 @@ struct WorkerJob {
   bool debug_info = true;
   bool parallel = true;
   const std::vector<PriorBeam>* prior_beams = nullptr; // put on the code path
+  core::WorkerReuse reuse = core::WorkerReuse::confined;
 };
+
+// Budgets of the hygiene check: atoms are never collected, so a worker that
+// made this many more than its baseline is replaced; memory over its
+// baseline (after a collection) likewise.
+constexpr long kAtomBudget = 50'000;
+constexpr long kMemoryBudget = 64L << 20;
+constexpr std::chrono::milliseconds kCheckTimeout{5'000};
+constexpr std::size_t kMaxClassifiedBytes = 8u << 20;
+
+// The job's files as the worker will read them, for classify_confinement.
+std::expected<std::vector<scan::SourceFile>, std::string> job_sources(const WorkerJob& job,
+                                                                      const fs::path& sandbox_host)
+{
+  std::vector<scan::SourceFile> out;
+  std::size_t total = 0;
+  for (const auto& file : job.files) {
+    auto text = util::read_file(sandbox_host / file, kMaxClassifiedBytes);
+    if (!text) {
+      return std::unexpected(text.error());
+    }
+    total += text->size();
+    if (total > kMaxClassifiedBytes) {
+      return std::unexpected("the sources are too large to classify");
+    }
+    out.push_back({file, std::move(*text)});
+  }
+  return out;
+}
+
+// After a confined job: the worker's directories emptied, then the hygiene
+// check. Returns why the worker may not serve again, or "" when it may.
+std::string offer_again(worker::Worker& w, const WorkerOutcome& outcome,
+                        std::size_t reuse_limit)
+{
+  if (!outcome.confined) {
+    return "not confined";
+  }
+  if (w.jobs_served + 1 >= reuse_limit) {
+    return "reuse limit reached";
+  }
+  if (!w.alive()) {
+    return "the worker ended";
+  }
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(w.job_dir(), ec)) {
+    auto name = entry.path().filename().string();
+    if (name.starts_with("out-") || name.starts_with("prior-")) {
+      if (auto removed = util::remove_tree(entry.path()); !removed) {
+        return "cannot empty the job directory: " + removed.error();
+      }
+    }
+  }
+  for (const auto& entry : fs::directory_iterator(w.sandbox_dir(), ec)) {
+    if (auto removed = util::remove_tree(entry.path()); !removed) {
+      return "cannot empty the sandbox directory: " + removed.error();
+    }
+  }
+  if (ec || !fs::is_empty(w.sandbox_dir(), ec) || ec) {
+    return "cannot empty the sandbox directory";
+  }
+  if (!w.job_dir_pristine()) {
+    return "hygiene: the job directory differs from the baseline";
+  }
+  auto checked = w.check(kAtomBudget, kMemoryBudget, kCheckTimeout);
+  if (!checked) {
+    return "hygiene: " + core::describe(checked.error());
+  }
+  if (!checked->clean) {
+    return "hygiene: " + checked->difference;
+  }
+  return {};
+}
 
 // Removes what earlier requests left in a reused worker's directories: the
 // sandbox copy, outputs and previous BEAMs.
@@ -82,7 +156,14 @@ InProcessResult run_in_worker(const WorkerJob& job, const fs::path& output,
   if (!profile) {
     return std::unexpected(profile.error());
   }
-  auto lease = worker::Pool::global().acquire(*profile, job.sandbox_key, deadline);
+  auto& pool = worker::Pool::global();
+  auto pool_settings = pool.settings();
+  // Hot reload binds a worker to one sandbox (reuse_per_sandbox); otherwise
+  // a confined job may leave its worker to the next job of any tenant.
+  // worker_reuse never overrides both.
+  bool per_sandbox = pool_settings.reuse_per_sandbox && !job.sandbox_key.empty() &&
+                     job.reuse != core::WorkerReuse::never;
+  auto lease = pool.acquire(*profile, job.sandbox_key, deadline, job.reuse == core::WorkerReuse::never);
   if (!lease) {
     return std::unexpected(lease.error());
   }
@@ -94,6 +175,15 @@ InProcessResult run_in_worker(const WorkerJob& job, const fs::path& output,
   auto out_host = w.job_dir() / ("out-" + id);
   if (auto filled = job.populate(w.sandbox_dir()); !filled) {
     return std::unexpected(core::InvalidSandboxPath{job.sandbox_key, filled.error()});
+  }
+  WorkerOutcome outcome;
+  outcome.reused = lease->reused();
+  if (auto sources = job_sources(job, w.sandbox_dir()); !sources) {
+    outcome.reason = sources.error();
+  } else {
+    auto verdict = scan::classify_confinement(*sources, w.loaded_modules());
+    outcome.confined = verdict.confined;
+    outcome.reason = std::move(verdict.reason);
   }
 
   worker::CompileRequest request;
@@ -123,7 +213,12 @@ InProcessResult run_in_worker(const WorkerJob& job, const fs::path& output,
       diagnostics.push_back(d);
     }
     // A compile error is the job's, not the worker's: a reused worker may go on.
-    lease->keep();
+    if (per_sandbox) {
+      lease->keep();
+    } else if (job.reuse == core::WorkerReuse::confined &&
+               offer_again(w, outcome, pool_settings.reuse_limit).empty()) {
+      lease->recycle();
+    }
     return std::unexpected(core::CompilationFailed{1, std::move(text), std::move(diagnostics)});
   }
 
@@ -155,12 +250,22 @@ InProcessResult run_in_worker(const WorkerJob& job, const fs::path& output,
   info.reused_worker = lease->reused();
   info.toolchain = profile->toolchain;
   info.worker_id = w.id();
-  lease->keep();
-  if (worker::Pool::global().settings().reuse_per_sandbox) {
+  if (per_sandbox) {
+    lease->keep();
     // The worker may stay: leave no sources behind. A single-use worker's
     // whole directory goes with it, in the background.
     (void)clear_previous_requests(w);
+    outcome.kept = true;
+  } else if (job.reuse == core::WorkerReuse::never) {
+    outcome.retired = "worker_reuse is never";
+  } else {
+    outcome.retired = offer_again(w, outcome, pool_settings.reuse_limit);
+    outcome.kept = outcome.retired.empty();
+    if (outcome.kept) {
+      lease->recycle();
+    }
   }
+  info.worker = std::move(outcome);
   info.compilation_time_ms = clock.elapsed_ms();
   info.resource_usage.wall_time_ms = info.compilation_time_ms;
   return info;
@@ -240,6 +345,7 @@ InProcessResult compile_in_process(const fs::path& source, const fs::path& outpu
   }
   job.debug_info = options.debug_info;
   job.parallel = options.parallel;
+  job.reuse = options.limits.worker_reuse;
   return run_in_worker(job, output, options.limits);
 }
 
@@ -273,6 +379,7 @@ InProcessResult compile_string(std::string_view code, std::string_view filename,
     return util::write_file_replace(sandbox_host / name, text);
   };
   job.files = {name};
+  job.reuse = limits.worker_reuse;
   auto result = run_in_worker(job, out_dir, limits);
   if (result && result->modules.empty()) {
     result = std::unexpected(core::NoBytecodeGenerated{"the code defines no module"});
@@ -346,6 +453,7 @@ CompileResult compile_sandbox_in_process(const fs::path& sandbox, const std::vec
   info.resource_usage = compiled->resource_usage;
   info.isolation = worker::Pool::global().isolation();
   info.isolation.mode = "jail (warm worker)";
+  info.worker = to_json(compiled->worker);
   info.suspicious_artifacts = std::move(compiled->suspicious_artifacts);
   return info;
 }
@@ -371,6 +479,18 @@ void configure_worker_pool(const WorkerPoolSettings& settings)
 void shutdown_worker_pool() { worker::Pool::global().shutdown(); }
 
 bool worker_pool_is_warm() { return worker::Pool::global().prestarting(); }
+
+nlohmann::json to_json(const WorkerOutcome& outcome)
+{
+  nlohmann::json out = {{"reused", outcome.reused}, {"confined", outcome.confined}, {"kept", outcome.kept}};
+  if (!outcome.confined) {
+    out["reason"] = outcome.reason;
+  }
+  if (!outcome.kept) {
+    out["retired"] = outcome.retired;
+  }
+  return out;
+}
 
 nlohmann::json to_json(const InProcessResult& result)
 {
@@ -409,6 +529,7 @@ nlohmann::json to_json(const InProcessResult& result)
   }
   out["reused_worker"] = info.reused_worker;
   out["worker_id"] = info.worker_id;
+  out["worker"] = to_json(info.worker);
   out["compiler"] = "in_process";
   if (info.toolchain) {
     out["toolchain"] = info.toolchain->to_json();

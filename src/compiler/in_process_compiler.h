@@ -47,6 +47,15 @@ struct InProcessOptions {
   std::vector<PriorBeam> prior_beams;    // on the code path for this compile only
 };
 
+// What happened to the warm worker around one job (the result's `worker`).
+struct WorkerOutcome {
+  bool reused = false;   // the worker had served an earlier job (of any tenant)
+  bool confined = false; // the submission is confined (scan/confinement.h)
+  std::string reason;    // not confined: the first cause the classifier found
+  bool kept = false;     // the worker passed the hygiene check and serves the next job
+  std::string retired;   // not kept: why the worker was destroyed
+};
+
 struct InProcessInfo {
   std::vector<std::string> modules;     // read from each produced BEAM (the atom: "Elixir.Foo")
   std::vector<fs::path> beam_files;     // under the output directory
@@ -57,9 +66,10 @@ struct InProcessInfo {
   jail::ResourceUsage resource_usage;    // wall time of the request (the worker's VM is shared across its life)
   fs::path temp_dir;                     // compile_string without an output: the engine temp dir holding the BEAMs
   std::vector<ArtifactFinding> suspicious_artifacts; // what the worker left in its output besides BEAMs
-  bool reused_worker = false;            // served by a worker that compiled this sandbox before
+  bool reused_worker = false;            // served by a worker that served a job before (worker.reused)
   std::uint64_t worker_id = 0;           // which worker served it (unique in this process)
   backends::ToolchainRef toolchain;      // the worker's toolchain
+  WorkerOutcome worker;
 };
 
 using InProcessResult = std::expected<InProcessInfo, core::Error>;
@@ -106,6 +116,8 @@ void shutdown_worker_pool();
 bool worker_pool_is_warm();
 
 nlohmann::json to_json(const InProcessResult& result);
+// {reused, confined, kept} with `reason` when not confined and `retired` when not kept.
+nlohmann::json to_json(const WorkerOutcome& outcome);
 
 // compile_sandbox with compiler: in_process: `sources` (relative, already
 // checked; empty for lib/**/*.ex) compiled through the pool into a marked

@@ -61,6 +61,9 @@ std::vector<UnenforcedOption> unenforced_options(const core::CompileOptions& opt
       out.push_back({limit, fmt::format("not enforced by the {} runner", isolation.mode)});
     }
   }
+  if (given(options, "worker_reuse") && options.compiler != core::Backend::in_process) {
+    out.push_back({"worker_reuse", "applies to the warm workers only (compiler: in_process)"});
+  }
   if (!options.incremental) {
     for (const char* name : {"force_recompile", "skip_cache", "dependency_analysis"}) {
       if (given(options, name)) {
@@ -583,6 +586,9 @@ nlohmann::json to_json(const CompileResult& result)
   }
   out["resource_usage"] = jail::to_json(info.resource_usage);
   out["isolation"] = jail::to_json(info.isolation);
+  if (!info.worker.is_null()) {
+    out["worker"] = info.worker;
+  }
   out["monitor_warnings"] = info.monitor_warnings;
   out["suspicious_artifacts"] = json::array();
   for (const auto& finding : info.suspicious_artifacts) {

@@ -73,6 +73,9 @@ struct CompileInfo {
   std::vector<DependencyInfo> dependencies;
   // The toolchain that ran (result field `toolchain`).
   std::shared_ptr<const backends::Toolchain> toolchain;
+  // compiler in_process: what happened to the warm worker (result field
+  // `worker`: reused, confined, reason, kept, retired); null otherwise.
+  nlohmann::json worker;
 };
 
 using CompileResult = std::expected<CompileInfo, core::Error>;

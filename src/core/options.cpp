@@ -145,6 +145,15 @@ std::string_view to_string(IsolationMode mode)
   return "jail";
 }
 
+std::string_view to_string(WorkerReuse reuse)
+{
+  switch (reuse) {
+  case WorkerReuse::confined: return "confined";
+  case WorkerReuse::never: return "never";
+  }
+  return "confined";
+}
+
 std::string_view to_string(ScanScope scope)
 {
   switch (scope) {
@@ -167,7 +176,7 @@ const std::vector<std::string_view>& known_option_names()
     "force_recompile",  "cache_enabled",     "skip_cache",        "dependency_analysis",
     "cpu_limit",        "max_processes",     "security_scan",     "restricted_modules",
     "allowed_operations", "in_process",      "output_limit",      "isolation",
-    "scan_scope",       "package_mirror",    "toolchain",
+    "scan_scope",       "package_mirror",    "toolchain",         "worker_reuse",
   };
   return names;
 }
@@ -302,6 +311,13 @@ std::expected<CompileOptions, InvalidOption> parse_compile_options(const json& o
       if (name == "jail") options.isolation = IsolationMode::jail;
       else if (name == "process_group") options.isolation = IsolationMode::process_group;
       else return invalid(key, fmt::format("\"{}\" is not one of jail, process_group", name));
+    } else if (key == "worker_reuse") {
+      if (!value.is_string()) return invalid(key, "expected confined or never");
+      auto name = value.get<std::string>();
+      if (name.starts_with(':')) name = name.substr(1);
+      if (name == "confined") options.worker_reuse = WorkerReuse::confined;
+      else if (name == "never") options.worker_reuse = WorkerReuse::never;
+      else return invalid(key, fmt::format("\"{}\" is not one of confined, never", name.substr(0, 200)));
     } else if (key == "scan_scope") {
       if (!value.is_string()) return invalid(key, "expected compiled or all");
       auto name = value.get<std::string>();
@@ -408,6 +424,7 @@ json to_json(const CompileOptions& options)
   }
   out["output_limit"] = options.output_limit;
   out["isolation"] = to_string(options.isolation);
+  out["worker_reuse"] = to_string(options.worker_reuse);
   return out;
 }
 

@@ -37,6 +37,13 @@ std::string_view to_string(IsolationMode mode);
 enum class ScanScope { compiled, all };
 std::string_view to_string(ScanScope scope);
 
+// Whether a warm worker may serve another job after this one (in_process and
+// compile_string; docs/security.md, "Confinement"). `confined`: when the
+// submission is confined and the worker passes the hygiene check after it;
+// `never`: the job gets a worker that served no job and it is destroyed after.
+enum class WorkerReuse { confined, never };
+std::string_view to_string(WorkerReuse reuse);
+
 // The specification's default restricted modules.
 std::vector<std::string> default_restricted_modules();
 
@@ -73,6 +80,7 @@ struct CompileOptions {
   // The Elixir toolchain: an absolute installation prefix or a name registered
   // in toolchains.conf; empty: the system's (docs/toolchains.md).
   std::string toolchain;
+  WorkerReuse worker_reuse = WorkerReuse::confined;
 
   // Which options were given explicitly (by their specification names).
   std::vector<std::string> given;

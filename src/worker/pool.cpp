@@ -21,7 +21,7 @@ Lease::Lease(Pool* pool, std::unique_ptr<Worker> worker, std::string sandbox_key
 Lease::~Lease()
 {
   if (m_worker) {
-    m_pool->give_back(std::move(m_worker), m_sandbox_key, m_keep);
+    m_pool->give_back(std::move(m_worker), m_sandbox_key, m_keep, m_recycle);
   }
 }
 
@@ -124,7 +124,8 @@ void Pool::shutdown()
 }
 
 std::expected<Lease, core::Error> Pool::acquire(const WorkerProfile& profile,
-                                                const std::string& sandbox_key, Deadline deadline)
+                                                const std::string& sandbox_key, Deadline deadline,
+                                                bool fresh_only)
 {
   const auto budget_ms =
     std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -138,7 +139,8 @@ std::expected<Lease, core::Error> Pool::acquire(const WorkerProfile& profile,
     // A worker bound to this sandbox, then an unbound one with this profile.
     auto take = [&](auto&& match) -> std::unique_ptr<Worker> {
       auto it = std::find_if(m_idle.begin(), m_idle.end(), [&](const auto& worker) {
-        return worker->alive() && worker->profile() == profile && match(*worker);
+        return worker->alive() && worker->profile() == profile && match(*worker) &&
+               (!fresh_only || (worker->jobs_served == 0 && worker->bound_sandbox.empty()));
       });
       if (it == m_idle.end()) {
         return nullptr;
@@ -147,7 +149,7 @@ std::expected<Lease, core::Error> Pool::acquire(const WorkerProfile& profile,
       m_idle.erase(it);
       return worker;
     };
-    if (m_settings.reuse_per_sandbox && !sandbox_key.empty()) {
+    if (m_settings.reuse_per_sandbox && !sandbox_key.empty() && !fresh_only) {
       if (auto worker = take([&](const Worker& w) { return w.bound_sandbox == sandbox_key; })) {
         ++m_busy;
         m_last_lease = Clock::now();
@@ -159,7 +161,8 @@ std::expected<Lease, core::Error> Pool::acquire(const WorkerProfile& profile,
       ++m_busy;
       m_last_lease = Clock::now();
       m_changed.notify_all(); // the background thread starts a replacement
-      return Lease(this, std::move(worker), sandbox_key, false);
+      bool reused = worker->jobs_served > 0;
+      return Lease(this, std::move(worker), sandbox_key, reused);
     }
     if (m_busy + m_idle.size() + m_starting < m_settings.size) {
       ++m_starting;
@@ -191,13 +194,18 @@ std::expected<Lease, core::Error> Pool::acquire(const WorkerProfile& profile,
   }
 }
 
-void Pool::give_back(std::unique_ptr<Worker> worker, const std::string& sandbox_key, bool keep)
+void Pool::give_back(std::unique_ptr<Worker> worker, const std::string& sandbox_key, bool keep,
+                     bool recycle)
 {
   std::unique_lock lock(m_mutex);
   --m_busy;
   if (m_settings.reuse_per_sandbox && keep && !sandbox_key.empty() && worker->alive() &&
       !m_stopping && (worker->bound_sandbox.empty() || worker->bound_sandbox == sandbox_key)) {
     worker->bound_sandbox = sandbox_key;
+    m_idle.push_back(std::move(worker));
+  } else if (recycle && worker->alive() && !m_stopping && worker->bound_sandbox.empty() &&
+             worker->jobs_served + 1 < m_settings.reuse_limit) {
+    ++worker->jobs_served;
     m_idle.push_back(std::move(worker));
   } else if (m_thread.joinable() && !m_stopping) {
     m_retired.push_back(std::move(worker)); // destroyed in the background

@@ -2,11 +2,15 @@
 // The pool of warm workers. Workers are prestarted in the background so a
 // request pays no VM boot; a worker is idle (offered to jobs) only once it has
 // loaded and exercised the compiler, and replacements are not booted while a
-// job runs, so they do not take the CPU that job needs. Single use by default: a worker serves one job and
-// is destroyed while a replacement starts. With reuse_per_sandbox a worker
+// job runs, so they do not take the CPU that job needs. Unless given back for
+// reuse, a worker serves one job and is destroyed while a replacement starts.
+// With reuse_per_sandbox a worker
 // that finished a job cleanly stays bound to that sandbox for its next
 // compile and never serves another (it is destroyed instead); any error
-// destroys it. Thread-safe: concurrent jobs get distinct workers.
+// destroys it. Confined reuse (docs/security.md, "Reusing a warm worker"): a worker
+// whose job was confined and that passed the hygiene check after it is given
+// back unbound with recycle() and may serve any tenant next, up to
+// reuse_limit jobs. Thread-safe: concurrent jobs get distinct workers.
 
 #include "core/error.h"
 #include "jail/namespace_runner.h"
@@ -30,6 +34,8 @@ struct PoolSettings {
   std::size_t prestart = 1; // idle workers kept ready (with the default profile)
   std::chrono::milliseconds idle_timeout{60'000}; // idle longer than this: destroyed
   bool reuse_per_sandbox = false;
+  // Jobs one worker serves at most through confined reuse before it is replaced.
+  std::size_t reuse_limit = 200;
   std::optional<WorkerProfile> profile; // what prestarted workers get; unset: the defaults
   // A replacement boots a VM and loads the compiler (about a second of CPU),
   // so it is not started while a job runs: it waits until no job is busy, or
@@ -53,7 +59,11 @@ public:
   Worker& worker() { return *m_worker; }
   // The job succeeded: the worker may serve this sandbox again (reuse only).
   void keep() { m_keep = true; }
-  // True when this worker already served the same sandbox before.
+  // The job was confined and the worker passed the hygiene check after it:
+  // it may serve any job next (confined reuse; unbound).
+  void recycle() { m_recycle = true; }
+  // True when this worker already served a job before (the same sandbox,
+  // or any job through confined reuse).
   [[nodiscard]] bool reused() const { return m_reused; }
 
 private:
@@ -62,6 +72,7 @@ private:
   std::string m_sandbox_key;
   bool m_reused;
   bool m_keep = false;
+  bool m_recycle = false;
 };
 
 struct PoolStats {
@@ -86,9 +97,11 @@ public:
   void shutdown();
 
   // A worker for one job of `sandbox_key` (a resolved sandbox path) with
-  // `profile`; waits for a free slot until `deadline`.
+  // `profile`; waits for a free slot until `deadline`. `fresh_only`: a
+  // worker that never served a job (worker_reuse "never").
   std::expected<Lease, core::Error> acquire(const WorkerProfile& profile,
-                                            const std::string& sandbox_key, Deadline deadline);
+                                            const std::string& sandbox_key, Deadline deadline,
+                                            bool fresh_only = false);
 
   [[nodiscard]] PoolStats stats() const;
   // True once configure() enabled prestarting (a long-running host): jobs
@@ -105,7 +118,8 @@ public:
 
 private:
   friend class Lease;
-  void give_back(std::unique_ptr<Worker> worker, const std::string& sandbox_key, bool keep);
+  void give_back(std::unique_ptr<Worker> worker, const std::string& sandbox_key, bool keep,
+                 bool recycle);
   void ensure_started(std::unique_lock<std::mutex>& lock);
   void maintain();
   jail::NamespaceRunner& runner();

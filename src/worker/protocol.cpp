@@ -296,6 +296,50 @@ std::string encode_compile(const CompileRequest& request)
   return out.bytes();
 }
 
+std::string encode_loaded_modules()
+{
+  Encoder out;
+  out.tuple(1).atom("loaded_modules");
+  return out.bytes();
+}
+
+std::string encode_check(long atom_budget, long memory_budget)
+{
+  Encoder out;
+  out.tuple(3).atom("check").integer(atom_budget).integer(memory_budget);
+  return out.bytes();
+}
+
+std::expected<std::vector<std::string>, std::string> decode_loaded_modules(std::string_view payload)
+{
+  Decoder in(payload);
+  if (!in.version() || in.tuple() != 2 || in.atom() != "modules") {
+    return std::unexpected("not a loaded_modules reply");
+  }
+  auto names = decode_strings(in);
+  if (!names || !in.at_end()) {
+    return std::unexpected("malformed loaded_modules reply");
+  }
+  return std::move(*names);
+}
+
+std::expected<CheckReply, std::string> decode_check_reply(std::string_view payload)
+{
+  Decoder probe(payload);
+  if (probe.version() && probe.atom() == "ok" && probe.at_end()) {
+    return CheckReply{true, {}};
+  }
+  Decoder in(payload);
+  if (!in.version() || in.tuple() != 2 || in.atom() != "dirty") {
+    return std::unexpected("not a check reply");
+  }
+  auto what = in.binary();
+  if (!what || !in.at_end()) {
+    return std::unexpected("malformed check reply");
+  }
+  return CheckReply{false, std::move(*what)};
+}
+
 std::expected<Hello, std::string> decode_hello(std::string_view payload)
 {
   Decoder in(payload);

@@ -58,12 +58,23 @@ struct CompileReply {
   std::string failure; // Status::failed: what went wrong inside the worker
 };
 
+// The hygiene check between two jobs (priv/sandbox_worker.erl, check/2):
+// clean, or the first difference from the worker's baseline.
+struct CheckReply {
+  bool clean = false;
+  std::string difference; // not clean: what differs ("processes differ from the baseline")
+};
+
 std::string encode_hello();
 std::string encode_compile(const CompileRequest& request);
+std::string encode_loaded_modules();
+std::string encode_check(long atom_budget, long memory_budget);
 
 // A payload that is not the expected term is an error naming what was wrong.
 std::expected<Hello, std::string> decode_hello(std::string_view payload);
 std::expected<CompileReply, std::string> decode_compile_reply(std::string_view payload);
+std::expected<std::vector<std::string>, std::string> decode_loaded_modules(std::string_view payload);
+std::expected<CheckReply, std::string> decode_check_reply(std::string_view payload);
 
 // --- frames ----------------------------------------------------------------
 

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -106,16 +107,20 @@ std::expected<fs::path, core::Error> worker_ebin_for(const backends::Toolchain& 
   if (toolchain.system || (system && (*system)->erlang_root == toolchain.erlang_root)) {
     return ebin.path;
   }
-  // Another Erlang/OTP: the program is compiled by that OTP's erlc, once.
+  // Another Erlang/OTP: the program is compiled by that OTP's erlc, once per
+  // version of its source (a program compiled from an older source may lack
+  // requests this engine sends).
+  auto source = worker_source(ebin);
+  auto source_text = util::read_file(source, 4u << 20);
   auto dir = util::engine_state_dir() / "workers" /
-             util::sha256_hex(fmt::format("{}\n{}\n{}", toolchain.otp_version,
-                                          toolchain.erlang_root.string(), toolchain.identity))
+             util::sha256_hex(fmt::format("{}\n{}\n{}\n{}", toolchain.otp_version,
+                                          toolchain.erlang_root.string(), toolchain.identity,
+                                          source_text ? util::sha256_hex(*source_text) : ""))
                .substr(0, 32);
   std::error_code ec;
   if (fs::is_regular_file(dir / "sandbox_worker.beam", ec)) {
     return dir;
   }
-  auto source = worker_source(ebin);
   fs::create_directories(dir.parent_path(), ec);
   auto staging = util::TempDir::create(dir.parent_path(), ".build-");
   if (!staging) {
@@ -252,6 +257,19 @@ Worker::start(jail::NamespaceRunner& runner, const WorkerProfile& profile,
             : "worker handshake: " + hello.error()));
   }
   worker->m_hello = std::move(*hello);
+  // What a submission must not redefine, asked once.
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  auto listed = worker->exchange(encode_loaded_modules(), std::max(left, std::chrono::milliseconds(1)));
+  if (!listed) {
+    return std::unexpected(listed.error());
+  }
+  auto modules = decode_loaded_modules(*listed);
+  if (!modules) {
+    return std::unexpected(worker->kill_and_explain(jail::Verdict::signaled, boot_timeout.count(),
+                                                    "loaded modules: " + modules.error()));
+  }
+  worker->m_loaded_modules = {modules->begin(), modules->end()};
+  worker->m_job_dir_listing = worker->job_dir_listing();
   return worker;
 }
 
@@ -291,7 +309,7 @@ core::Error Worker::kill_and_explain(jail::Verdict reason, std::int64_t timeout_
   return backends::verdict_error(result, limits, result.output, {}, "the warm compile worker");
 }
 
-std::expected<CompileReply, core::Error> Worker::compile(const CompileRequest& request,
+std::expected<std::string, core::Error> Worker::exchange(const std::string& payload,
                                                          std::chrono::milliseconds timeout)
 {
   m_last_used = Clock::now();
@@ -300,7 +318,7 @@ std::expected<CompileReply, core::Error> Worker::compile(const CompileRequest& r
                                             "the worker had already ended"));
   }
   auto deadline = Clock::now() + timeout;
-  if (auto sent = write_frame(m_to_worker.get(), encode_compile(request), deadline); !sent) {
+  if (auto sent = write_frame(m_to_worker.get(), payload, deadline); !sent) {
     auto reason = sent.error().kind == FrameError::timeout ? jail::Verdict::wall_timeout
                                                            : jail::Verdict::signaled;
     return std::unexpected(kill_and_explain(reason, timeout.count(), sent.error().detail));
@@ -325,6 +343,17 @@ std::expected<CompileReply, core::Error> Worker::compile(const CompileRequest& r
                                               "the worker closed its port: " + frame.error().detail));
     }
   }
+  m_last_used = Clock::now();
+  return std::move(*frame);
+}
+
+std::expected<CompileReply, core::Error> Worker::compile(const CompileRequest& request,
+                                                         std::chrono::milliseconds timeout)
+{
+  auto frame = exchange(encode_compile(request), timeout);
+  if (!frame) {
+    return std::unexpected(frame.error());
+  }
   auto reply = decode_compile_reply(*frame);
   if (!reply) {
     return std::unexpected(
@@ -334,8 +363,53 @@ std::expected<CompileReply, core::Error> Worker::compile(const CompileRequest& r
     return std::unexpected(
       kill_and_explain(jail::Verdict::signaled, timeout.count(), "worker failure: " + reply->failure));
   }
-  m_last_used = Clock::now();
   return std::move(*reply);
+}
+
+std::expected<CheckReply, core::Error> Worker::check(long atom_budget, long memory_budget,
+                                                     std::chrono::milliseconds timeout)
+{
+  auto frame = exchange(encode_check(atom_budget, memory_budget), timeout);
+  if (!frame) {
+    return std::unexpected(frame.error());
+  }
+  auto reply = decode_check_reply(*frame);
+  if (!reply) {
+    return std::unexpected(
+      kill_and_explain(jail::Verdict::signaled, timeout.count(), "hygiene check: " + reply.error()));
+  }
+  return std::move(*reply);
+}
+
+std::string Worker::job_dir_listing() const
+{
+  std::string out;
+  std::error_code ec;
+  std::vector<std::string> lines;
+  for (auto it = fs::recursive_directory_iterator(m_job_dir, fs::directory_options::none, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0) {
+      lines.push_back(it->path().string() + " ?");
+      continue;
+    }
+    lines.push_back(fmt::format("{} {} {} {} {}.{}", it->path().lexically_relative(m_job_dir).string(),
+                                st.st_mode, st.st_size, st.st_ino, st.st_mtim.tv_sec, st.st_mtim.tv_nsec));
+  }
+  if (ec) {
+    lines.push_back("! " + ec.message());
+  }
+  std::sort(lines.begin(), lines.end());
+  for (auto& line : lines) {
+    out += line;
+    out += '\n';
+  }
+  return out;
+}
+
+bool Worker::job_dir_pristine() const
+{
+  return job_dir_listing() == m_job_dir_listing;
 }
 
 } // namespace sandbox::worker

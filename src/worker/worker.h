@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,18 @@ public:
   std::expected<CompileReply, core::Error> compile(const CompileRequest& request,
                                                    std::chrono::milliseconds timeout);
 
+  // The hygiene check between two jobs (priv/sandbox_worker.erl, check/2):
+  // the last job's modules are purged and the VM compared with its
+  // baseline. Any failure kills the worker, as compile() does.
+  std::expected<CheckReply, core::Error> check(long atom_budget, long memory_budget,
+                                               std::chrono::milliseconds timeout);
+  // Every module the worker had loaded or on its code path after its warm-up
+  // (BEAM atoms: "Elixir.Enum", "lists"), asked once at start.
+  [[nodiscard]] const std::set<std::string>& loaded_modules() const { return m_loaded_modules; }
+  // True when the job directory holds what it held right after the warm-up
+  // (names, kinds, sizes, times), so nothing a job wrote stays on disk.
+  [[nodiscard]] bool job_dir_pristine() const;
+
   [[nodiscard]] bool alive() const { return m_alive && !m_job->finished(); }
   [[nodiscard]] const fs::path& job_dir() const { return m_job_dir; } // on the host, seen as /job
   // On the host, seen read-only as /sandbox; a bind, so it is emptied, never replaced.
@@ -111,6 +124,8 @@ public:
 
   // Sandbox binding for reuse: empty when unbound.
   std::string bound_sandbox;
+  // Jobs this worker served and passed the hygiene check after (confined reuse).
+  std::size_t jobs_served = 0;
 
 private:
   Worker() = default;
@@ -118,6 +133,10 @@ private:
   // its result onto an error; `timeout_ms` is the deadline that applied.
   core::Error kill_and_explain(jail::Verdict reason, std::int64_t timeout_ms,
                                std::string what);
+  // One request, one reply frame; any failure kills the worker.
+  std::expected<std::string, core::Error> exchange(const std::string& payload,
+                                                   std::chrono::milliseconds timeout);
+  [[nodiscard]] std::string job_dir_listing() const;
 
   WorkerProfile m_profile;
   std::optional<util::TempDir> m_temp;
@@ -127,6 +146,8 @@ private:
   util::Fd m_to_worker;   // the worker's fd 3
   util::Fd m_from_worker; // the worker's fd 4
   Hello m_hello;
+  std::set<std::string> m_loaded_modules;
+  std::string m_job_dir_listing;
   bool m_alive = false;
   std::size_t m_requests = 0;
   std::uint64_t m_id = 0;

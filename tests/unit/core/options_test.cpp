@@ -89,6 +89,7 @@ TEST(Options, EveryKnownNameIsAcceptedWithAValidValue)
       {"scan_scope", "all"},
       {"package_mirror", "/srv/hex-mirror"},
       {"toolchain", "/opt/elixir-1.18"},
+      {"worker_reuse", "never"},
   };
   const auto& names = known_option_names();
   EXPECT_EQ(names.size(), valid.size());
@@ -213,6 +214,12 @@ TEST(Options, CompilerAndIsolation)
   EXPECT_EQ(parse_ok({{"isolation", "jail"}}).isolation, IsolationMode::jail);
   EXPECT_EQ(rejected_option({{"isolation", "none"}}), "isolation");
   EXPECT_EQ(rejected_option({{"isolation", false}}), "isolation");
+  EXPECT_EQ(CompileOptions{}.worker_reuse, WorkerReuse::confined);
+  EXPECT_EQ(parse_ok({{"worker_reuse", "never"}}).worker_reuse, WorkerReuse::never);
+  EXPECT_EQ(parse_ok({{"worker_reuse", "confined"}}).worker_reuse, WorkerReuse::confined);
+  for (const json& bad : {json("always"), json(""), json(true), json(nullptr)}) {
+    EXPECT_EQ(rejected_option({{"worker_reuse", bad}}), "worker_reuse") << bad;
+  }
 }
 
 TEST(Options, BooleansMustBeBooleans)

@@ -193,6 +193,26 @@ TEST(Codec, CodePathsAreAnOption)
             "{code_path,[<<47,106,111,98,47,112,114,105,111,114,45,49>>,<<47,112>>]}]}");
 }
 
+TEST(Codec, HygieneRequestsAndReplies)
+{
+  EXPECT_EQ(erlang_reading(encode_check(50000, 1048576)), "{check,50000,1048576}");
+  EXPECT_EQ(erlang_reading(encode_loaded_modules()), "{loaded_modules}");
+  auto clean = decode_check_reply(erlang_term("ok"));
+  ASSERT_TRUE(clean) << clean.error();
+  EXPECT_TRUE(clean->clean);
+  auto dirty = decode_check_reply(erlang_term("{dirty, <<\"processes differ\">>}"));
+  ASSERT_TRUE(dirty) << dirty.error();
+  EXPECT_FALSE(dirty->clean);
+  EXPECT_EQ(dirty->difference, "processes differ");
+  for (const char* bad : {"okay", "{dirty, processes}", "{dirty, <<\"a\">>, 1}", "{failed, <<\"x\">>}"}) {
+    EXPECT_FALSE(decode_check_reply(erlang_term(bad))) << bad;
+  }
+  auto modules = decode_loaded_modules(erlang_term("{modules, [<<\"lists\">>, <<\"Elixir.Enum\">>]}"));
+  ASSERT_TRUE(modules) << modules.error();
+  EXPECT_EQ(*modules, (std::vector<std::string>{"lists", "Elixir.Enum"}));
+  EXPECT_FALSE(decode_loaded_modules(erlang_term("{modules, [lists]}")));
+}
+
 TEST(Codec, HelloFromErlang)
 {
   auto bytes = erlang_term("{hello, 1, <<\"25\">>, <<\"1.14.0\">>}");
