@@ -283,8 +283,13 @@ TEST_F(InProcessTest, TwoSandboxesCompileConcurrentlyOnDistinctWorkers)
 {
   auto a = make_sandbox("a", {{"lib/a.ex", "defmodule SandA do\n  def v, do: :a\nend\n"}});
   auto b = make_sandbox("b", {{"lib/b.ex", "defmodule SandB do\n  def v, do: :b\nend\n"}});
-  auto job_a = std::async(std::launch::async, [&] { return compiler::compile_in_process(a, out("ca")); });
-  auto job_b = std::async(std::launch::async, [&] { return compiler::compile_in_process(b, out("cb")); });
+  // Single-use workers: with confined reuse, B may get A's worker back when
+  // A finishes first (WorkerReuseTest covers that); here each job must have
+  // a worker of its own while both run.
+  compiler::InProcessOptions single_use;
+  single_use.limits.worker_reuse = core::WorkerReuse::never;
+  auto job_a = std::async(std::launch::async, [&] { return compiler::compile_in_process(a, out("ca"), single_use); });
+  auto job_b = std::async(std::launch::async, [&] { return compiler::compile_in_process(b, out("cb"), single_use); });
   auto ra = job_a.get();
   auto rb = job_b.get();
   ASSERT_TRUE(ra) << core::describe(ra.error());
