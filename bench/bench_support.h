@@ -23,6 +23,26 @@ struct Run {
   double seconds = 0;
 };
 
+// In a forked child: `vars` ("NAME=value") into the environment.
+inline void put_env(const std::vector<std::string>& vars)
+{
+  for (const auto& var : vars) {
+    ::putenv(const_cast<char*>(var.c_str()));
+  }
+}
+
+// In a forked child: runs `argv` (PATH searched), or exits 127.
+[[noreturn]] inline void exec_argv(const std::vector<std::string>& argv)
+{
+  std::vector<char*> args;
+  for (const auto& a : argv) {
+    args.push_back(const_cast<char*>(a.c_str()));
+  }
+  args.push_back(nullptr);
+  ::execvp(args[0], args.data());
+  ::_exit(127);
+}
+
 // Runs argv (no shell) in cwd with extra environment variables, output discarded.
 inline Run run(const std::vector<std::string>& argv, const fs::path& cwd,
                const std::vector<std::string>& extra_env = {})
@@ -34,16 +54,8 @@ inline Run run(const std::vector<std::string>& argv, const fs::path& cwd,
     int null = ::open("/dev/null", O_WRONLY);
     ::dup2(null, 1);
     ::dup2(null, 2);
-    for (const auto& var : extra_env) {
-      ::putenv(const_cast<char*>(var.c_str()));
-    }
-    std::vector<char*> args;
-    for (const auto& a : argv) {
-      args.push_back(const_cast<char*>(a.c_str()));
-    }
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
-    ::_exit(127);
+    put_env(extra_env);
+    exec_argv(argv);
   }
   int status = 0;
   ::waitpid(pid, &status, 0);
@@ -112,16 +124,8 @@ inline double timed_command(const std::vector<std::string>& argv, const EngineEn
     ::setenv("SANDBOX_STATE_DIR", env.state.c_str(), 1);
     ::setenv("TMPDIR", env.tmp.c_str(), 1);
     ::unsetenv("SANDBOX_NO_DAEMON");
-    for (const auto& var : extra) {
-      ::putenv(const_cast<char*>(var.c_str()));
-    }
-    std::vector<char*> args;
-    for (const auto& a : argv) {
-      args.push_back(const_cast<char*>(a.c_str()));
-    }
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
-    ::_exit(127);
+    put_env(extra);
+    exec_argv(argv);
   }
   int code = 0;
   ::waitpid(pid, &code, 0);

@@ -1,5 +1,7 @@
 #include "compiler/packages.h"
 
+#include "compiler/package_closure.h"
+#include "compiler/package_harvest.h"
 #include "compiler/packages_internal.h"
 
 #include "backends/toolchain.h"
@@ -40,10 +42,6 @@ using package_files::make_dirs;
 constexpr std::uint64_t kMaxLockBytes = 4ull << 20;
 // Packages and builds kept each; past it the least recently used are removed.
 constexpr std::size_t kMaxStoreEntries = 512;
-constexpr std::size_t kMaxPackages = 500;
-// What one package's build may leave to be kept.
-constexpr std::uint64_t kMaxBuildBytes = 256ull << 20;
-constexpr std::size_t kMaxBuildFiles = 10'000;
 
 std::string random_suffix()
 {
@@ -103,113 +101,6 @@ std::string mix_env(const core::CompileOptions& options)
 {
   auto found = options.env.find("MIX_ENV");
   return found == options.env.end() ? std::string("dev") : found->second;
-}
-
-// The packages Mix needs: the declared Hex dependencies and, through the
-// lock's requirement lists, theirs. An optional requirement is part of the
-// closure only when something requires it without `optional`, as Mix does.
-struct Closure {
-  std::vector<std::string> order; // dependencies before dependents
-  std::map<std::string, std::vector<std::string>> deps_of; // within the closure
-};
-
-std::expected<Closure, core::Error> resolve_closure(const deps::MixLock& lock,
-                                                    const std::vector<std::string>& roots)
-{
-  std::set<std::string> in;
-  std::vector<std::string> queue = roots;
-  std::vector<std::string> unpinned;
-  while (!queue.empty()) {
-    auto app = queue.back();
-    queue.pop_back();
-    if (!in.insert(app).second) {
-      continue;
-    }
-    if (in.size() > kMaxPackages) {
-      return std::unexpected(core::DependenciesUnavailable{
-        roots, fmt::format("more than {} Hex packages in the closure of mix.lock", kMaxPackages)});
-    }
-    auto entry = lock.hex.find(app);
-    if (entry == lock.hex.end()) {
-      unpinned.push_back(app);
-      continue;
-    }
-    for (const auto& req : entry->second.requirements) {
-      if (!req.optional) {
-        queue.push_back(req.app);
-      }
-    }
-  }
-  if (!unpinned.empty()) {
-    std::sort(unpinned.begin(), unpinned.end());
-    return std::unexpected(core::DependenciesUnavailable{
-      unpinned, "not pinned in mix.lock as Hex packages: every Hex dependency must have a lock "
-                "entry with its version and checksums (run `mix deps.get` where Hex is "
-                "available and keep mix.lock with the project)"});
-  }
-  Closure closure;
-  for (const auto& app : in) {
-    auto& deps = closure.deps_of[app];
-    for (const auto& req : lock.hex.at(app).requirements) {
-      if (in.count(req.app) != 0 && req.app != app) {
-        deps.push_back(req.app);
-      }
-    }
-    std::sort(deps.begin(), deps.end());
-    deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
-  }
-  // Depth-first post-order (depth at most kMaxPackages); a cycle, which Hex
-  // refuses, is refused here too.
-  std::set<std::string> done;
-  std::set<std::string> active;
-  std::optional<std::string> cycle;
-  std::function<void(const std::string&)> visit = [&](const std::string& app) {
-    if (done.count(app) != 0 || cycle) {
-      return;
-    }
-    if (active.count(app) != 0) {
-      cycle = app;
-      return;
-    }
-    active.insert(app);
-    for (const auto& dep : closure.deps_of[app]) {
-      visit(dep);
-    }
-    active.erase(app);
-    done.insert(app);
-    closure.order.push_back(app);
-  };
-  for (const auto& app : in) {
-    visit(app);
-  }
-  if (cycle) {
-    return std::unexpected(core::DependenciesUnavailable{
-      {*cycle}, "mix.lock's requirements form a cycle through this package"});
-  }
-  return closure;
-}
-
-// Every package `app` needs to compile, itself excluded, in dependency order.
-std::vector<std::string> needs_of(const Closure& closure, const std::string& app)
-{
-  std::set<std::string> seen;
-  std::vector<std::string> stack = closure.deps_of.at(app);
-  while (!stack.empty()) {
-    auto next = stack.back();
-    stack.pop_back();
-    if (seen.insert(next).second) {
-      for (const auto& dep : closure.deps_of.at(next)) {
-        stack.push_back(dep);
-      }
-    }
-  }
-  std::vector<std::string> out;
-  for (const auto& item : closure.order) {
-    if (seen.count(item) != 0) {
-      out.push_back(item);
-    }
-  }
-  return out;
 }
 
 enum class Obtained { ok, missing };
@@ -311,83 +202,6 @@ std::string synthetic_project(const std::vector<std::string>& apps)
                      "  end\n"
                      "end\n",
                      deps);
-}
-
-struct Harvest {
-  std::vector<fs::path> beams;
-  std::vector<fs::path> apps;
-};
-
-// Copies what Mix wrote for one application (ebin and its manifests),
-// regular files only, into `target`. Every directory from `work` down to the
-// application must be a real directory: the job that wrote them is gone, and a
-// link it left is never followed.
-std::expected<Harvest, std::string> harvest_build(const fs::path& work, const fs::path& relative,
-                                                  const fs::path& target)
-{
-  auto built = work;
-  for (const auto& part : relative) {
-    built /= part;
-    if (!is_dir(built)) {
-      return std::unexpected(built.string() + " is not a directory");
-    }
-  }
-  auto tree = util::list_tree(built);
-  if (!tree) {
-    return std::unexpected(tree.error());
-  }
-  Harvest out;
-  std::uint64_t total = 0;
-  std::size_t files = 0;
-  for (const auto& entry : *tree) {
-    auto top = entry.relative.begin()->string();
-    if (top != "ebin" && top != ".mix") {
-      continue; // priv and include are links into the sources: not kept
-    }
-    if (++files > kMaxBuildFiles || (total += entry.size) > kMaxBuildBytes) {
-      return std::unexpected("the build left more files or bytes than a package may keep");
-    }
-    if (entry.type == fs::file_type::directory) {
-      if (auto made = make_dirs(target / entry.relative); !made) {
-        return std::unexpected(made.error());
-      }
-    } else if (entry.type == fs::file_type::regular) {
-      auto bytes = util::read_file(built / entry.relative, 64ull << 20);
-      if (!bytes) {
-        return std::unexpected(bytes.error());
-      }
-      if (auto made = make_dirs((target / entry.relative).parent_path()); !made) {
-        return std::unexpected(made.error());
-      }
-      if (auto written = util::write_file_atomic(target / entry.relative, *bytes, 0644); !written) {
-        return std::unexpected(written.error());
-      }
-      if (top == "ebin" && entry.relative.extension() == ".beam") {
-        out.beams.push_back(target / entry.relative);
-      } else if (top == "ebin" && entry.relative.extension() == ".app") {
-        out.apps.push_back(target / entry.relative);
-      }
-    }
-  }
-  return out;
-}
-
-// The .beam and .app files of a stored build's ebin.
-Harvest stored_ebin(const fs::path& build)
-{
-  Harvest out;
-  std::error_code ec;
-  for (auto it = fs::directory_iterator(build / "ebin", ec); !ec && it != fs::directory_iterator();
-       it.increment(ec)) {
-    auto ext = it->path().extension();
-    if (ext == ".beam") {
-      out.beams.push_back(it->path());
-    } else if (ext == ".app") {
-      out.apps.push_back(it->path());
-    }
-  }
-  std::sort(out.beams.begin(), out.beams.end());
-  return out;
 }
 
 struct BuildContext {
