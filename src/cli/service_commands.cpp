@@ -6,12 +6,15 @@
 #include "core/options.h"
 #include "service/protocol.h"
 #include "service/server.h"
+#include "fleet/redis.h"
+#include "util/fs.h"
 #include "util/json.h"
 
 #include <fmt/format.h>
 
 #include <grp.h>
 #include <pwd.h>
+#include <sys/stat.h>
 
 #include <charconv>
 #include <cstdlib>
@@ -39,7 +42,59 @@ struct ServeFlags {
   std::vector<std::string> allow_users;
   std::vector<std::string> allow_groups;
   std::size_t caller_share = 0;
+  std::string cluster;
+  std::string fleet_key_file;
+  std::string cluster_namespace = "sandbox";
+  std::int64_t claim_timeout_ms = 30'000;
+  std::size_t cluster_queue = 256;
 };
+
+// The fleet's settings from the flags, or the message for a usage error.
+std::expected<fleet::FleetSettings, std::string> cluster_settings(const ServeFlags& flags)
+{
+  fleet::FleetSettings out;
+  auto url = fleet::parse_redis_url(flags.cluster);
+  if (!url) {
+    return std::unexpected("--cluster: " + url.error());
+  }
+  out.url = *url;
+  if (flags.fleet_key_file.empty()) {
+    return std::unexpected("--cluster needs --fleet-key-file: the key every node of the fleet shares");
+  }
+  struct stat st{};
+  if (::stat(flags.fleet_key_file.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    return std::unexpected(fmt::format("--fleet-key-file {}: readable by others (mode {:o}); chmod 600 it",
+                                       flags.fleet_key_file, st.st_mode & 0777));
+  }
+  auto key = util::read_file(flags.fleet_key_file, 4096);
+  if (!key) {
+    return std::unexpected("--fleet-key-file: " + key.error());
+  }
+  while (!key->empty() && (key->back() == '\n' || key->back() == '\r')) {
+    key->pop_back();
+  }
+  if (key->size() < 16) {
+    return std::unexpected("--fleet-key-file: the key is shorter than 16 bytes");
+  }
+  out.key = *key;
+  const auto& ns = flags.cluster_namespace;
+  if (ns.empty() || ns.size() > 64 ||
+      ns.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != std::string::npos) {
+    return std::unexpected("--cluster-namespace: 1 to 64 letters, digits, '_', '-' or '.'");
+  }
+  out.ns = ns;
+  if (flags.claim_timeout_ms < 500) {
+    return std::unexpected("--claim-timeout: at least 500 ms");
+  }
+  out.claim_timeout = std::chrono::milliseconds{flags.claim_timeout_ms};
+  if (flags.cluster_queue == 0) {
+    return std::unexpected("--cluster-queue: at least 1");
+  }
+  out.max_stream = flags.cluster_queue;
+  out.jobs = flags.jobs;
+  out.engine_version = SANDBOX_VERSION;
+  return out;
+}
 
 std::optional<unsigned> numeric_id(const std::string& text)
 {
@@ -103,9 +158,19 @@ int serve(const ServeFlags& flags)
     std::cerr << "sandbox serve: --max-request-bytes must be a size of at least 1K\n";
     return kExitUsage;
   }
-  if (flags.jobs == 0 || flags.workers == 0 || flags.max_connections == 0 || flags.grace_ms < 0) {
-    std::cerr << "sandbox serve: --jobs, --workers and --max-connections must be at least 1\n";
+  if ((flags.jobs == 0 && flags.cluster.empty()) || flags.workers == 0 || flags.max_connections == 0 ||
+      flags.grace_ms < 0) {
+    std::cerr << "sandbox serve: --jobs (except on a node of a fleet), --workers and --max-connections must be at "
+                 "least 1\n";
     return kExitUsage;
+  }
+  if (!flags.cluster.empty()) {
+    auto cluster = cluster_settings(flags);
+    if (!cluster) {
+      std::cerr << "sandbox serve: " << cluster.error() << "\n";
+      return kExitUsage;
+    }
+    settings.cluster = std::move(*cluster);
   }
   for (const auto& name : flags.allow_users) {
     auto id = user_id(name);
@@ -167,7 +232,7 @@ void register_service_commands(CLI::App& app, std::function<int()>& selected)
   serve_command->add_option("--socket", flags->socket,
                             "Socket path (required unless systemd passes the socket: socket activation)");
   serve_command->add_option("--socket-mode", flags->mode, "Socket file mode, octal (default 0600)");
-  serve_command->add_option("--jobs", flags->jobs, "Jobs running at once (default 2)");
+  serve_command->add_option("--jobs", flags->jobs, "Jobs running at once (default 2); on a node of a fleet, 0 makes a gateway that only submits");
   serve_command->add_option("--queue", flags->queue, "Jobs waiting beyond those; more are answered busy (default 16)");
   serve_command->add_option("--max-request-bytes", flags->max_request, "Largest request line (default 16M)");
   serve_command->add_option("--max-connections", flags->max_connections, "Clients connected at once (default 64)");
@@ -189,6 +254,16 @@ void register_service_commands(CLI::App& app, std::function<int()>& selected)
     ->delimiter(',');
   serve_command->add_option("--caller-share", flags->caller_share,
                             "Jobs one caller may hold, running and queued (default half of --jobs + --queue)");
+  serve_command->add_option("--cluster", flags->cluster,
+                            "Join a fleet on Redis: redis://HOST:PORT/DB or redis+unix:///PATH (docs/fleet.md)");
+  serve_command->add_option("--fleet-key-file", flags->fleet_key_file,
+                            "The key every node of the fleet shares (mode 0600, at least 16 bytes)");
+  serve_command->add_option("--cluster-namespace", flags->cluster_namespace,
+                            "Prefix of the fleet's keys in Redis (default sandbox)");
+  serve_command->add_option("--claim-timeout", flags->claim_timeout_ms,
+                            "ms after which a job whose node went silent runs elsewhere (default 30000)");
+  serve_command->add_option("--cluster-queue", flags->cluster_queue,
+                            "Jobs waiting or running in the fleet's queue; beyond, busy (default 256)");
   serve_command->callback([&selected, flags] { selected = [flags] { return serve(*flags); }; });
 
   auto* request_command =

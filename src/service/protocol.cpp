@@ -7,10 +7,12 @@
 #include "compiler/isolated_compiler.h"
 #include "compiler/report.h"
 #include "core/options.h"
+#include "fleet/fleet.h"
 #include "service/caller_scope.h"
 #include "service/doctor.h"
 #include "util/fs.h"
 
+#include <fmt/format.h>
 #include <openssl/evp.h>
 #include <unistd.h>
 
@@ -142,19 +144,70 @@ json binaries_json(const std::vector<compiler::LoadedModule>& loaded)
 
 json op_ping(const json&, CallerScope&)
 {
-  return {{"ok", true},
-          {"version", SANDBOX_SERVICE_VERSION},
-          {"protocol_version", kServiceProtocolVersion},
-          {"pid", ::getpid()}};
+  json out = {{"ok", true},
+              {"version", SANDBOX_SERVICE_VERSION},
+              {"protocol_version", kServiceProtocolVersion},
+              {"pid", ::getpid()}};
+  if (auto fleet = fleet::process_fleet()) {
+    out["cluster"] = fleet->status();
+  }
+  return out;
 }
 
-json op_doctor(const json&, CallerScope&) { return doctor_json(); }
+json op_doctor(const json&, CallerScope&)
+{
+  auto out = doctor_json();
+  if (auto fleet = fleet::process_fleet()) {
+    out["cluster"] = fleet->status();
+  }
+  return out;
+}
+
+// A compile on a node of a fleet (`serve --cluster`): answered by the fleet
+// (its shared cache or another node) when it takes it, else run here on one
+// of this node's job slots, the result saying why.
+json through_fleet(const std::string& op, const json& args, json options_json, const core::CompileOptions& options,
+                   const std::optional<fs::path>& tree, const std::function<json()>& local)
+{
+  const auto* route = fleet::current_route();
+  if (route == nullptr) {
+    return local();
+  }
+  std::string why;
+  if (options.incremental) {
+    why = "an incremental compile keeps its state on the node that compiles it";
+  } else if (options.temp_dir) {
+    why = "the temp_dir option names a directory of this node";
+  } else if (auto tools = backends::resolve_toolchain(options.toolchain); tools) {
+    fleet::Action action;
+    action.op = op;
+    action.args = args;
+    action.options = std::move(options_json);
+    action.tree = tree;
+    action.toolchain = fmt::format("elixir {} otp {}", (*tools)->elixir_version, (*tools)->otp_version);
+    action.cacheable = options.cache_enabled && !options.skip_cache && !options.force_recompile;
+    action.timeout_ms = options.timeout_ms;
+    if (auto answer = route->fleet->run(action, route->client_gone, why)) {
+      return *answer;
+    }
+  } else {
+    return engine_error(tools.error());
+  }
+  auto response = route->local(local);
+  if (response.is_object() && response.value("ok", false)) {
+    response["fleet"] = {{"route", "local"}, {"reason", why}};
+  }
+  return response;
+}
 
 json op_compile(const json& request, CallerScope& scope)
 {
-  auto options = compile_options(options_object(request));
+  auto object = options_object(request);
+  auto options = compile_options(object);
   scope.check_options(options);
-  return compiler::to_json(compiler::compile_sandbox(scope.tree(string_argument(request, "path")), options));
+  auto tree = scope.tree(string_argument(request, "path"));
+  return through_fleet("compile", json::object(), object, options, tree,
+                       [&] { return compiler::to_json(compiler::compile_sandbox(tree, options)); });
 }
 
 json op_compile_file(const json& request, CallerScope& scope)
@@ -288,22 +341,36 @@ json op_compile_string(const json& request, CallerScope& scope)
   if (output) {
     output = scope.output(*output).string();
   }
+  // Only a compile whose BEAMs stay with the engine goes to the fleet.
+  bool fleet = !output && fleet::current_route() != nullptr;
   std::optional<ScratchDir> scratch;
-  if (!output && binaries) {
+  if (!fleet && !output && binaries) {
     scratch.emplace();
     output = scratch->path().string();
   }
-  auto compiled = compiler::compile_string(code, filename,
-                                           output ? std::optional<fs::path>(*output) : std::nullopt, limits);
-  auto result = compiler::to_json(compiled);
-  if (compiled && binaries) {
-    auto loaded = compiler::load_beam_files(compiled->beam_files);
+  auto local = [&] {
+    return compiler::to_json(compiler::compile_string(code, filename,
+                                                      output ? std::optional<fs::path>(*output) : std::nullopt, limits));
+  };
+  auto result = fleet ? through_fleet("compile_string", {{"code", code}, {"filename", filename}},
+                                      options_object(request), limits, std::nullopt, local)
+                      : local();
+  if (result.value("ok", false) && binaries) {
+    std::vector<fs::path> files;
+    for (const auto& file : result.value("beam_files", json::array())) {
+      files.emplace_back(file.get<std::string>());
+    }
+    auto loaded = compiler::load_beam_files(files);
     if (!loaded) {
       return engine_error(loaded.error());
     }
     result["binaries"] = binaries_json(*loaded);
     if (scratch) {
       result.erase("beam_files"); // they are gone with the scratch directory
+    } else if (fleet && result["temp_dir"].is_string()) {
+      (void)compiler::cleanup_temp_artifacts(result["temp_dir"].get<std::string>());
+      result.erase("beam_files");
+      result["temp_dir"] = nullptr;
     }
   }
   return result;

@@ -188,6 +188,7 @@ struct Shared {
   Log& log;
   int stop_fd; // an eventfd, readable once the server is stopping
   std::atomic<bool> stopping{false};
+  fleet::Fleet* fleet = nullptr; // set on a node of a fleet
   std::mutex share_mutex{};
   std::map<uid_t, std::size_t> jobs_by_caller{}; // running and queued, per uid
 };
@@ -335,6 +336,9 @@ private:
                      parsed.id);
     }
     util::Stopwatch clock;
+    if (m_shared.fleet != nullptr && (name == "compile" || name == "compile_string") && m_shared.fleet->healthy()) {
+      return through_fleet(*operation, parsed, clock);
+    }
     auto job = m_shared.jobs.submit([operation, request = std::move(parsed.request), caller = m_caller] {
       return dispatch(*operation, request, caller);
     });
@@ -362,6 +366,65 @@ private:
                                                               : response["error"].value("type", "error"),
                                   clock.elapsed_ms()));
     return with_id(std::move(response), parsed.id);
+  }
+
+  // On a node of a fleet the request runs on this connection's thread: the
+  // fleet answers it (waiting here, watching the client), or it runs on one
+  // of this node's job slots as any other job.
+  std::optional<json> through_fleet(const Operation& operation, const ParsedRequest& parsed,
+                                    const util::Stopwatch& clock)
+  {
+    bool gone = false;
+    fleet::Route route;
+    route.fleet = m_shared.fleet;
+    route.client_gone = [this] { return client_hung_up(); };
+    route.local = [this, &gone](const std::function<json()>& work) -> json {
+      auto job = m_shared.jobs.submit([&work] { return work(); });
+      if (!job) {
+        auto counts = m_shared.jobs.counts();
+        return protocol_error(kind::busy, {{"running", counts.running},
+                                           {"queued", counts.queued},
+                                           {"max_jobs", m_shared.settings.max_jobs},
+                                           {"max_queue", m_shared.settings.max_queue}});
+      }
+      if (!wait_for(*job)) {
+        job->cancel("the client disconnected");
+        job->take_response();
+        gone = true;
+        return protocol_error(kind::cancelled, {{"reason", "the client disconnected"}});
+      }
+      return job->take_response();
+    };
+    fleet::ScopedRoute scoped(&route);
+    auto response = dispatch(operation, parsed.request, m_caller);
+    const std::string name(operation.name);
+    if (gone || client_hung_up()) {
+      m_shared.log.line(fmt::format("{} for {}: client disconnected after {} ms", name, m_caller.describe(),
+                                    clock.elapsed_ms()));
+      return std::nullopt;
+    }
+    auto via = response.contains("fleet") ? response["fleet"].value("node", std::string("local")) : "local";
+    m_shared.log.line(fmt::format("{} for {}: {} in {} ms (fleet: {})", name, m_caller.describe(),
+                                  response.value("ok", false) ? "ok" : response["error"].value("type", "error"),
+                                  clock.elapsed_ms(), via.empty() ? "local" : via));
+    return with_id(std::move(response), parsed.id);
+  }
+
+  // Whether the client closed the connection (a half-closed one still waits
+  // for its answer); a pipelined request is kept for later.
+  bool client_hung_up()
+  {
+    pollfd pfd{m_client.get(), static_cast<short>(POLLIN | POLLRDHUP), 0};
+    if (::poll(&pfd, 1, 0) <= 0) {
+      return false;
+    }
+    if (pfd.revents & (POLLHUP | POLLERR)) {
+      return true;
+    }
+    if ((pfd.revents & POLLIN) && m_buffer.size() <= m_shared.settings.max_request_bytes && !m_half_closed) {
+      m_half_closed = read_some() == Read::closed;
+    }
+    return false;
   }
 
   // Waits for the job while watching the client; false when the client hung
@@ -399,6 +462,7 @@ private:
   Shared& m_shared;
   Caller m_caller;
   bool m_allowed = true;
+  bool m_half_closed = false;
   std::string m_buffer;
 };
 
@@ -490,8 +554,37 @@ int serve(const ServerSettings& settings, std::ostream& log_stream)
     compiler::configure_worker_pool(*settings.worker_pool);
   }
   compiler::watch_compiled_trees();
-  JobQueue jobs(settings.max_jobs, settings.max_queue);
+  // A gateway of a fleet (no slots for the fleet's jobs) keeps one local slot
+  // for when the store cannot be reached.
+  JobQueue jobs(std::max<std::size_t>(settings.max_jobs, 1), settings.max_queue);
   Shared shared{settings, jobs, log, stop_fd.get()};
+  std::shared_ptr<fleet::Fleet> fleet;
+  if (settings.cluster) {
+    fleet = std::make_shared<fleet::Fleet>(*settings.cluster);
+    fleet->log = [&log](const std::string& line) { log.line(line); };
+    fleet::set_process_fleet(fleet);
+    shared.fleet = fleet.get();
+    auto run_local = [](const json& request) {
+      const auto* operation = find_operation(request.value("op", std::string()));
+      return operation != nullptr ? dispatch(*operation, request, Caller::of_process())
+                                  : protocol_error(kind::unknown_operation, {});
+    };
+    auto has_slot = [&jobs, &settings] {
+      auto counts = jobs.counts();
+      return counts.running + counts.queued < settings.max_jobs;
+    };
+    auto submit = [&jobs](std::function<void()> work) {
+      return jobs.submit([work = std::move(work)] {
+               work();
+               return json{{"ok", true}};
+             }) != nullptr;
+    };
+    fleet->start(run_local, has_slot, submit);
+    log.line(fmt::format("node {} of the fleet at {} (namespace {}, job slots for the fleet: {}, claim timeout {} ms)",
+                         settings.cluster->node.empty() ? fleet->status().value("node", "") : settings.cluster->node,
+                         settings.cluster->url.describe(), settings.cluster->ns, settings.cluster->jobs,
+                         settings.cluster->claim_timeout.count()));
+  }
   std::list<Worker> connections;
   log.line(fmt::format("listening on {}{} (jobs {}, queue {}, {} per caller, max request {} bytes)", listening_on,
                        is_activated ? " (socket activation)" : "", settings.max_jobs, settings.max_queue, effective_caller_share(settings),
@@ -549,7 +642,13 @@ int serve(const ServerSettings& settings, std::ostream& log_stream)
   shared.stopping = true;
   std::uint64_t one = 1;
   [[maybe_unused]] auto n = ::write(stop_fd.get(), &one, sizeof one);
+  if (fleet) {
+    fleet->stop(); // claims no more; jobs it runs finish below and publish
+  }
   jobs.shutdown(settings.shutdown_grace_ms, "the service is stopping");
+  if (fleet) {
+    fleet::set_process_fleet(nullptr);
+  }
   reap(connections, true);
   compiler::stop_watching_trees();
   compiler::shutdown_worker_pool();

@@ -9,6 +9,7 @@
 // jobs finish for shutdown_grace_ms, cancels what is left, and returns.
 
 #include "compiler/in_process_compiler.h"
+#include "fleet/fleet.h"
 #include "service/protocol.h"
 
 #include <sys/types.h>
@@ -39,6 +40,11 @@ struct ServerSettings {
   // Jobs (running and queued) one caller may hold at once; 0 means half of
   // max_jobs + max_queue, at least 1. Beyond it that caller alone gets busy.
   std::size_t caller_share = 0;
+  // A node of a fleet (docs/fleet.md): compiles and compile_string go to the
+  // fleet's shared cache and job queue; cluster->jobs of this node's slots
+  // take the fleet's jobs (0: a gateway, whose one local slot serves only
+  // while the store cannot be reached).
+  std::optional<fleet::FleetSettings> cluster;
 };
 
 // The share settings.caller_share stands for.
