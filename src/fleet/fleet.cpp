@@ -650,6 +650,7 @@ void Fleet::run_job(const std::string& message_id, const std::string& job_id, co
     return;
   }
   auto op = job["op"].get<std::string>();
+  say(fmt::format("job {} ({}) for {}: running", job_id.substr(0, 12), op, job.value("gateway", "?")));
   auto tree = tree_from_json(job.value("tree", json::array()));
   json response;
   std::optional<fs::path> workdir;

@@ -336,7 +336,7 @@ private:
                      parsed.id);
     }
     util::Stopwatch clock;
-    if (m_shared.fleet != nullptr && (name == "compile" || name == "compile_string") && m_shared.fleet->healthy()) {
+    if (m_shared.fleet != nullptr && (name == "compile" || name == "compile_string")) {
       return through_fleet(*operation, parsed, clock);
     }
     auto job = m_shared.jobs.submit([operation, request = std::move(parsed.request), caller = m_caller] {
