@@ -115,7 +115,8 @@ std::expected<Tree, std::string> tree_from_json(const nlohmann::json& value)
   Tree tree;
   for (const auto& item : value) {
     if (!item.is_array() || item.size() != 4 || !item[0].is_string() || !item[1].is_string() ||
-        !item[2].is_string() || !item[3].is_number_unsigned()) {
+        !item[2].is_string() || !item[3].is_number_integer() ||
+        (!item[3].is_number_unsigned() && item[3].get<std::int64_t>() < 0)) {
       return std::unexpected("a tree entry is [path, kind, digest, size]");
     }
     TreeFile file{item[0].get<std::string>(), 'f', item[2].get<std::string>(), item[3].get<std::uint64_t>()};

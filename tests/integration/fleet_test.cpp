@@ -330,6 +330,50 @@ TEST_F(FleetTest, ANodeKilledMidJobIsReplacedAndTheClientStillGetsItsAnswer)
   EXPECT_TRUE(job_dirs(survivor).empty());
 }
 
+TEST_F(FleetTest, AJobCompletedTwiceIsHarmless)
+{
+  auto& gateway = start_node("g", 0);
+  auto& one = start_node("w1", 1);
+  auto& two = start_node("w2", 1);
+  const std::string marker = "fleet-twice-" + std::to_string(::getpid());
+  auto tree = slow_sandbox("slow", marker, 3);
+
+  Client client(gateway.socket);
+  ASSERT_TRUE(client.send(compile_request(tree, slow_options())));
+  auto started = Clock::now();
+  while (read_text(one.log).find("running") == std::string::npos &&
+         read_text(two.log).find("running") == std::string::npos && ms_since(started) < 20'000) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  bool first_took_it = read_text(one.log).find("running") != std::string::npos;
+  auto& paused = first_took_it ? one : two;
+  auto& other = first_took_it ? two : one;
+  // A node that stops answering (paused, not dead) loses its claim; the job
+  // runs again elsewhere, and the paused node, resumed, completes it too.
+  ::kill(paused.pid, SIGSTOP);
+  auto answer = client.receive(120'000);
+  ::kill(paused.pid, SIGCONT);
+  ASSERT_TRUE(answer.value("ok", false)) << answer.dump(2);
+  EXPECT_EQ(answer["fleet"].value("node", ""), node_id(other));
+  EXPECT_TRUE(log_shows(paused, "(compile) for")) << read_text(paused.log);
+  EXPECT_TRUE(log_shows(paused, ": ok in")) << read_text(paused.log);
+
+  // The second answer changed nothing: the next job is answered once, by a node.
+  auto small = make_sandbox("small", {{"lib/small.ex", "defmodule Small do\n  def hi, do: :hi\nend\n"}});
+  auto next = call(gateway, compile_request(small));
+  ASSERT_TRUE(next.value("ok", false)) << next.dump(2);
+  EXPECT_EQ(next["modules"], json::array({"Elixir.Small"}));
+  EXPECT_EQ(next["fleet"].value("cache", ""), "miss");
+  auto redis = store();
+  ASSERT_TRUE(redis);
+  auto left = redis->command({"XLEN", "sandbox:jobs:stream"});
+  ASSERT_TRUE(left);
+  EXPECT_EQ(left->integer, 0);
+  EXPECT_TRUE(wait_until_gone(marker, 15'000));
+  EXPECT_TRUE(job_dirs(one).empty());
+  EXPECT_TRUE(job_dirs(two).empty());
+}
+
 TEST_F(FleetTest, RedisKilledMidRunAndRestartedTheNodesCompileLocallyThenRejoin)
 {
   auto& gateway = start_node("g", 0);
