@@ -571,8 +571,10 @@ void Fleet::consume()
       continue;
     }
     if (!m_has_slot()) {
+      // A slot frees when a job's thread has returned it, just after the job
+      // says it ended: look again soon rather than wait for the next notice.
       std::unique_lock lock(m_jobs_mutex);
-      m_jobs_changed.wait_for(lock, milliseconds{100}, [this] { return m_stopping.load(); });
+      m_jobs_changed.wait_for(lock, milliseconds{2}, [this] { return m_stopping.load(); });
       continue;
     }
     std::optional<Reply> entry;
@@ -660,30 +662,29 @@ void Fleet::run_job(const std::string& message_id, const std::string& job_id, co
   } else if (!tree) {
     response = fleet_error("invalid_sandbox_path", {{"reason", "the job's tree: " + tree.error()}});
   } else {
-    auto blobs = download(**lease, *tree);
-    auto made = compiler::create_marked_temp_dir(util::default_temp_root());
-    if (!blobs) {
+    // Only the fields a gateway sends: no path of this node comes from the store.
+    json request = {{"op", op}, {"options", job["options"]}};
+    request["options"].erase("temp_dir");
+    if (op == "compile_string") {
+      request["code"] = job["args"].value("code", "");
+      request["filename"] = job["args"].value("filename", "");
+      response = m_run_local(request); // its source travels in the request
+    } else if (auto blobs = download(**lease, *tree); !blobs) {
       if ((*lease)->broken()) {
         return; // the store went away: the job stays pending
       }
       response = fleet_error("invalid_sandbox_path", {{"reason", "the job's sources: " + blobs.error()}});
-    } else if (!made) {
+    } else if (auto made = compiler::create_marked_temp_dir(util::default_temp_root()); !made) {
       response = fleet_error("jail_setup_failed", {{"reason", "temp dir: " + made.error()}});
     } else {
       workdir = *made;
       source = *workdir / "src";
       std::error_code ec;
       fs::create_directory(source, ec);
-      auto written = write_tree(*tree, *blobs, source);
-      if (!written) {
+      if (auto written = write_tree(*tree, *blobs, source); !written) {
         response = fleet_error("invalid_sandbox_path", {{"reason", "the job's sources: " + written.error()}});
       } else {
-        json request = job["args"];
-        request["op"] = op;
-        request["options"] = job["options"];
-        if (op == "compile") {
-          request["path"] = source.string();
-        }
+        request["path"] = source.string();
         response = m_run_local(request);
       }
     }

@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <exception>
 #include <system_error>
@@ -178,6 +179,14 @@ json through_fleet(const std::string& op, const json& args, json options_json, c
     why = "an incremental compile keeps its state on the node that compiles it";
   } else if (options.temp_dir) {
     why = "the temp_dir option names a directory of this node";
+  } else if (!options.package_mirror.empty() && !options.package_mirror.starts_with("http://") &&
+             !options.package_mirror.starts_with("https://")) {
+    why = "the package_mirror option names a directory of this node";
+  } else if (std::any_of(options.source_files.begin(), options.source_files.end(),
+                         [](const std::string& file) { return file.starts_with("/"); })) {
+    why = "source_files names absolute paths of this node";
+  } else if (options.toolchain.starts_with("/")) {
+    why = "the toolchain option names a directory of this node";
   } else if (auto tools = backends::resolve_toolchain(options.toolchain); tools) {
     fleet::Action action;
     action.op = op;
