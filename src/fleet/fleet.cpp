@@ -25,6 +25,7 @@ constexpr std::size_t kBatch = 64;            // commands per pipeline
 constexpr std::int64_t kResultTtlS = 600;     // an answer waits this long for its gateway
 constexpr int kLivenessS = 5;                 // a node is alive this long after its heartbeat
 constexpr milliseconds kWaitRound{500};
+constexpr long long kMaxDeliveries = 3;       // a job taken more often is answered with an error
 
 // Puts a job on the stream unless no node takes jobs or the stream is full.
 constexpr const char* kSubmitScript = R"(
@@ -578,6 +579,7 @@ void Fleet::consume()
       continue;
     }
     std::optional<Reply> entry;
+    std::string abandon;
     if (now >= reclaim_at) {
       // A job whose node stopped extending its claim (it died) runs here.
       reclaim_at = now + m_settings.claim_timeout / 2;
@@ -589,7 +591,15 @@ void Fleet::consume()
       if (claimed->type == Reply::Type::array && claimed->elements.size() >= 2 &&
           !claimed->elements[1].elements.empty()) {
         entry = claimed->elements[1].elements[0];
-        say(fmt::format("job {}: claimed again after {} ms without its node", entry->elements.empty() ? "" : entry->elements[0].str, idle));
+        auto id = entry->elements.empty() ? std::string() : entry->elements[0].str;
+        say(fmt::format("job {}: claimed again after {} ms without its node", id, idle));
+        // A job whose nodes keep dying under it is answered, not run again.
+        auto pending = redis->command({"XPENDING", stream, kGroup, id, id, "1"});
+        if (pending && pending->type == Reply::Type::array && !pending->elements.empty() &&
+            pending->elements[0].elements.size() == 4 && pending->elements[0].elements[3].integer > kMaxDeliveries) {
+          abandon = fmt::format("the job was taken {} times and no node answered it (each stopped under it)",
+                                pending->elements[0].elements[3].integer - 1);
+        }
       }
     }
     if (!entry) {
@@ -621,8 +631,8 @@ void Fleet::consume()
       std::lock_guard lock(m_jobs_mutex);
       m_running.insert(message_id);
     }
-    bool taken = m_submit([this, message_id, job_id, body] {
-      run_job(message_id, job_id, body);
+    bool taken = m_submit([this, message_id, job_id, body, abandon] {
+      run_job(message_id, job_id, body, abandon);
       std::lock_guard lock(m_jobs_mutex);
       m_running.erase(message_id);
       m_jobs_changed.notify_all();
@@ -635,7 +645,8 @@ void Fleet::consume()
   }
 }
 
-void Fleet::run_job(const std::string& message_id, const std::string& job_id, const std::string& sealed)
+void Fleet::run_job(const std::string& message_id, const std::string& job_id, const std::string& sealed,
+                    const std::string& abandon)
 {
   util::Stopwatch clock;
   auto stream = key_of("jobs", "stream");
@@ -652,12 +663,15 @@ void Fleet::run_job(const std::string& message_id, const std::string& job_id, co
     return;
   }
   auto op = job["op"].get<std::string>();
-  say(fmt::format("job {} ({}) for {}: running", job_id.substr(0, 12), op, job.value("gateway", "?")));
+  say(fmt::format("job {} ({}) for {}: {}", job_id.substr(0, 12), op, job.value("gateway", "?"),
+                  abandon.empty() ? "running" : "answered with an error, " + abandon));
   auto tree = tree_from_json(job.value("tree", json::array()));
   json response;
   std::optional<fs::path> workdir;
   fs::path source;
-  if (op != "compile" && op != "compile_string") {
+  if (!abandon.empty()) {
+    response = fleet_error("compiler_crash", {{"reason", abandon}});
+  } else if (op != "compile" && op != "compile_string") {
     response = fleet_error("unknown_operation", {{"op", op}});
   } else if (!tree) {
     response = fleet_error("invalid_sandbox_path", {{"reason", "the job's tree: " + tree.error()}});

@@ -115,7 +115,9 @@ private:
                                                          const std::optional<fs::path>& source);
 
   void consume();
-  void run_job(const std::string& message_id, const std::string& job_id, const std::string& sealed);
+  // `abandon`: the reason to answer the job with an error instead of running it.
+  void run_job(const std::string& message_id, const std::string& job_id, const std::string& sealed,
+               const std::string& abandon);
   std::expected<void, std::string> ensure_group(Redis& redis);
 
   FleetSettings m_settings;

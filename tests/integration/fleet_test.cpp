@@ -330,6 +330,30 @@ TEST_F(FleetTest, ANodeKilledMidJobIsReplacedAndTheClientStillGetsItsAnswer)
   EXPECT_TRUE(job_dirs(survivor).empty());
 }
 
+TEST_F(FleetTest, AJobEveryNodeDiesUnderIsAnsweredWithAnErrorNotRunForever)
+{
+  auto& gateway = start_node("g", 0);
+  const std::string marker = "fleet-poison-" + std::to_string(::getpid());
+  auto tree = slow_sandbox("slow", marker, 60);
+  Client client(gateway.socket);
+  // Three nodes take the job in turn and each is killed under it.
+  for (int round = 1; round <= 3; ++round) {
+    auto& node = start_node("w" + std::to_string(round), 1);
+    if (round == 1) {
+      ASSERT_TRUE(client.send(compile_request(tree, slow_options())));
+    }
+    ASSERT_TRUE(log_shows(node, "running")) << read_text(node.log);
+    stop(node, SIGKILL);
+  }
+  auto& last = start_node("w4", 1);
+  auto answer = client.receive(120'000);
+  ASSERT_FALSE(answer.value("ok", true)) << answer.dump(2);
+  EXPECT_EQ(answer["error"].value("type", ""), "compiler_crash");
+  EXPECT_NE(answer["error"].value("reason", "").find("taken 3 times"), std::string::npos) << answer.dump();
+  EXPECT_EQ(read_text(last.log).find("running"), std::string::npos) << read_text(last.log);
+  EXPECT_TRUE(wait_until_gone(marker, 15'000));
+}
+
 TEST_F(FleetTest, AJobCompletedTwiceIsHarmless)
 {
   auto& gateway = start_node("g", 0);
