@@ -278,6 +278,12 @@ int main()
     std::printf("  throughput of small jobs, 1 worker node:       %8.1f jobs/s\n", one);
     std::printf("  throughput of small jobs, 2 worker nodes:      %8.1f jobs/s (%.2fx; nodes share this machine's cores)\n",
                 two, one > 0 ? two / one : 0.0);
+    std::printf("BENCH fleet_compile_ms %.1f\n", compile_ms);
+    std::printf("BENCH fleet_hit_ms %.1f\n", hit_ms);
+    std::printf("BENCH fleet_hit_vs_compile %.1f x\n", compile_ms / hit_ms);
+    std::printf("BENCH fleet_queue_cost_ms %.1f\n", fleet_ms - local_ms);
+    std::printf("BENCH fleet_small_jobs_one_node %.1f jobs/s\n", one);
+    std::printf("BENCH fleet_small_jobs_two_nodes %.1f jobs/s\n", two);
   }
   std::error_code ec;
   fs::remove_all(scratch, ec);
