@@ -13,6 +13,7 @@
 #include "util/json.h"
 #include "backends/toolchain.h"
 #include "jail/probe.h"
+#include "fleet/fleet.h"
 #include "service/doctor.h"
 #include "worker/worker.h"
 
@@ -349,13 +350,28 @@ void Commands::register_all(CLI::App& app)
 
   auto* doctor = app.add_subcommand("doctor", "Which isolation layers work here, and why not");
   doctor->add_flag("--json", m_json, "Print one JSON object");
+  doctor->add_option("--cluster", m_cluster, "Also check a fleet's store: redis://HOST:PORT/DB or redis+unix:///PATH");
+  doctor->add_option("--cluster-namespace", m_cluster_namespace, "The fleet's namespace (default sandbox)");
   doctor->callback([this] {
     m_selected = [this] {
       const Io& io = m_io;
+      std::optional<nlohmann::json> cluster;
+      if (!m_cluster.empty()) {
+        auto url = fleet::parse_redis_url(m_cluster);
+        if (!url) {
+          io.err() << "sandbox doctor: --cluster: " << url.error() << "\n";
+          return kExitUsage;
+        }
+        cluster = fleet::probe_store(*url, m_cluster_namespace);
+      }
+      bool cluster_ok = !cluster || (*cluster)["state"] == "ok";
       if (m_json) {
         auto doctor_report = service::doctor_json();
+        if (cluster) {
+          doctor_report["cluster"] = *cluster;
+        }
         io.out() << util::dump_json(doctor_report) << "\n";
-        return doctor_report["ok"].get<bool>() ? kExitOk : kExitFailed;
+        return doctor_report["ok"].get<bool>() && cluster_ok ? kExitOk : kExitFailed;
       }
       auto probes = jail::probe_isolation();
       bool supported = jail::jail_supported();
@@ -379,7 +395,15 @@ void Commands::register_all(CLI::App& app)
       auto watch = compiler::watch_support_json();
       io.out() << fmt::format("watch: {}{}\n", watch["works"].get<bool>() ? "" : "NO: ",
                               watch["detail"].get<std::string>());
-      return supported && tools && ebin.present ? kExitOk : kExitFailed;
+      if (cluster) {
+        const auto& c = *cluster;
+        io.out() << (cluster_ok ? fmt::format("cluster: ok (redis {} at {}; {} nodes take jobs, {} jobs in the queue)\n",
+                                              c.value("redis_version", "?"), c.value("url", ""),
+                                              c.value("nodes_taking_jobs", 0), c.value("jobs_queued", 0))
+                                : fmt::format("cluster: degraded ({}): nodes compile locally until it answers\n",
+                                              c.value("error", "")));
+      }
+      return supported && tools && ebin.present && cluster_ok ? kExitOk : kExitFailed;
     };
   });
 

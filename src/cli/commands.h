@@ -63,6 +63,8 @@ private:
   std::function<int()> m_selected;
   std::optional<std::string> m_scan_depth;
   bool m_json = false;
+  std::string m_cluster;
+  std::string m_cluster_namespace = "sandbox";
   bool m_prune_packages = false;
   std::int64_t m_prune_age = 0;
   CompileFlags m_flags;

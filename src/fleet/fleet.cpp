@@ -751,6 +751,34 @@ void Fleet::run_job(const std::string& message_id, const std::string& job_id, co
   }
 }
 
+json probe_store(const RedisUrl& url, const std::string& ns)
+{
+  json out = {{"url", url.describe()}, {"namespace", ns}};
+  auto redis = Redis::connect(url, milliseconds{500}, milliseconds{2'000});
+  if (!redis) {
+    out["state"] = "degraded";
+    out["error"] = redis.error();
+    return out;
+  }
+  auto stream = fmt::format("{}:jobs:stream", ns);
+  auto nodes = fmt::format("{}:nodes:alive", ns);
+  auto alive = std::string("local t = redis.call('TIME') return redis.call('ZCOUNT', KEYS[1], tonumber(t[1]) - ") +
+               std::to_string(kLivenessS) + ", '+inf')";
+  auto replies = (*redis)->pipeline({{"INFO", "server"}, {"EVAL", alive, "1", nodes}, {"XLEN", stream}});
+  if (!replies || (*replies)[0].is_error()) {
+    out["state"] = "degraded";
+    out["error"] = replies ? (*replies)[0].str : replies.error();
+    return out;
+  }
+  const auto& info = (*replies)[0].str;
+  auto at = info.find("redis_version:");
+  out["redis_version"] = at == std::string::npos ? "" : info.substr(at + 14, info.find('\r', at) - at - 14);
+  out["nodes_taking_jobs"] = (*replies)[1].integer;
+  out["jobs_queued"] = (*replies)[2].integer;
+  out["state"] = "ok";
+  return out;
+}
+
 ScopedRoute::ScopedRoute(const Route* route) : m_previous(t_route) { t_route = route; }
 ScopedRoute::~ScopedRoute() { t_route = m_previous; }
 const Route* current_route() { return t_route; }

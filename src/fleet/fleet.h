@@ -161,6 +161,11 @@ private:
 
 const Route* current_route();
 
+// What `sandbox doctor --cluster URL` says of a fleet's store: {"state": "ok"
+// or "degraded", "url", "namespace", "redis_version", "nodes_taking_jobs",
+// "jobs_queued", "error"}.
+nlohmann::json probe_store(const RedisUrl& url, const std::string& ns);
+
 // The fleet of this process (`sandbox serve --cluster`), for `ping` and `doctor`.
 void set_process_fleet(std::shared_ptr<Fleet> fleet);
 std::shared_ptr<Fleet> process_fleet();

@@ -420,6 +420,9 @@ TEST_F(FleetTest, RedisKilledMidRunAndRestartedTheNodesCompileLocallyThenRejoin)
   EXPECT_FALSE(ping["cluster"].value("error", "").empty()) << ping.dump();
   auto doctor = call(gateway, {{"op", "doctor"}});
   EXPECT_EQ(doctor["cluster"].value("state", ""), "degraded");
+  auto checked = sandbox({"doctor", "--cluster", m_redis->url()});
+  EXPECT_EQ(checked.exit_code, 1) << checked.describe();
+  EXPECT_NE(checked.out.find("cluster: degraded"), std::string::npos) << checked.out;
 
   // While the store is away, compiles do not wait for it.
   auto small = make_sandbox("small", {{"lib/small.ex", "defmodule Small do\n  def hi, do: :hi\nend\n"}});
@@ -441,6 +444,12 @@ TEST_F(FleetTest, RedisKilledMidRunAndRestartedTheNodesCompileLocallyThenRejoin)
   }
   ASSERT_TRUE(again.value("ok", false)) << again.dump(2);
   EXPECT_EQ(again["fleet"].value("node", ""), node_id(worker)) << again.dump(2) << read_text(worker.log);
+  auto report = sandbox({"doctor", "--cluster", m_redis->url(), "--json"});
+  auto store = report.json();
+  ASSERT_TRUE(store.is_object()) << report.describe();
+  EXPECT_EQ(store["cluster"].value("state", ""), "ok") << report.out;
+  EXPECT_EQ(store["cluster"].value("nodes_taking_jobs", 0), 1);
+  EXPECT_FALSE(store["cluster"].value("redis_version", "").empty()) << report.out;
   EXPECT_TRUE(wait_until_gone(marker, 15'000));
 }
 
