@@ -740,15 +740,16 @@ void Fleet::run_job(const std::string& message_id, const std::string& job_id, co
   if (published) {
     finish_message();
   }
-  say(fmt::format("job {} ({}) for {}: {} in {} ms{}", job_id.substr(0, 12), op, job.value("gateway", "?"),
-                  response.value("ok", false) ? "ok" : response["error"].value("type", "error"), clock.elapsed_ms(),
-                  published ? "" : ", not published (the store went away)"));
+  // Nothing of the job stays on this node once its line is logged.
   if (result_temp) {
     (void)util::remove_tree(*result_temp);
   }
   if (workdir) {
     (void)util::remove_tree(*workdir);
   }
+  say(fmt::format("job {} ({}) for {}: {} in {} ms{}", job_id.substr(0, 12), op, job.value("gateway", "?"),
+                  response.value("ok", false) ? "ok" : response["error"].value("type", "error"), clock.elapsed_ms(),
+                  published ? "" : ", not published (the store went away)"));
 }
 
 json probe_store(const RedisUrl& url, const std::string& ns)

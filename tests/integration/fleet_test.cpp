@@ -14,6 +14,7 @@
 #include <deque>
 #include <fstream>
 #include <memory>
+#include <regex>
 
 namespace sandbox::test {
 namespace {
@@ -141,6 +142,35 @@ protected:
     return true;
   }
 
+  // Finished jobs of the fleet a node logged (a worker logs the line once the
+  // job's temp dirs are gone).
+  static long finished_jobs(const Node& node)
+  {
+    static const std::regex line(R"(job [0-9a-f]+ \([a-z_]+\) for \S+: \S+ in [0-9]+ ms)");
+    auto text = read_text(node.log);
+    return std::distance(std::sregex_iterator(text.begin(), text.end(), line), std::sregex_iterator());
+  }
+
+  // Waits until the nodes together logged `count` finished jobs.
+  static bool jobs_finished(const std::vector<const Node*>& nodes, long count, int timeout_ms = 20'000)
+  {
+    auto start = Clock::now();
+    while (true) {
+      long found = 0;
+      for (const auto* node : nodes) {
+        found += finished_jobs(*node);
+      }
+      if (found >= count) {
+        return true;
+      }
+      if (ms_since(start) > timeout_ms) {
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  static bool jobs_finished(const Node& node, long count) { return jobs_finished({&node}, count); }
+
   static json compile_request(const fs::path& path, json options = json::object())
   {
     options["compiler"] = "elixirc";
@@ -231,6 +261,7 @@ TEST_F(FleetTest, AHitOnAnotherNodeAtAnotherPathGivesTheSameBeamsAsALocalCompile
   EXPECT_EQ(beam_md5s(result_ebin(hit)), expected);
 
   // The worker kept nothing of the job; each gateway holds only its answer.
+  ASSERT_TRUE(jobs_finished(worker, 1)) << read_text(worker.log);
   EXPECT_TRUE(job_dirs(worker).empty());
   EXPECT_EQ(job_dirs(gateway_a).size(), 1u);
   EXPECT_EQ(job_dirs(gateway_b).size(), 1u);
@@ -296,6 +327,7 @@ TEST_F(FleetTest, ForgedOrTruncatedEntriesAreMissesWithAWarningAndNeverServed)
   EXPECT_FALSE(answer.value("cache_hit", true));
   EXPECT_NE(answer.dump().find("does not match its digest"), std::string::npos) << answer.dump(2);
   EXPECT_EQ(beam_md5s(result_ebin(answer)), beam_md5s(result_ebin(first)));
+  ASSERT_TRUE(jobs_finished(worker, 4)) << read_text(worker.log);
   EXPECT_TRUE(job_dirs(worker).empty());
 }
 
@@ -327,6 +359,7 @@ TEST_F(FleetTest, ANodeKilledMidJobIsReplacedAndTheClientStillGetsItsAnswer)
   EXPECT_TRUE(answer.value("modules", json::array()).dump().find("Slow") != std::string::npos);
   // The killed node's job died with it; the survivor's ended.
   EXPECT_TRUE(wait_until_gone(marker, 15'000));
+  ASSERT_TRUE(jobs_finished(survivor, 1)) << read_text(survivor.log);
   EXPECT_TRUE(job_dirs(survivor).empty());
 }
 
@@ -394,6 +427,8 @@ TEST_F(FleetTest, AJobCompletedTwiceIsHarmless)
   ASSERT_TRUE(left);
   EXPECT_EQ(left->integer, 0);
   EXPECT_TRUE(wait_until_gone(marker, 15'000));
+  // The slow job twice, the small one once.
+  ASSERT_TRUE(jobs_finished({&one, &two}, 3)) << read_text(one.log) << read_text(two.log);
   EXPECT_TRUE(job_dirs(one).empty());
   EXPECT_TRUE(job_dirs(two).empty());
 }
@@ -499,6 +534,7 @@ TEST_F(FleetTest, CompileStringGoesThroughTheFleetWithItsBinaries)
   EXPECT_TRUE(again.value("cache_hit", false));
   EXPECT_EQ(again["binaries"][0]["binary"], answer["binaries"][0]["binary"]);
   // Binaries only: nothing is left in either node's temp dir.
+  ASSERT_TRUE(jobs_finished(worker, 1)) << read_text(worker.log);
   EXPECT_TRUE(job_dirs(gateway).empty());
   EXPECT_TRUE(job_dirs(worker).empty());
 }
