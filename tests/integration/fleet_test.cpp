@@ -84,6 +84,21 @@ protected:
     }
     EXPECT_TRUE(Client(node.socket).connected) << read_text(node.log);
     m_nodes.push_back(node);
+    if (jobs > 0) {
+      // Known to the fleet (its first heartbeat) before the test sends a job:
+      // a gateway that sees no node taking jobs compiles locally.
+      auto id = node_id(node);
+      auto redis = store();
+      bool known = false;
+      for (int i = 0; i < 400 && redis && !known; ++i) {
+        auto score = redis->command({"ZSCORE", "sandbox:nodes:alive", id});
+        known = score && score->type == fleet::Reply::Type::string;
+        if (!known) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(25));
+        }
+      }
+      EXPECT_TRUE(known) << read_text(node.log);
+    }
     return m_nodes.back();
   }
 
@@ -501,8 +516,6 @@ TEST_F(FleetTest, AFullQueueIsAnsweredBusyAndAGatewayAloneCompilesLocally)
   auto& worker = start_node("w", 1);
   const std::string marker = "fleet-busy-" + std::to_string(::getpid());
   auto tree = slow_sandbox("slow", marker, 3);
-  // The worker's heartbeat makes it known before the first job.
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   Client first(gateway.socket);
   ASSERT_TRUE(first.send(compile_request(tree, slow_options())));
   ASSERT_TRUE(log_shows(worker, "running"));
