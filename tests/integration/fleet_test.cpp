@@ -60,25 +60,8 @@ protected:
                                      "--cluster", m_redis->url(), "--fleet-key-file", m_key.string(),
                                      "--claim-timeout", "1500", "--jobs", std::to_string(jobs)};
     args.insert(args.end(), extra.begin(), extra.end());
-    std::vector<std::string> env_strings;
-    for (char** e = environ; *e; ++e) {
-      std::string item = *e;
-      if (!item.starts_with("SANDBOX_STATE_DIR=") && !item.starts_with("TMPDIR=")) {
-        env_strings.push_back(item);
-      }
-    }
-    env_strings.push_back("SANDBOX_STATE_DIR=" + (scratch() / name / "state").string());
-    env_strings.push_back("TMPDIR=" + node.tmp.string());
-    std::vector<char*> argv, envp;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    for (auto& e : env_strings) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 2, node.log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    EXPECT_EQ(posix_spawn(&node.pid, argv[0], &actions, nullptr, argv.data(), envp.data()), 0);
-    posix_spawn_file_actions_destroy(&actions);
+    node.pid = spawn_service(args, scratch() / name / "state", node.tmp, node.log);
+    EXPECT_GT(node.pid, 0);
     for (int i = 0; i < 400 && !Client(node.socket).connected; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(25));
     }
@@ -185,6 +168,17 @@ protected:
     }
   }
   static bool jobs_finished(const Node& node, long count) { return jobs_finished({&node}, count); }
+
+  // Whether `one` (rather than `two`) started the job, once either has.
+  static bool first_runs_it(const Node& one, const Node& two)
+  {
+    auto started = Clock::now();
+    while (read_text(one.log).find("running") == std::string::npos &&
+           read_text(two.log).find("running") == std::string::npos && ms_since(started) < 20'000) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return read_text(one.log).find("running") != std::string::npos;
+  }
 
   static json compile_request(const fs::path& path, json options = json::object())
   {
@@ -357,12 +351,7 @@ TEST_F(FleetTest, ANodeKilledMidJobIsReplacedAndTheClientStillGetsItsAnswer)
   Client client(gateway.socket);
   ASSERT_TRUE(client.send(compile_request(tree, slow_options())));
   ASSERT_TRUE(wait_for_process(marker));
-  auto started = Clock::now();
-  while (read_text(one.log).find("running") == std::string::npos &&
-         read_text(two.log).find("running") == std::string::npos && ms_since(started) < 20'000) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  bool first_took_it = read_text(one.log).find("running") != std::string::npos;
+  bool first_took_it = first_runs_it(one, two);
   auto& victim = first_took_it ? one : two;
   auto& survivor = first_took_it ? two : one;
   stop(victim, SIGKILL);
@@ -412,12 +401,7 @@ TEST_F(FleetTest, AJobCompletedTwiceIsHarmless)
 
   Client client(gateway.socket);
   ASSERT_TRUE(client.send(compile_request(tree, slow_options())));
-  auto started = Clock::now();
-  while (read_text(one.log).find("running") == std::string::npos &&
-         read_text(two.log).find("running") == std::string::npos && ms_since(started) < 20'000) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  bool first_took_it = read_text(one.log).find("running") != std::string::npos;
+  bool first_took_it = first_runs_it(one, two);
   auto& paused = first_took_it ? one : two;
   auto& other = first_took_it ? two : one;
   // A node that stops answering (paused, not dead) loses its claim; the job

@@ -123,6 +123,39 @@ private:
   std::string m_buffer;
 };
 
+// Starts `args` (a `sandbox serve` command line) with this process's
+// environment, SANDBOX_STATE_DIR and TMPDIR replaced, stderr appended to
+// `log`; the pid, or -1.
+inline pid_t spawn_service(const std::vector<std::string>& args, const fs::path& state, const fs::path& tmp,
+                           const fs::path& log)
+{
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) {
+    std::string item = *e;
+    if (!item.starts_with("SANDBOX_STATE_DIR=") && !item.starts_with("TMPDIR=")) {
+      env_strings.push_back(item);
+    }
+  }
+  fs::create_directories(tmp);
+  env_strings.push_back("SANDBOX_STATE_DIR=" + state.string());
+  env_strings.push_back("TMPDIR=" + tmp.string());
+  std::vector<std::string> arg_strings = args;
+  std::vector<char*> argv, envp;
+  for (auto& a : arg_strings) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  pid_t pid = -1;
+  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data()) != 0) {
+    pid = -1;
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  return pid;
+}
+
 class ServiceTest : public SandboxTest {
 protected:
   void SetUp() override { m_cgroups_before = adversarial::job_cgroups(); }
@@ -139,27 +172,8 @@ protected:
   {
     std::vector<std::string> args = {sandbox_binary().string(), "serve", "--socket", socket_path().string()};
     args.insert(args.end(), extra.begin(), extra.end());
-    std::vector<std::string> env_strings;
-    for (char** e = environ; *e; ++e) {
-      std::string item = *e;
-      if (!item.starts_with("SANDBOX_STATE_DIR=") && !item.starts_with("TMPDIR=")) {
-        env_strings.push_back(item);
-      }
-    }
-    fs::create_directories(job_root());
-    env_strings.push_back("SANDBOX_STATE_DIR=" + state_dir().string());
-    env_strings.push_back("TMPDIR=" + job_root().string());
-    std::vector<char*> argv, envp;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    for (auto& e : env_strings) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    auto log = (scratch() / "serve.log").string();
-    posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    ASSERT_EQ(posix_spawn(&m_pid, argv[0], &actions, nullptr, argv.data(), envp.data()), 0);
-    posix_spawn_file_actions_destroy(&actions);
+    m_pid = spawn_service(args, state_dir(), job_root(), scratch() / "serve.log");
+    ASSERT_GT(m_pid, 0);
     for (int i = 0; i < 200; ++i) {
       if (Client(socket_path()).connected) {
         return;
