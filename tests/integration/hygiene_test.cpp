@@ -57,8 +57,9 @@ TEST_P(Deadline, InfiniteLoopTimesOutAndLeavesNoProcess)
                              marker +
                              "\"\n"
                              "  spawn(fn ->\n"
-                             "    System.cmd(\"erl\", [\"-noinput\", \"-eval\", "
-                             "\"timer:sleep(infinity).\", \"-extra\", marker])\n"
+                             "    result = System.cmd(\"erl\", [\"-noinput\", \"-eval\", "
+                             "\"timer:sleep(infinity).\", \"-extra\", marker], stderr_to_stdout: true)\n"
+                             "    IO.puts(:stderr, \"the child ended: \" <> inspect(result))\n"
                              "  end)\n"
                              "  Process.sleep(:infinity)\n"
                              "end\n";
@@ -87,7 +88,7 @@ TEST_P(Deadline, InfiniteLoopTimesOutAndLeavesNoProcess)
   EXPECT_EQ(run.json()["error"]["timeout"], 10000);
   EXPECT_GE(run.wall_ms, 9900);
   EXPECT_LT(run.wall_ms, 13000) << "the deadline was not enforced promptly";
-  EXPECT_TRUE(seen) << "the module body never started its child: the test proved nothing";
+  EXPECT_TRUE(seen) << "the module body never started its child: the test proved nothing\n" << run.describe();
 
   // Nothing the job started survives it.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
