@@ -1,4 +1,5 @@
 #include "service/server.h"
+#include "service/listen_socket.h"
 #include "service/socket_activation.h"
 
 #include "compiler/incremental_compile.h"
@@ -55,115 +56,6 @@ private:
   std::ostream& m_out;
   std::mutex m_mutex;
 };
-
-// The listening socket's file; removed when the server ends, if it is still
-// the one this server created.
-class SocketFile {
-public:
-  SocketFile() = default;
-  SocketFile(const SocketFile&) = delete;
-  SocketFile& operator=(const SocketFile&) = delete;
-  ~SocketFile() { remove(); }
-
-  void own(std::filesystem::path path, dev_t dev, ino_t ino)
-  {
-    m_path = std::move(path);
-    m_dev = dev;
-    m_ino = ino;
-  }
-  void remove()
-  {
-    struct stat st{};
-    if (!m_path.empty() && ::lstat(m_path.c_str(), &st) == 0 && st.st_dev == m_dev && st.st_ino == m_ino) {
-      ::unlink(m_path.c_str());
-    }
-    m_path.clear();
-  }
-
-private:
-  std::filesystem::path m_path;
-  dev_t m_dev = 0;
-  ino_t m_ino = 0;
-};
-
-std::expected<sockaddr_un, std::string> socket_address(const std::filesystem::path& path)
-{
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  const auto& text = path.native();
-  if (text.empty() || text.size() >= sizeof address.sun_path) {
-    return std::unexpected(fmt::format("socket path must be 1 to {} bytes long", sizeof address.sun_path - 1));
-  }
-  std::memcpy(address.sun_path, text.c_str(), text.size() + 1);
-  return address;
-}
-
-// A socket file left by a server that is gone is replaced; a live server's
-// socket and anything that is not a socket are refused.
-std::expected<void, std::string> clear_stale_socket(const std::filesystem::path& path, const sockaddr_un& address)
-{
-  struct stat st{};
-  if (::lstat(path.c_str(), &st) != 0) {
-    return {};
-  }
-  if (!S_ISSOCK(st.st_mode)) {
-    return std::unexpected(fmt::format("{} exists and is not a socket", path.string()));
-  }
-  Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (probe && ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0) {
-    return std::unexpected(fmt::format("a service is already listening on {}", path.string()));
-  }
-  ::unlink(path.c_str());
-  return {};
-}
-
-std::expected<Fd, std::string> listen_on(const ServerSettings& settings, SocketFile& file)
-{
-  auto address = socket_address(settings.socket_path);
-  if (!address) {
-    return std::unexpected(address.error());
-  }
-  if (auto cleared = clear_stale_socket(settings.socket_path, *address); !cleared) {
-    return std::unexpected(cleared.error());
-  }
-  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) {
-    return std::unexpected(fmt::format("socket: {}", std::strerror(errno)));
-  }
-  // The file is created with no access for anyone but the owner, then given
-  // the requested mode: no moment exists at which others may connect.
-  mode_t old_mask = ::umask(0177);
-  int bound = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&*address), sizeof *address);
-  int bind_errno = errno;
-  ::umask(old_mask);
-  if (bound != 0) {
-    return std::unexpected(fmt::format("bind {}: {}", settings.socket_path.string(), std::strerror(bind_errno)));
-  }
-  struct stat st{};
-  if (::lstat(settings.socket_path.c_str(), &st) != 0) {
-    return std::unexpected(fmt::format("stat {}: {}", settings.socket_path.string(), std::strerror(errno)));
-  }
-  file.own(settings.socket_path, st.st_dev, st.st_ino);
-  if (::chmod(settings.socket_path.c_str(), settings.socket_mode) != 0) {
-    return std::unexpected(fmt::format("chmod {}: {}", settings.socket_path.string(), std::strerror(errno)));
-  }
-  if (::listen(fd.get(), 128) != 0) {
-    return std::unexpected(fmt::format("listen: {}", std::strerror(errno)));
-  }
-  return fd;
-}
-
-// The path a Unix socket is bound to ("" when it has none).
-std::string bound_path(int fd)
-{
-  sockaddr_un address{};
-  socklen_t length = sizeof address;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0 ||
-      length <= offsetof(sockaddr_un, sun_path) || address.sun_path[0] == '\0') {
-    return "";
-  }
-  return std::string(address.sun_path, ::strnlen(address.sun_path, length - offsetof(sockaddr_un, sun_path)));
-}
 
 bool send_line(int fd, const json& response)
 {
@@ -540,7 +432,7 @@ int serve(const ServerSettings& settings, std::ostream& log_stream)
   }
   bool is_activated = activated->has_value();
   auto listener = is_activated ? std::expected<Fd, std::string>(std::move(**activated))
-                               : listen_on(settings, socket_file);
+                               : listen_on(settings.socket_path, settings.socket_mode, socket_file);
   if (!listener) {
     log.line(listener.error());
     return 1;
