@@ -139,7 +139,8 @@ std::string Server::status_json() const
                                           std::chrono::system_clock::now() - m_started)
                                           .count()},
                         {"commands", m_commands.load()},
-                        {"watch", compiler::watched_trees_json()}}
+                        {"watch", compiler::watched_trees_json()},
+                        {"workers", compiler::worker_pool_json()}}
       .dump();
 }
 

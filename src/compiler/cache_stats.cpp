@@ -89,8 +89,15 @@ std::expected<nlohmann::json, core::Error> get_cache_statistics(const std::strin
   if (!key) {
     return std::unexpected(core::JailSetupFailed{"engine_state", key.error()});
   }
+  // The lock waits for the writes of a compile that has answered already
+  // (after_answer.h), so the statistics count it.
+  auto root = state_dir();
+  auto lock = inc::SandboxLock::acquire(root, inc::sandbox_id(*sandbox));
+  if (!lock) {
+    return std::unexpected(core::JailSetupFailed{"engine_state", lock.error()});
+  }
   std::vector<std::string> warnings;
-  auto dir = inc::CacheDir::open(*sandbox, state_dir(), false, warnings);
+  auto dir = inc::CacheDir::open(*sandbox, root, false, warnings);
   CacheStats st;
   if (dir) {
     st = load_stats(*dir, *key, warnings);

@@ -11,6 +11,7 @@
 #include "beam/beam.h"
 #include "compiler/artifacts.h"
 #include "compiler/engine_state.h"
+#include "compiler/source_mirrors.h"
 #include "compiler/source_snapshot.h"
 #include "scan/confinement.h"
 #include "util/fs.h"
@@ -43,7 +44,9 @@ std::expected<worker::WorkerProfile, core::Error> profile_for(const core::Compil
 
 struct WorkerJob {
   std::string sandbox_key; // the resolved sandbox ("" for strings: never reused)
-  // Fills the worker's (empty) sandbox directory, seen as /sandbox.
+  // The tree seen as /sandbox (source_mirrors.h), or else what fills the
+  // worker's empty sandbox directory.
+  fs::path source_root;
   std::function<std::expected<void, std::string>(const fs::path& sandbox_host)> populate;
   std::vector<std::string> files;
   bool debug_info = true;
@@ -129,6 +132,11 @@ std::string offer_again(worker::Worker& w, const WorkerOutcome& outcome,
 std::expected<void, std::string> clear_previous_requests(worker::Worker& w)
 {
   std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(w.prior_dir(), ec)) {
+    if (auto removed = util::remove_tree(entry.path()); !removed) {
+      return removed;
+    }
+  }
   for (const auto& entry : fs::directory_iterator(w.job_dir(), ec)) {
     auto name = entry.path().filename().string();
     if (name.starts_with("out-") || name.starts_with("prior-")) {
@@ -173,11 +181,32 @@ InProcessResult run_in_worker(const WorkerJob& job, const fs::path& output,
   }
   auto id = w.next_request_id();
   auto out_host = w.job_dir() / ("out-" + id);
-  if (auto filled = job.populate(w.sandbox_dir()); !filled) {
-    return std::unexpected(core::InvalidSandboxPath{job.sandbox_key, filled.error()});
+  static const std::vector<PriorBeam> no_prior;
+  const auto& prior = job.prior_beams != nullptr ? *job.prior_beams : no_prior;
+  std::optional<LentSources> lent;
+  if (!job.source_root.empty()) {
+    auto lending = lend_sources(job.sandbox_key, job.source_root, w.sandbox_dir(), w.prior_dir(), prior);
+    if (!lending) {
+      return std::unexpected(core::InvalidSandboxPath{job.sandbox_key, lending.error()});
+    }
+    lent.emplace(std::move(*lending));
+  } else {
+    if (auto filled = job.populate(w.sandbox_dir()); !filled) {
+      return std::unexpected(core::InvalidSandboxPath{job.sandbox_key, filled.error()});
+    }
+    if (!prior.empty()) {
+      if (auto placed = place_prior_beams(w.prior_dir() / "beams", prior); !placed) {
+        return std::unexpected(core::JailSetupFailed{"temp_dir", placed.error()});
+      }
+    }
   }
   WorkerOutcome outcome;
   outcome.reused = lease->reused();
+  if (lent) {
+    outcome.sources_lent = true;
+    outcome.sources_reused = lent->reused();
+    outcome.sources_copied = lent->copied();
+  }
   if (auto sources = job_sources(job, w.sandbox_dir()); !sources) {
     outcome.reason = sources.error();
   } else {
@@ -189,17 +218,17 @@ InProcessResult run_in_worker(const WorkerJob& job, const fs::path& output,
   worker::CompileRequest request;
   request.source_dir = worker::kSandboxInside;
   request.out_dir = std::string(worker::kJobDirInside) + "/out-" + id;
-  if (job.prior_beams != nullptr && !job.prior_beams->empty()) {
-    if (auto placed = place_prior_beams(w.job_dir() / ("prior-" + id), *job.prior_beams); !placed) {
-      return std::unexpected(core::JailSetupFailed{"temp_dir", placed.error()});
-    }
-    request.code_paths.push_back(std::string(worker::kJobDirInside) + "/prior-" + id);
+  if (!prior.empty()) {
+    request.code_paths.push_back(std::string(worker::kPriorInside) + "/beams");
   }
   request.files = job.files;
   request.debug_info = job.debug_info;
   request.parallel = job.parallel;
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
   auto reply = w.compile(request, std::max(left, std::chrono::milliseconds(1)));
+  if (lent) {
+    lent->give_back(); // the worker is done with the sources: back before it serves anyone else
+  }
   if (!reply) {
     return std::unexpected(reply.error());
   }
@@ -338,7 +367,7 @@ InProcessResult compile_in_process(const fs::path& source, const fs::path& outpu
   }
   WorkerJob job;
   job.sandbox_key = sandbox.string();
-  job.populate = [&](const fs::path& sandbox_host) { return snapshot_tree(sandbox, sandbox_host); };
+  job.source_root = sandbox;
   job.prior_beams = &options.prior_beams;
   for (const auto& file : files) {
     job.files.push_back(file.string());
@@ -478,6 +507,16 @@ void configure_worker_pool(const WorkerPoolSettings& settings)
 
 void shutdown_worker_pool() { worker::Pool::global().shutdown(); }
 
+nlohmann::json worker_pool_json()
+{
+  auto stats = worker::Pool::global().stats();
+  return {{"idle", stats.idle},
+          {"busy", stats.busy},
+          {"starting", stats.starting},
+          {"started", stats.started_total},
+          {"kept_sandbox_copies", kept_source_mirrors()}};
+}
+
 bool worker_pool_is_warm() { return worker::Pool::global().prestarting(); }
 
 nlohmann::json to_json(const WorkerOutcome& outcome)
@@ -488,6 +527,9 @@ nlohmann::json to_json(const WorkerOutcome& outcome)
   }
   if (!outcome.kept) {
     out["retired"] = outcome.retired;
+  }
+  if (outcome.sources_lent) {
+    out["sources"] = {{"kept_copy", outcome.sources_reused}, {"copied", outcome.sources_copied}};
   }
   return out;
 }

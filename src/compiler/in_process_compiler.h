@@ -33,6 +33,7 @@ namespace fs = std::filesystem;
 struct PriorBeam {
   std::string file_name; // Elixir.Foo.beam
   std::string bytes;
+  std::string sha256; // of bytes, when the caller knows it ("" : computed)
 };
 
 // Writes copies of `beams` into `dir` for a partial compile's code path
@@ -54,6 +55,11 @@ struct WorkerOutcome {
   std::string reason;    // not confined: the first cause the classifier found
   bool kept = false;     // the worker passed the hygiene check and serves the next job
   std::string retired;   // not kept: why the worker was destroyed
+  // A sandbox's sources (source_mirrors.h): whether the kept copy of an
+  // earlier job was brought in step, and how many entries were copied.
+  bool sources_lent = false;
+  bool sources_reused = false;
+  std::size_t sources_copied = 0;
 };
 
 struct InProcessInfo {
@@ -108,6 +114,9 @@ struct WorkerPoolSettings {
 // Call before the first compile (later calls apply to workers started after).
 // Prestarting begins with this call: a pool that was never configured starts
 // workers on demand only (what a one-shot command wants).
+// The warm pool and the kept copies of sandboxes, for status reports.
+nlohmann::json worker_pool_json();
+
 void configure_worker_pool(const WorkerPoolSettings& settings);
 // Stops every worker; the next compile starts the pool again.
 void shutdown_worker_pool();

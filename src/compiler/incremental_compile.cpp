@@ -8,6 +8,7 @@
 
 #include "backends/toolchain.h"
 
+#include "compiler/after_answer.h"
 #include "compiler/cache_stats.h"
 #include "compiler/compile_job.h"
 #include "compiler/engine_state.h"
@@ -17,6 +18,7 @@
 #include "compiler/result_spares.h"
 #include "compiler/sandbox_path.h"
 #include "compiler/security_gate.h"
+#include "compiler/source_mirrors.h"
 #include "incremental/store.h"
 #include "util/fs.h"
 #include "incremental/tree_stamps.h"
@@ -49,13 +51,67 @@ CompileResult compile_without_cache(const std::string& path, const core::Compile
   return result;
 }
 
+// What a compile leaves to write once it has answered (after_answer.h): the
+// cache files and the stats, under the sandbox's lock, which it holds until
+// it is done.
+struct Persist {
+  inc::SandboxLock lock;
+  inc::CacheDir dir;
+  std::string key;
+  inc::ObjectStore store;
+  core::CompileOptions options;
+  fs::path sandbox;
+  std::optional<CacheState> state; // nullopt: nothing to store (a cache hit, a failure)
+  inc::TreeStamps before;          // the tree when the compile started
+  std::int64_t started_ns = 0;
+  std::string strategy;            // "" for a failure
+  std::int64_t time_ms = 0;
+  CacheStats stats;
+
+  // Returns what could not be done, as cache warnings.
+  std::vector<std::string> run();
+};
+
+std::vector<std::string> Persist::run()
+{
+  std::vector<std::string> warnings;
+  if (state) {
+    // An edit made while compiling is not lost: files that changed since
+    // `before` are recorded as unknown, so the next compile sees them.
+    auto after = inc::stamp_tree_watched(sandbox, before, INT64_MAX);
+    if (after) {
+      auto during = inc::diff_trees(before, *after);
+      for (const auto* set : {&during.changed, &during.deleted}) {
+        for (const auto& p : *set) {
+          state->stamps[p].sha256 = "changed-during-compile";
+        }
+      }
+    } else {
+      state->stamps.clear();
+    }
+    state->generation = util::sha256_hex(util::random_bytes(16)).substr(0, 32);
+    state->recorded_at_ns = started_ns;
+    auto saved = save_state(dir, key, *state);
+    if (!saved) {
+      warnings.push_back("cache not saved: " + saved.error());
+    } else if (objects_present(*state, store)) {
+      prepare_spare(dir.path().string(), std::make_shared<const CacheState>(std::move(*state)), store,
+                    options); // what the next cache hit hands out
+    }
+  }
+  record_stats(dir, key, stats, strategy, time_ms, strategy.empty(), warnings);
+  return warnings;
+}
+
 // One incremental compile of a sandbox whose lock is held and whose cache
 // directory is open. Everything compares against the tree as it was when the
 // compile started (m_before), so an edit made while it runs is not lost.
 class Session {
 public:
-  Session(std::string path, IncrementalRun& run, inc::CacheDir dir, const util::Stopwatch& clock)
-    : m_path(std::move(path)), m_run(run), m_dir(std::move(dir)), m_clock(clock)
+  Session(std::string path, IncrementalRun& run, inc::SandboxLock lock, inc::CacheDir dir,
+          const util::Stopwatch& clock)
+    : m_path(std::move(path)), m_run(run), m_lock(std::move(lock)), m_dir(std::move(dir)),
+      m_owner(m_dir.path().string()), m_clock(clock)
   {
   }
 
@@ -69,19 +125,23 @@ private:
   CompileResult full();
   CompileResult finish(CompileInfo info, const CacheState& state, const std::string& strategy,
                        std::vector<std::string> compiled);
-  void store(const CacheState& state, const CompileInfo& info, const std::string& strategy);
+  // Writes the cache files and the stats, after the answer when the engine
+  // answers first; `state` is nullptr when there is nothing to store.
+  void persist(const CacheState* state, const CompileInfo* info, const std::string& strategy, std::int64_t time_ms);
   CompileResult fail(core::Error error);
 
   const core::CompileOptions& options() const { return *m_run.options; }
   // One cache directory: whose spare result (result_spares.h) is whose.
-  std::string owner() const { return m_dir.path().string(); }
+  const std::string& owner() const { return m_owner; }
 
   std::string m_path; // as the caller gave it: a full compile's job takes it
   IncrementalRun& m_run;
+  std::optional<inc::SandboxLock> m_lock; // handed to the writes after the answer
   inc::CacheDir m_dir;
+  std::string m_owner;
   const util::Stopwatch& m_clock;
   CacheStats m_stats;
-  std::optional<CacheState> m_prev;
+  std::shared_ptr<const CacheState> m_prev;
   inc::TreeStamps m_before;
   std::int64_t m_started_ns = 0;
   std::string m_fingerprint;
@@ -91,6 +151,10 @@ private:
 
 CompileResult Session::compile(const std::vector<fs::path>& explicit_changed)
 {
+  // What the writes after the previous answer could not do.
+  for (auto& warning : take_deferred_warnings(owner())) {
+    m_run.warnings.push_back("the previous compile: " + warning);
+  }
   m_stats = load_stats(m_dir, m_run.key, m_run.warnings);
   if (!options().force_recompile && !options().skip_cache) {
     m_prev = load_state(m_dir, m_run.key, m_run.warnings);
@@ -104,7 +168,7 @@ CompileResult Session::compile(const std::vector<fs::path>& explicit_changed)
   m_before = std::move(*before);
   m_fingerprint = fingerprint(options());
   m_compiler = core::to_string(options().compiler);
-  m_plan = plan_compile(m_prev, m_before, explicit_changed, options(), m_fingerprint, m_run.store);
+  m_plan = plan_compile(m_prev.get(), m_before, explicit_changed, options(), m_fingerprint, m_run.store);
 
   if (m_plan.strategy == "cache_hit") {
     if (auto hit = cache_hit()) {
@@ -131,7 +195,7 @@ std::optional<CompileResult> Session::cache_hit()
   if (info) {
     info->isolation = {};
     auto result = finish(std::move(*info), *m_prev, "cache_hit", {});
-    prepare_spare(owner(), *m_prev, m_run.store, options()); // for the next hit
+    prepare_spare(owner(), m_prev, m_run.store, options()); // for the next hit
     return result;
   }
   m_run.warnings.push_back("cached BEAMs could not be restored: compiling in full");
@@ -177,6 +241,7 @@ std::optional<CompileResult> Session::partial()
   info->output = std::move(outcome.output);
   info->resource_usage = outcome.usage;
   info->isolation = outcome.isolation;
+  info->worker = std::move(outcome.worker);
   return finish(std::move(*info), outcome.state, "incremental", outcome.compiled);
 }
 
@@ -217,47 +282,45 @@ CompileResult Session::finish(CompileInfo info, const CacheState& state, const s
     }
   }
   info.compilation_time_ms = m_clock.elapsed_ms();
-  if (strategy != "cache_hit") {
-    store(state, info, strategy);
-  }
-  record_stats(m_dir, m_run.key, m_stats, strategy, info.compilation_time_ms, false, m_run.warnings);
+  persist(strategy == "cache_hit" ? nullptr : &state, &info, strategy, info.compilation_time_ms);
   info.cache_warnings = std::move(m_run.warnings);
   return info;
 }
 
-void Session::store(const CacheState& state, const CompileInfo& info, const std::string& strategy)
+void Session::persist(const CacheState* state, const CompileInfo* info, const std::string& strategy,
+                      std::int64_t time_ms)
 {
-  // An edit made while compiling is not lost: files that changed since
-  // m_before are recorded as unknown, so the next compile sees them.
-  CacheState stored = state;
-  auto after = inc::stamp_tree_watched(m_run.sandbox, m_before, INT64_MAX);
-  if (after) {
-    auto during = inc::diff_trees(m_before, *after);
-    for (const auto* set : {&during.changed, &during.deleted}) {
-      for (const auto& p : *set) {
-        stored.stamps[p].sha256 = "changed-during-compile";
-      }
+  if (!m_lock) {
+    return; // persisted already
+  }
+  auto task = std::make_shared<Persist>(Persist{std::move(*m_lock), std::move(m_dir), m_run.key, m_run.store,
+                                                options(), m_run.sandbox, std::nullopt, m_before, m_started_ns,
+                                                strategy, time_ms, m_stats});
+  m_lock.reset();
+  if (state) {
+    task->state = *state;
+    task->state->fingerprint = m_fingerprint;
+    task->state->compiler = m_compiler;
+    task->state->strategy = strategy;
+    task->state->compilation_time_ms = time_ms;
+    task->state->changed_files = info->changed_files;
+  }
+  if (!answers_first()) {
+    auto warnings = task->run();
+    m_run.warnings.insert(m_run.warnings.end(), warnings.begin(), warnings.end());
+    return;
+  }
+  after_answer([task] {
+    auto owner = task->dir.path().string();
+    for (auto& warning : task->run()) {
+      defer_warning(owner, std::move(warning));
     }
-  } else {
-    stored.stamps.clear();
-  }
-  stored.generation = util::sha256_hex(util::random_bytes(16)).substr(0, 32);
-  stored.recorded_at_ns = m_started_ns;
-  stored.fingerprint = m_fingerprint;
-  stored.compiler = m_compiler;
-  stored.strategy = strategy;
-  stored.compilation_time_ms = info.compilation_time_ms;
-  stored.changed_files = info.changed_files;
-  if (auto saved = save_state(m_dir, m_run.key, stored); !saved) {
-    m_run.warnings.push_back("cache not saved: " + saved.error());
-  } else if (objects_present(stored, m_run.store)) {
-    prepare_spare(owner(), stored, m_run.store, options()); // what the next cache hit hands out
-  }
+  });
 }
 
 CompileResult Session::fail(core::Error error)
 {
-  record_stats(m_dir, m_run.key, m_stats, "", 0, true, m_run.warnings);
+  persist(nullptr, nullptr, "", 0);
   return std::unexpected(std::move(error));
 }
 
@@ -299,7 +362,7 @@ CompileResult incremental_compile_sandbox(const std::string& path,
   if (!dir) {
     return compile_without_cache(path, options, std::move(run.warnings), dir.error());
   }
-  return Session(path, run, std::move(*dir), clock).compile(*explicit_changed);
+  return Session(path, run, std::move(*lock), std::move(*dir), clock).compile(*explicit_changed);
 }
 
 namespace {
@@ -320,13 +383,17 @@ void watch_compiled_trees(bool prepare_results)
   if (prepare_results) {
     enable_result_spares();
   }
+  enable_source_mirrors();
+  enable_after_answer();
   inc::TreeWatcher::instance().enable(env_size("SANDBOX_WATCH_MAX_TREES", 64),
                                       env_size("SANDBOX_WATCH_MAX_DIRS", 20'000));
 }
 
 void stop_watching_trees()
 {
+  drain_after_answer(); // the last writes, while the spares can still be prepared
   disable_result_spares();
+  disable_source_mirrors();
   inc::TreeWatcher::instance().disable();
 }
 

@@ -200,7 +200,7 @@ std::expected<JobHooks, std::string> prior_beams(const IncrementalRun& run, cons
     if (!bytes) {
       return std::unexpected(bytes.error());
     }
-    hooks.prior_beams.push_back({name + ".beam", std::move(*bytes)});
+    hooks.prior_beams.push_back({name + ".beam", std::move(*bytes), m.beam_sha256});
   }
   return hooks;
 }
@@ -325,6 +325,7 @@ run_partial(IncrementalRun& run, const CacheState& prev, const inc::TreeStamps& 
     out.output += job->output;
     out.usage = job->resource_usage;
     out.isolation = job->isolation;
+    out.worker = job->worker;
     for (const auto& file : batch) {
       apply_references(s.graph.files[file], job->references, file);
     }

@@ -36,6 +36,7 @@ struct PartialOutcome {
   std::string output;
   jail::ResourceUsage usage;   // of the last round's job
   jail::Isolation isolation;   // of the last round's job
+  nlohmann::json worker;       // of the last round's job (in_process), else null
 };
 
 // Runs the partial rounds from `batch`; the modules of `forced` files count

@@ -114,7 +114,7 @@ std::vector<std::string> Plan::original_changed() const
   return out;
 }
 
-Plan plan_compile(const std::optional<CacheState>& prev, const inc::TreeStamps& now,
+Plan plan_compile(const CacheState* prev, const inc::TreeStamps& now,
                   const std::vector<fs::path>& explicit_changed, const core::CompileOptions& options,
                   const std::string& fingerprint, const inc::ObjectStore& store)
 {

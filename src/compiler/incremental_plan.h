@@ -38,7 +38,7 @@ std::vector<std::string> source_files_of(const core::CompileOptions& options,
 // Decides the strategy for the tree `now` against `prev` (none: no usable
 // cache). `explicit_changed` (relative paths) count as changed whatever their
 // hashes say.
-Plan plan_compile(const std::optional<CacheState>& prev, const incremental::TreeStamps& now,
+Plan plan_compile(const CacheState* prev, const incremental::TreeStamps& now,
                   const std::vector<std::filesystem::path>& explicit_changed,
                   const core::CompileOptions& options, const std::string& fingerprint,
                   const incremental::ObjectStore& store);

@@ -46,6 +46,7 @@ struct CommittedDocs {
   json last;  // last_compilation.json
   json files; // file_hashes.json
   json graph; // dependency_graph.json
+  bool current = true; // the graph and the hashes are the current files, not the kept previous ones
 };
 
 // last_compilation.json names the generation; the graph and the hashes of
@@ -62,12 +63,14 @@ std::optional<CommittedDocs> read_committed(const inc::CacheDir& dir, const std:
     }
     return std::nullopt;
   }
+  bool all_current = true;
   auto of_generation = [&](const char* name) -> std::optional<json> {
     auto current = dir.read(name, key);
     if (current && current->is_object() && current->contains("generation") &&
         (*last)["generation"] == (*current)["generation"]) {
       return *current;
     }
+    all_current = false;
     auto previous = dir.read_previous(name, key);
     if (previous && previous->is_object() && previous->contains("generation") &&
         (*last)["generation"] == (*previous)["generation"]) {
@@ -85,7 +88,7 @@ std::optional<CommittedDocs> read_committed(const inc::CacheDir& dir, const std:
   if (!files || !graph) {
     return std::nullopt;
   }
-  return CommittedDocs{std::move(*last), std::move(*files), std::move(*graph)};
+  return CommittedDocs{std::move(*last), std::move(*files), std::move(*graph), all_current};
 }
 
 ModuleRecord module_from_json(const json& m)
@@ -139,13 +142,20 @@ std::string elixir_name(const std::string& beam_module)
 
 namespace {
 
-// The states read recently, by the identity of the files they were read from
-// and the key that verified them: a long-running engine parses and verifies a
-// sandbox's cache files once, not on every compile. Any write replaces a file
-// (a new inode), so an identity seen again means the same bytes.
+// The states read or written recently, by the identity of their files and
+// the key that verified them: a long-running engine parses and verifies a
+// sandbox's cache files once, not on every compile, and knows what it wrote
+// without reading it back. Any write replaces a file (a new inode), so an
+// identity seen again means the same bytes.
+struct Recent {
+  std::string identity;
+  std::shared_ptr<const CacheState> state;
+  bool current = false; // the graph and the hashes on disk are of state.generation (not .previous)
+};
+
 struct RecentStates {
   std::mutex mutex;
-  std::map<std::string, std::pair<std::string, CacheState>> by_dir; // cache dir -> (identity, state)
+  std::map<std::string, Recent> by_dir; // cache dir -> what its files hold
 };
 
 RecentStates& recent_states()
@@ -156,35 +166,62 @@ RecentStates& recent_states()
 
 constexpr std::size_t kRecentStates = 64;
 
+std::string files_identity(const inc::CacheDir& dir, const std::string& key)
+{
+  return util::sha256_hex(key) + dir.identity({inc::kLastCompilation, inc::kFileHashes, inc::kDependencyGraph,
+                                               std::string(inc::kFileHashes) + inc::kPreviousSuffix,
+                                               std::string(inc::kDependencyGraph) + inc::kPreviousSuffix});
+}
+
+void remember(const inc::CacheDir& dir, Recent recent)
+{
+  auto& states = recent_states();
+  std::lock_guard lock(states.mutex);
+  if (!states.by_dir.contains(dir.path().string()) && states.by_dir.size() >= kRecentStates) {
+    states.by_dir.erase(states.by_dir.begin());
+  }
+  states.by_dir[dir.path().string()] = std::move(recent);
+}
+
+// What this engine knows is on disk in `dir`, when the files are still the
+// ones it read or wrote.
+std::optional<Recent> known_on_disk(const inc::CacheDir& dir, const std::string& key)
+{
+  auto identity = files_identity(dir, key);
+  auto& states = recent_states();
+  std::lock_guard lock(states.mutex);
+  auto it = states.by_dir.find(dir.path().string());
+  if (it == states.by_dir.end() || it->second.identity != identity) {
+    return std::nullopt;
+  }
+  return it->second;
+}
+
 } // namespace
 
-std::optional<CacheState> load_state(const inc::CacheDir& dir, const std::string& key,
+std::shared_ptr<const CacheState> load_state(const inc::CacheDir& dir, const std::string& key,
                                      std::vector<std::string>& warnings)
 {
-  auto identity = util::sha256_hex(key) + dir.identity({inc::kLastCompilation, inc::kFileHashes, inc::kDependencyGraph,
-                                                        std::string(inc::kFileHashes) + inc::kPreviousSuffix,
-                                                        std::string(inc::kDependencyGraph) + inc::kPreviousSuffix});
+  auto identity = files_identity(dir, key);
   auto& recent = recent_states();
   {
     std::lock_guard lock(recent.mutex);
     auto it = recent.by_dir.find(dir.path().string());
-    if (it != recent.by_dir.end() && it->second.first == identity) {
-      return it->second.second;
+    if (it != recent.by_dir.end() && it->second.identity == identity) {
+      return it->second.state;
     }
   }
   auto docs = read_committed(dir, key, warnings);
   if (!docs) {
-    return std::nullopt;
+    return nullptr;
   }
   try {
-    auto state = state_from_json(docs->last, docs->files, docs->graph);
-    std::lock_guard lock(recent.mutex);
-    if (recent.by_dir.size() >= kRecentStates) recent.by_dir.erase(recent.by_dir.begin());
-    recent.by_dir[dir.path().string()] = {identity, state};
+    auto state = std::make_shared<const CacheState>(state_from_json(docs->last, docs->files, docs->graph));
+    remember(dir, Recent{identity, state, docs->current});
     return state;
   } catch (const json::exception& e) {
     warnings.push_back(fmt::format("cache files are malformed ({}): ignored", e.what()));
-    return std::nullopt;
+    return nullptr;
   }
 }
 
@@ -192,29 +229,46 @@ std::expected<void, std::string> save_state(const inc::CacheDir& dir, const std:
                                             const CacheState& s)
 {
   json graph = {{"generation", s.generation}, {"graph", inc::to_json(s.graph)}};
+  json files = state_files_json(s);
+  json last = last_compilation_json(s);
   // last_compilation.json is written last and commits the generation. Before
   // the graph and the hashes are replaced, the copies of the committed
   // generation are kept as <name>.previous, so a write interrupted anywhere
   // before the commit leaves the previous compile's state readable (a
-  // partial compile next time, not a full one).
+  // partial compile next time, not a full one). Files this engine read or
+  // wrote and that are unchanged since are not read again to learn that.
+  auto known = known_on_disk(dir, key);
   std::optional<json> committed;
-  if (auto last = dir.read(inc::kLastCompilation, key); last && last->is_object()) {
-    committed = last->value("generation", json());
+  if (known) {
+    committed = known->state->generation;
+  } else if (auto on_disk = dir.read(inc::kLastCompilation, key); on_disk && on_disk->is_object()) {
+    committed = on_disk->value("generation", json());
   }
-  for (const auto& [name, doc] : {std::pair{inc::kDependencyGraph, graph},
-                                  std::pair{inc::kFileHashes, state_files_json(s)}}) {
-    auto current = dir.read(name, key);
-    if (committed && current && current->is_object() && current->value("generation", json()) == *committed) {
+  for (const auto& [name, doc] : {std::pair{inc::kDependencyGraph, &graph}, std::pair{inc::kFileHashes, &files}}) {
+    bool of_committed = false;
+    if (known) {
+      of_committed = known->current;
+    } else if (committed) {
+      auto current = dir.read(name, key);
+      of_committed = current && current->is_object() && current->value("generation", json()) == *committed;
+    }
+    if (of_committed) {
       if (auto kept = dir.keep_previous(name); !kept) {
         return std::unexpected(fmt::format("{}: {}", name, kept.error()));
       }
     }
-    if (auto written = dir.write(name, doc, key); !written) {
+    if (auto written = dir.write(name, *doc, key); !written) {
       return std::unexpected(fmt::format("{}: {}", name, written.error()));
     }
   }
-  if (auto written = dir.write(inc::kLastCompilation, last_compilation_json(s), key); !written) {
+  if (auto written = dir.write(inc::kLastCompilation, last, key); !written) {
     return std::unexpected(fmt::format("{}: {}", inc::kLastCompilation, written.error()));
+  }
+  // What a read of these files would give, for the next compile.
+  try {
+    remember(dir, Recent{files_identity(dir, key),
+                         std::make_shared<const CacheState>(state_from_json(last, files, graph)), true});
+  } catch (const json::exception&) {
   }
   return {};
 }
@@ -248,6 +302,7 @@ std::expected<CompileInfo, core::Error> materialize(const CacheState& s, const i
     if (auto written = util::write_new_file(path, *bytes, 0644); !written) {
       return fail(written.error());
     }
+    info.beam_bytes = info.beam_bytes.value_or(0) + bytes->size();
     info.beam_files.push_back(path);
     info.modules.push_back(module);
   }

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -56,9 +57,9 @@ struct CacheState {
 std::string elixir_name(const std::string& beam_module);
 
 // The state of the generation last_compilation.json names (the current graph
-// and hashes, or the kept .previous ones), or nullopt with the reason in
-// `warnings`.
-std::optional<CacheState> load_state(const incremental::CacheDir& dir, const std::string& key,
+// and hashes, or the kept .previous ones), or nullptr with the reason in
+// `warnings`. Shared: a long-running engine hands out the state it keeps.
+std::shared_ptr<const CacheState> load_state(const incremental::CacheDir& dir, const std::string& key,
                                      std::vector<std::string>& warnings);
 std::expected<void, std::string> save_state(const incremental::CacheDir& dir, const std::string& key,
                                             const CacheState& state);

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <expected>
 #include <filesystem>
 #include <memory>
@@ -45,6 +46,9 @@ struct DependencyInfo {
 // The specification's compile_info.
 struct CompileInfo {
   std::vector<fs::path> beam_files;
+  // The sum of their sizes when the engine wrote them itself (a result from
+  // the cache); otherwise the result's beam_bytes is read from the files.
+  std::optional<std::uint64_t> beam_bytes;
   std::optional<fs::path> app_file;
   std::vector<fs::path> app_files; // every .app the compile produced
   std::vector<std::string> modules; // read from each BEAM's atom table

@@ -21,9 +21,14 @@ nlohmann::json to_json(const CompileResult& result)
   std::uintmax_t beam_bytes = 0;
   for (const auto& file : info.beam_files) {
     out["beam_files"].push_back(file.string());
-    std::error_code ec;
-    auto size = fs::file_size(file, ec);
-    beam_bytes += ec ? 0 : size;
+    if (!info.beam_bytes) {
+      std::error_code ec;
+      auto size = fs::file_size(file, ec);
+      beam_bytes += ec ? 0 : size;
+    }
+  }
+  if (info.beam_bytes) {
+    beam_bytes = *info.beam_bytes;
   }
   out["beam_bytes"] = beam_bytes;
   out["app_file"] = info.app_file ? json(info.app_file->string()) : json(nullptr);

@@ -53,7 +53,7 @@ struct Spare {
 
 struct Job {
   std::string owner;
-  CacheState state;
+  std::shared_ptr<const CacheState> state;
   inc::ObjectStore store;
   core::CompileOptions options;
   std::string generation;
@@ -97,11 +97,12 @@ public:
     m_changed.notify_all(); // a command waiting for a spare goes on without it
   }
 
-  void prepare(const std::string& owner, const CacheState& state, const inc::ObjectStore& store,
-               const core::CompileOptions& options)
+  void prepare(const std::string& owner, const std::shared_ptr<const CacheState>& shared,
+               const inc::ObjectStore& store, const core::CompileOptions& options)
   {
     std::lock_guard lock(m_mutex);
     if (!m_enabled || m_stopping) return;
+    const auto& state = *shared;
     auto parent = options.temp_dir.value_or(util::default_temp_root());
     auto it = m_spares.find(owner);
     if (it != m_spares.end()) {
@@ -111,7 +112,7 @@ public:
     }
     evict();
     m_spares[owner] = Spare{state.generation, parent, true, std::nullopt, ++m_clock};
-    m_queue.push_back(Job{owner, state, store, options, state.generation});
+    m_queue.push_back(Job{owner, shared, store, options, state.generation});
     m_changed.notify_all();
   }
 
@@ -163,7 +164,7 @@ private:
         continue; // replaced before its turn
       }
       lock.unlock();
-      auto info = hit_result(job.state, job.store, job.options);
+      auto info = hit_result(*job.state, job.store, job.options);
       if (info) {
         // Watched from now on: whatever touches it makes it unusable.
         (void)inc::TreeWatcher::instance().changes(info->temp_dir, inc::WatchConsumer::stamps);
@@ -276,8 +277,8 @@ void disable_result_spares()
   spares().disable();
 }
 
-void prepare_spare(const std::string& owner, const CacheState& state, const inc::ObjectStore& store,
-                   const core::CompileOptions& options)
+void prepare_spare(const std::string& owner, const std::shared_ptr<const CacheState>& state,
+                   const inc::ObjectStore& store, const core::CompileOptions& options)
 {
   spares().prepare(owner, state, store, options);
 }
@@ -308,6 +309,7 @@ std::optional<CompileInfo> take_spare_updated(const std::string& owner, const Ca
     if (!to.modules.contains(module)) ::unlink((ebin / (module + ".beam")).c_str());
   }
   info->beam_files.clear();
+  info->beam_bytes.reset();
   info->modules.clear();
   for (const auto& [module, record] : to.modules) {
     auto path = ebin / (module + ".beam");

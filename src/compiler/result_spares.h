@@ -33,7 +33,8 @@ void disable_result_spares();
 
 // Prepares, in the background, the result of a cache hit of `state` for the
 // cache `owner` (one cache directory) under the temp root `parent`.
-void prepare_spare(const std::string& owner, const CacheState& state, const incremental::ObjectStore& store,
+void prepare_spare(const std::string& owner, const std::shared_ptr<const CacheState>& state,
+                   const incremental::ObjectStore& store,
                    const core::CompileOptions& options);
 
 // The spare prepared for `owner` at `generation` under `parent`, untouched

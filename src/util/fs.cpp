@@ -183,6 +183,9 @@ std::expected<std::vector<TreeEntry>, std::string> list_tree(const fs::path& roo
     item.size = static_cast<std::uint64_t>(st.st_size);
     item.mode = st.st_mode & 07777;
     item.links = static_cast<std::uint64_t>(st.st_nlink);
+    item.mtime_ns = std::int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec;
+    item.ctime_ns = std::int64_t{st.st_ctim.tv_sec} * 1'000'000'000 + st.st_ctim.tv_nsec;
+    item.inode = static_cast<std::uint64_t>(st.st_ino);
     if (S_ISREG(st.st_mode)) {
       item.type = fs::file_type::regular;
     } else if (S_ISDIR(st.st_mode)) {

@@ -46,6 +46,9 @@ struct TreeEntry {
   std::uint64_t size = 0;
   unsigned mode = 0;
   std::uint64_t links = 1; // st_nlink
+  std::int64_t mtime_ns = 0;
+  std::int64_t ctime_ns = 0;
+  std::uint64_t inode = 0;
 };
 
 // Lists a tree with lstat semantics: symlinks are reported, never followed.

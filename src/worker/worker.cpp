@@ -193,9 +193,12 @@ Worker::start(jail::NamespaceRunner& runner, const WorkerProfile& profile,
     }
   }
   worker->m_sandbox_dir = worker->m_temp->path() / "sandbox";
-  fs::create_directory(worker->m_sandbox_dir, ec);
-  if (ec || ::chmod(worker->m_sandbox_dir.c_str(), 0755) != 0) {
-    return std::unexpected(core::JailSetupFailed{"temp_dir", "cannot create " + worker->m_sandbox_dir.string()});
+  worker->m_prior_dir = worker->m_temp->path() / "prior";
+  for (const auto* dir : {&worker->m_sandbox_dir, &worker->m_prior_dir}) {
+    fs::create_directory(*dir, ec);
+    if (ec || ::chmod(dir->c_str(), 0755) != 0) {
+      return std::unexpected(core::JailSetupFailed{"temp_dir", "cannot create " + dir->string()});
+    }
   }
 
   jail::ProcessSpec spec;
@@ -213,6 +216,7 @@ Worker::start(jail::NamespaceRunner& runner, const WorkerProfile& profile,
   spec.cwd = kJobDirInside;
   spec.binds.push_back({worker->m_job_dir, kJobDirInside, true});
   spec.binds.push_back({worker->m_sandbox_dir, kSandboxInside, false});
+  spec.binds.push_back({worker->m_prior_dir, kPriorInside, false});
   spec.binds.push_back({*ebin, kWorkerEbinInside, false});
   spec.toolchain_paths = (*tools)->jail_paths;
   spec.limits = profile.limits;

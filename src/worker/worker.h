@@ -54,6 +54,9 @@ struct WorkerProfile {
 
 inline constexpr const char* kJobDirInside = "/job";
 inline constexpr const char* kSandboxInside = "/sandbox";
+// Read-only, like /sandbox: a partial compile's previous BEAMs, in
+// <kPriorInside>/beams, so a job cannot alter what the next one is given.
+inline constexpr const char* kPriorInside = "/prior";
 inline constexpr const char* kWorkerEbinInside = "/sandbox-worker/ebin";
 
 // Where the worker program (sandbox_worker.beam) is, and how it was found:
@@ -112,6 +115,7 @@ public:
   [[nodiscard]] const fs::path& job_dir() const { return m_job_dir; } // on the host, seen as /job
   // On the host, seen read-only as /sandbox; a bind, so it is emptied, never replaced.
   [[nodiscard]] const fs::path& sandbox_dir() const { return m_sandbox_dir; }
+  [[nodiscard]] const fs::path& prior_dir() const { return m_prior_dir; }
   [[nodiscard]] const WorkerProfile& profile() const { return m_profile; }
   [[nodiscard]] const Hello& hello() const { return m_hello; }
   [[nodiscard]] pid_t pid() const { return m_job->pid(); }
@@ -142,6 +146,7 @@ private:
   std::optional<util::TempDir> m_temp;
   fs::path m_job_dir;
   fs::path m_sandbox_dir;
+  fs::path m_prior_dir;
   std::unique_ptr<jail::RunningJob> m_job;
   util::Fd m_to_worker;   // the worker's fd 3
   util::Fd m_from_worker; // the worker's fd 4

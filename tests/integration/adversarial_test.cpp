@@ -182,9 +182,21 @@ void LeakCheckedTest::TearDown()
     std::cout << "[ note ] job cgroup check skipped: no cgroup hierarchy is mounted\n";
     return;
   }
+  // Only this test's commands: other tests running beside it kill engines of
+  // their own, whose cgroups the next engine removes.
+  auto ours = [&] {
+    std::vector<std::string> out;
+    for (const auto& name : leaked_cgroups(m_cgroups_before)) {
+      auto base = fs::path(name).filename().string();
+      for (pid_t pid : ran()) {
+        if (base.starts_with("sandbox-job-" + std::to_string(pid) + "-")) out.push_back(name);
+      }
+    }
+    return out;
+  };
   std::vector<std::string> leaked;
   for (int i = 0; i < 20; ++i) {
-    leaked = leaked_cgroups(m_cgroups_before);
+    leaked = ours();
     if (leaked.empty()) {
       break;
     }

@@ -218,10 +218,14 @@ protected:
     if (x.contains("isolation") && x["isolation"]["mode"] == "jail (warm worker)") {
       x["isolation"]["mode"] = "jail";
       x.erase("output");
+      x.erase("worker");
       y.erase("output");
     }
     EXPECT_EQ(x, y) << by_engine.out << "\n" << in_process.out;
+    m_last = by_engine.json();
   }
+
+  json m_last; // the engine's result in the last expect_same_on
 
   std::vector<pid_t> m_seen;
   std::string m_socket;
@@ -463,6 +467,56 @@ TEST_F(Daemon, APreparedResultIsHandedOutOnlyUntouchedAndNeverLeftBehind)
   ASSERT_FALSE(last.empty());
   ASSERT_EQ(engine({"daemon", "stop"}).exit_code, 0);
   EXPECT_FALSE(fs::exists(last));
+}
+
+// A partial compile on the engine's warm worker gets the sandbox from the
+// copy the previous one used, brought in step (source_mirrors.h): each edit
+// is seen, results equal the in-process command's, and once the files are
+// older than the 2 s window only what changed is copied.
+TEST_F(Daemon, APartialCompileOnTheWarmWorkerCopiesOnlyWhatChangedAndSeesEveryEdit)
+{
+  auto [there, here] = two_copies("plain_lib");
+  for (const auto& dir : {there, here}) {
+    for (int i = 0; i < 40; ++i) {
+      fs::create_directories(dir / "lib" / "gen");
+      std::ofstream(dir / "lib" / "gen" / ("m" + std::to_string(i) + ".ex"))
+          << "defmodule Gen.M" << i << " do\n  def v, do: " << i << "\nend\n";
+    }
+  }
+  const std::vector<std::string> incremental = {"incremental", "", "--compiler", "elixirc", "--json"};
+  expect_same_on(incremental, there, here);
+  ASSERT_TRUE(wait_until([&] { return status()["workers"].value("idle", 0) >= 1; }, 60'000))
+      << status().dump();
+  auto edit = [&](const std::function<void(const fs::path&)>& change) {
+    for (const auto& dir : {there, here}) change(dir);
+    expect_same_on(incremental, there, here);
+    EXPECT_EQ(m_last["isolation"].value("mode", ""), "jail (warm worker)") << m_last.dump();
+    return m_last["worker"].value("sources", json::object());
+  };
+  auto flip = [](const fs::path& dir) { // same size, right after the last copy
+    auto file = dir / "lib" / "shapes.ex";
+    auto text = read_text(file);
+    auto at = text.find("w * h");
+    text.replace(at == std::string::npos ? text.find("h * w") : at, 5, at == std::string::npos ? "w * h" : "h * w");
+    std::ofstream(file, std::ios::trunc) << text;
+  };
+  auto first = edit(flip);
+  EXPECT_FALSE(first.value("kept_copy", true)) << first.dump();
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  auto second = edit([](const fs::path& dir) {
+    fs::create_directories(dir / "lib" / "more");
+    std::ofstream(dir / "lib" / "more" / "extra.ex") << "defmodule Shapes.Extra do\n  def x, do: 1\nend\n";
+  });
+  EXPECT_TRUE(second.value("kept_copy", false)) << second.dump();
+  auto third = edit(flip);
+  EXPECT_TRUE(third.value("kept_copy", false)) << third.dump();
+  // The edited file, the one added just before, and the cache's own files.
+  EXPECT_LE(third.value("copied", 1000), 10) << third.dump();
+  auto fourth = edit([](const fs::path& dir) { fs::rename(dir / "lib" / "more", dir / "lib" / "moved"); });
+  EXPECT_TRUE(fourth.value("kept_copy", false)) << fourth.dump();
+  for (const auto& dir : {there, here}) fs::remove_all(dir / "lib" / "moved");
+  expect_same_on(incremental, there, here);
+  EXPECT_GE(status()["workers"].value("kept_sandbox_copies", 0), 1);
 }
 
 TEST_F(Daemon, AnEditMadeWhileTheEngineCompilesIsSeenByTheNextCommand)

@@ -241,9 +241,15 @@ TEST_F(ServiceTest, IncrementalEditsCompileInTheWarmPoolAndMatchACleanBuild)
   auto compiled = edit["changed_files"].get<std::vector<std::string>>();
   EXPECT_NE(std::find(compiled.begin(), compiled.end(), "lib/user.ex"), compiled.end()) << edit.dump();
 
+  // The sources only: the engine may still be writing the cache it keeps in
+  // the project, after its answer.
   auto clean = scratch() / "clean";
-  fs::copy(project, clean, fs::copy_options::recursive);
-  fs::remove_all(clean / ".sandbox_cache");
+  fs::create_directories(clean);
+  for (const auto& entry : fs::directory_iterator(project)) {
+    if (entry.path().filename() != ".sandbox_cache") {
+      fs::copy(entry.path(), clean / entry.path().filename(), fs::copy_options::recursive);
+    }
+  }
   auto reference = compile(clean, {"--compiler", "elixirc"});
   ASSERT_EQ(reference.exit_code, 0) << reference.describe();
   auto expected = beam_md5s(result_ebin(reference.json()));

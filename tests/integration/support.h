@@ -41,6 +41,7 @@ struct RunResult {
   std::string err;
   std::int64_t wall_ms = 0;
   std::int64_t peak_rss_kb = 0; // VmHWM of the process itself (not its children)
+  pid_t pid = 0;                 // the process that ran (its job cgroups carry it)
 
   // stdout as one JSON object; a discarded value when it is not JSON.
   [[nodiscard]] nlohmann::json json() const;
@@ -153,8 +154,12 @@ protected:
   RunResult compile(const fs::path& path, const std::vector<std::string>& args = {},
                     RunOptions options = {}) const;
 
+  // The commands sandbox() ran: their job cgroups are named after them.
+  [[nodiscard]] const std::vector<pid_t>& ran() const { return m_ran; }
+
 private:
   TempTree m_scratch;
+  mutable std::vector<pid_t> m_ran;
 };
 
 // Checks the DESIGN.md success object; adds failures for what is wrong.

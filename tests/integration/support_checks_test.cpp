@@ -112,7 +112,9 @@ RunResult SandboxTest::sandbox(const std::vector<std::string>& args, RunOptions 
   argv.insert(argv.end(), args.begin(), args.end());
   options.env.try_emplace("SANDBOX_STATE_DIR", state_dir().string());
   options.env.try_emplace("TMPDIR", job_root().string());
-  return run_process(argv, options);
+  auto run = run_process(argv, options);
+  m_ran.push_back(run.pid);
+  return run;
 }
 
 RunResult SandboxTest::compile(const fs::path& path, const std::vector<std::string>& args,

@@ -197,6 +197,7 @@ RunResult run_process(const std::vector<std::string>& argv, const RunOptions& op
   ::close(in_pipe[0]);
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
+  result.pid = pid;
   if (pid < 0) {
     ::close(in_pipe[1]);
     ::close(out_pipe[0]);

@@ -33,7 +33,7 @@ protected:
 
   Plan plan(const inc::TreeStamps& now, const std::vector<std::filesystem::path>& explicit_changed = {})
   {
-    return plan_compile(m_prev, now, explicit_changed, m_options, m_prev.fingerprint, m_store);
+    return plan_compile(&m_prev, now, explicit_changed, m_options, m_prev.fingerprint, m_store);
   }
 
   core::CompileOptions m_options;
@@ -83,7 +83,7 @@ TEST_F(IncrementalPlan, FullWithAReason)
   EXPECT_EQ(config.strategy, "full");
   EXPECT_EQ(config.reason, "mix.exs changed");
 
-  auto none = plan_compile(std::nullopt, m_prev.stamps, {}, m_options, m_prev.fingerprint, m_store);
+  auto none = plan_compile(nullptr, m_prev.stamps, {}, m_options, m_prev.fingerprint, m_store);
   EXPECT_EQ(none.strategy, "full");
   EXPECT_EQ(none.reason, "no usable cache");
 
@@ -92,7 +92,7 @@ TEST_F(IncrementalPlan, FullWithAReason)
   m_options.force_recompile = false;
 
   m_prev.fingerprint = "other";
-  EXPECT_EQ(plan_compile(m_prev, m_prev.stamps, {}, m_options, fingerprint(m_options), m_store).reason,
+  EXPECT_EQ(plan_compile(&m_prev, m_prev.stamps, {}, m_options, fingerprint(m_options), m_store).reason,
             "the toolchain, compile options or env changed");
 }
 
