@@ -276,6 +276,10 @@ std::expected<std::size_t, std::string> Mirror::sync(const fs::path& source, con
       }
       if (auto done = copy_entry(source / e.relative, to, e, limits.max_total_bytes); !done) {
         entries.erase(relative);
+        std::error_code gone;
+        if (!fs::exists(fs::symlink_status(source / e.relative, gone))) {
+          continue; // removed since it was listed (a temporary file): not a source
+        }
         return std::unexpected(done.error());
       }
       ++copied;

@@ -64,6 +64,10 @@ std::expected<void, std::string> snapshot_tree(const fs::path& source, const fs:
       }
       auto data = util::read_file(from, limits.max_total_bytes);
       if (!data) {
+        if (!fs::exists(fs::symlink_status(from, ec))) {
+          ec.clear();
+          continue; // removed since it was listed (a temporary file): not a source
+        }
         return std::unexpected(data.error());
       }
       if (auto written = util::write_new_file(to, *data, 0644); !written) {
