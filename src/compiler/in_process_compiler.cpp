@@ -44,8 +44,8 @@ std::expected<worker::WorkerProfile, core::Error> profile_for(const core::Compil
 
 struct WorkerJob {
   std::string sandbox_key; // the resolved sandbox ("" for strings: never reused)
-  // The tree seen as /sandbox (source_mirrors.h), or else what fills the
-  // worker's empty sandbox directory.
+  // The tree seen as /sandbox with the prior BEAMs (source_mirrors.h), or
+  // else what fills the worker's empty sandbox directory (a string).
   fs::path source_root;
   std::function<std::expected<void, std::string>(const fs::path& sandbox_host)> populate;
   std::vector<std::string> files;
@@ -99,20 +99,16 @@ std::string offer_again(worker::Worker& w, const WorkerOutcome& outcome,
   }
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(w.job_dir(), ec)) {
-    auto name = entry.path().filename().string();
-    if (name.starts_with("out-") || name.starts_with("prior-")) {
+    if (entry.path().filename().string().starts_with("out-")) {
       if (auto removed = util::remove_tree(entry.path()); !removed) {
         return "cannot empty the job directory: " + removed.error();
       }
     }
   }
-  for (const auto& entry : fs::directory_iterator(w.sandbox_dir(), ec)) {
-    if (auto removed = util::remove_tree(entry.path()); !removed) {
-      return "cannot empty the sandbox directory: " + removed.error();
+  for (const auto* dir : {&w.sandbox_dir(), &w.prior_dir()}) {
+    if (auto emptied = util::empty_directory(*dir); !emptied) {
+      return emptied.error();
     }
-  }
-  if (ec || !fs::is_empty(w.sandbox_dir(), ec) || ec) {
-    return "cannot empty the sandbox directory";
   }
   if (!w.job_dir_pristine()) {
     return "hygiene: the job directory differs from the baseline";
@@ -132,24 +128,15 @@ std::string offer_again(worker::Worker& w, const WorkerOutcome& outcome,
 std::expected<void, std::string> clear_previous_requests(worker::Worker& w)
 {
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(w.prior_dir(), ec)) {
-    if (auto removed = util::remove_tree(entry.path()); !removed) {
-      return removed;
-    }
-  }
   for (const auto& entry : fs::directory_iterator(w.job_dir(), ec)) {
-    auto name = entry.path().filename().string();
-    if (name.starts_with("out-") || name.starts_with("prior-")) {
+    if (entry.path().filename().string().starts_with("out-")) {
       (void)util::remove_tree(entry.path());
     }
   }
-  for (const auto& entry : fs::directory_iterator(w.sandbox_dir(), ec)) {
-    if (auto removed = util::remove_tree(entry.path()); !removed) {
-      return removed;
+  for (const auto* dir : {&w.prior_dir(), &w.sandbox_dir()}) {
+    if (auto emptied = util::empty_directory(*dir); !emptied) {
+      return emptied;
     }
-  }
-  if (ec) {
-    return std::unexpected("cannot list " + w.sandbox_dir().string() + ": " + ec.message());
   }
   return {};
 }
@@ -190,15 +177,8 @@ InProcessResult run_in_worker(const WorkerJob& job, const fs::path& output,
       return std::unexpected(core::InvalidSandboxPath{job.sandbox_key, lending.error()});
     }
     lent.emplace(std::move(*lending));
-  } else {
-    if (auto filled = job.populate(w.sandbox_dir()); !filled) {
-      return std::unexpected(core::InvalidSandboxPath{job.sandbox_key, filled.error()});
-    }
-    if (!prior.empty()) {
-      if (auto placed = place_prior_beams(w.prior_dir() / "beams", prior); !placed) {
-        return std::unexpected(core::JailSetupFailed{"temp_dir", placed.error()});
-      }
-    }
+  } else if (auto filled = job.populate(w.sandbox_dir()); !filled) {
+    return std::unexpected(core::InvalidSandboxPath{job.sandbox_key, filled.error()});
   }
   WorkerOutcome outcome;
   outcome.reused = lease->reused();
@@ -312,6 +292,12 @@ bool plain_source_name(std::string_view name)
 
 } // namespace
 
+bool prior_beam_name(std::string_view name)
+{
+  return name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos &&
+         !name.starts_with(".") && name.ends_with(".beam");
+}
+
 std::expected<void, std::string> place_prior_beams(const fs::path& dir, const std::vector<PriorBeam>& beams)
 {
   std::error_code ec;
@@ -320,7 +306,7 @@ std::expected<void, std::string> place_prior_beams(const fs::path& dir, const st
     return std::unexpected("cannot create " + dir.string() + ": " + ec.message());
   }
   for (const auto& beam : beams) {
-    if (beam.file_name.find('/') != std::string::npos || !beam.file_name.ends_with(".beam")) {
+    if (!prior_beam_name(beam.file_name)) {
       return std::unexpected("bad BEAM name " + beam.file_name);
     }
     if (auto written = util::write_new_file(dir / beam.file_name, beam.bytes, 0644); !written) {

@@ -36,6 +36,9 @@ struct PriorBeam {
   std::string sha256; // of bytes, when the caller knows it ("" : computed)
 };
 
+// A file name a prior BEAM may have: one plain component ending in .beam.
+bool prior_beam_name(std::string_view name);
+
 // Writes copies of `beams` into `dir` for a partial compile's code path
 // (copies, so a job cannot write through to the engine's object store).
 std::expected<void, std::string> place_prior_beams(const fs::path& dir, const std::vector<PriorBeam>& beams);

@@ -294,8 +294,8 @@ void Session::persist(const CacheState* state, const CompileInfo* info, const st
     return; // persisted already
   }
   auto task = std::make_shared<Persist>(Persist{std::move(*m_lock), std::move(m_dir), m_run.key, m_run.store,
-                                                options(), m_run.sandbox, std::nullopt, m_before, m_started_ns,
-                                                strategy, time_ms, m_stats});
+                                                options(), m_run.sandbox, std::nullopt, std::move(m_before),
+                                                m_started_ns, strategy, time_ms, m_stats});
   m_lock.reset();
   if (state) {
     task->state = *state;

@@ -18,7 +18,7 @@ nlohmann::json to_json(const CompileResult& result)
   json out;
   out["ok"] = true;
   out["beam_files"] = json::array();
-  std::uintmax_t beam_bytes = 0;
+  std::uintmax_t beam_bytes = info.beam_bytes.value_or(0);
   for (const auto& file : info.beam_files) {
     out["beam_files"].push_back(file.string());
     if (!info.beam_bytes) {
@@ -26,9 +26,6 @@ nlohmann::json to_json(const CompileResult& result)
       auto size = fs::file_size(file, ec);
       beam_bytes += ec ? 0 : size;
     }
-  }
-  if (info.beam_bytes) {
-    beam_bytes = *info.beam_bytes;
   }
   out["beam_bytes"] = beam_bytes;
   out["app_file"] = info.app_file ? json(info.app_file->string()) : json(nullptr);

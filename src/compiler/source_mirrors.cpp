@@ -54,13 +54,6 @@ std::optional<std::vector<std::string>> names_in(const fs::path& dir)
   return out;
 }
 
-void empty_dir(const fs::path& dir)
-{
-  if (auto names = names_in(dir)) {
-    for (const auto& name : *names) (void)util::remove_tree(dir / name);
-  }
-}
-
 } // namespace
 
 struct Mirror {
@@ -105,12 +98,6 @@ public:
   {
     std::lock_guard lock(m_mutex);
     return m_parked.size();
-  }
-
-  bool enabled()
-  {
-    std::lock_guard lock(m_mutex);
-    return m_enabled;
   }
 
   // The parked copy of `key`, or a new empty one; nullptr when disabled or
@@ -212,21 +199,6 @@ Mirrors& mirrors()
   return instance;
 }
 
-std::expected<void, std::string> copy_entry(const fs::path& from, const fs::path& to, const util::TreeEntry& e,
-                                            std::uint64_t max_bytes)
-{
-  std::error_code ec;
-  if (e.type == fs::file_type::regular) {
-    auto data = util::read_file(from, max_bytes);
-    if (!data) return std::unexpected(data.error());
-    return util::write_new_file(to, *data, 0644);
-  }
-  auto link = fs::read_symlink(from, ec);
-  if (!ec) fs::create_symlink(link, to, ec);
-  if (ec) return std::unexpected("cannot copy " + e.relative.string() + ": " + ec.message());
-  return {};
-}
-
 } // namespace
 
 std::expected<std::size_t, std::string> Mirror::sync(const fs::path& source, const std::vector<PriorBeam>& prior)
@@ -274,13 +246,11 @@ std::expected<std::size_t, std::string> Mirror::sync(const fs::path& source, con
       if (known != entries.end() && ::unlink(to.c_str()) != 0 && errno != ENOENT) {
         return std::unexpected(util::errno_message("cannot replace " + to.string()));
       }
-      if (auto done = copy_entry(source / e.relative, to, e, limits.max_total_bytes); !done) {
+      auto done = copy_listed_entry(source / e.relative, to, e, limits.max_total_bytes);
+      if (!done || !*done) {
         entries.erase(relative);
-        std::error_code gone;
-        if (!fs::exists(fs::symlink_status(source / e.relative, gone))) {
-          continue; // removed since it was listed (a temporary file): not a source
-        }
-        return std::unexpected(done.error());
+        if (!done) return std::unexpected(done.error());
+        continue;
       }
       ++copied;
     } else {
@@ -291,8 +261,7 @@ std::expected<std::size_t, std::string> Mirror::sync(const fs::path& source, con
 
   std::map<std::string, std::string> wanted;
   for (const auto& beam : prior) {
-    if (beam.file_name.find('/') != std::string::npos || !beam.file_name.ends_with(".beam") ||
-        beam.file_name.starts_with(".")) {
+    if (!prior_beam_name(beam.file_name)) {
       return std::unexpected("bad BEAM name " + beam.file_name);
     }
     wanted[beam.file_name] = beam.sha256.empty() ? util::sha256_hex(beam.bytes) : beam.sha256;
@@ -322,7 +291,6 @@ std::expected<std::size_t, std::string> Mirror::sync(const fs::path& source, con
 
 void enable_source_mirrors() { mirrors().enable(); }
 void disable_source_mirrors() { mirrors().disable(); }
-bool source_mirrors_enabled() { return mirrors().enabled(); }
 std::size_t kept_source_mirrors() { return mirrors().parked(); }
 
 LentSources::LentSources(LentSources&& other) noexcept
@@ -330,20 +298,6 @@ LentSources::LentSources(LentSources&& other) noexcept
     m_prior_host(std::move(other.m_prior_host)), m_copied(other.m_copied), m_reused(other.m_reused)
 {
   other.m_sandbox_host.clear();
-}
-
-LentSources& LentSources::operator=(LentSources&& other) noexcept
-{
-  if (this != &other) {
-    give_back();
-    m_mirror = std::move(other.m_mirror);
-    m_sandbox_host = std::move(other.m_sandbox_host);
-    m_prior_host = std::move(other.m_prior_host);
-    m_copied = other.m_copied;
-    m_reused = other.m_reused;
-    other.m_sandbox_host.clear();
-  }
-  return *this;
 }
 
 LentSources::~LentSources() { give_back(); }
@@ -366,8 +320,8 @@ void LentSources::give_back()
   }
   // Whatever could not go back is removed with the copy; the directories
   // are empty for the worker's next job either way.
-  empty_dir(m_sandbox_host);
-  empty_dir(m_prior_host);
+  (void)util::empty_directory(m_sandbox_host);
+  (void)util::empty_directory(m_prior_host);
   if (m_mirror) {
     if (whole) {
       mirrors().park(std::move(m_mirror));

@@ -32,7 +32,6 @@ namespace fs = std::filesystem;
 
 void enable_source_mirrors();
 void disable_source_mirrors();
-bool source_mirrors_enabled();
 std::size_t kept_source_mirrors(); // parked now
 
 struct Mirror; // one sandbox's kept copy, parked or lent
@@ -44,7 +43,7 @@ class LentSources {
 public:
   LentSources() = default;
   LentSources(LentSources&&) noexcept;
-  LentSources& operator=(LentSources&&) noexcept;
+  LentSources& operator=(LentSources&&) = delete;
   LentSources(const LentSources&) = delete;
   LentSources& operator=(const LentSources&) = delete;
   ~LentSources();

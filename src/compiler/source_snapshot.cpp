@@ -56,29 +56,17 @@ std::expected<void, std::string> snapshot_tree(const fs::path& source, const fs:
       fs::create_directory(to, ec);
       ::chmod(to.c_str(), 0755);
       break;
-    case fs::file_type::regular: {
-      total += entry.size;
-      if (total > limits.max_total_bytes) {
-        return std::unexpected(
-          fmt::format("the sandbox holds more than {} bytes", limits.max_total_bytes));
-      }
-      auto data = util::read_file(from, limits.max_total_bytes);
-      if (!data) {
-        if (!fs::exists(fs::symlink_status(from, ec))) {
-          ec.clear();
-          continue; // removed since it was listed (a temporary file): not a source
-        }
-        return std::unexpected(data.error());
-      }
-      if (auto written = util::write_new_file(to, *data, 0644); !written) {
-        return std::unexpected(written.error());
-      }
-      break;
-    }
+    case fs::file_type::regular:
     case fs::file_type::symlink: {
-      auto link = fs::read_symlink(from, ec);
-      if (!ec) {
-        fs::create_symlink(link, to, ec);
+      if (entry.type == fs::file_type::regular) {
+        total += entry.size;
+        if (total > limits.max_total_bytes) {
+          return std::unexpected(
+            fmt::format("the sandbox holds more than {} bytes", limits.max_total_bytes));
+        }
+      }
+      if (auto copied = copy_listed_entry(from, to, entry, limits.max_total_bytes); !copied) {
+        return std::unexpected(copied.error());
       }
       break;
     }
@@ -90,6 +78,37 @@ std::expected<void, std::string> snapshot_tree(const fs::path& source, const fs:
     }
   }
   return {};
+}
+
+std::expected<bool, std::string> copy_listed_entry(const fs::path& from, const fs::path& to,
+                                                   const util::TreeEntry& entry, std::uint64_t max_bytes)
+{
+  std::error_code ec;
+  if (entry.type == fs::file_type::regular) {
+    auto data = util::read_file(from, max_bytes);
+    if (data) {
+      if (auto written = util::write_new_file(to, *data, 0644); !written) {
+        return std::unexpected(written.error());
+      }
+      return true;
+    }
+    if (!fs::exists(fs::symlink_status(from, ec))) {
+      return false;
+    }
+    return std::unexpected(data.error());
+  }
+  auto link = fs::read_symlink(from, ec);
+  if (!ec) {
+    fs::create_symlink(link, to, ec);
+  }
+  if (ec) {
+    std::error_code gone;
+    if (!fs::exists(fs::symlink_status(from, gone))) {
+      return false;
+    }
+    return std::unexpected("cannot copy " + entry.relative.string() + ": " + ec.message());
+  }
+  return true;
 }
 
 } // namespace sandbox::compiler

@@ -5,6 +5,8 @@
 // mkdtemp and umask 077 make them). The engine then copies the tree, without
 // following links and within caps, and binds the copy read-only instead.
 
+#include "util/fs.h"
+
 #include <cstdint>
 #include <expected>
 #include <filesystem>
@@ -28,5 +30,11 @@ bool readable_by_others(const fs::path& root);
 // empty directory (a worker's /sandbox bind).
 std::expected<void, std::string> snapshot_tree(const fs::path& source, const fs::path& target,
                                                const SnapshotLimits& limits = {});
+
+// Copies one entry list_tree gave, a regular file (0644, at most `max_bytes`)
+// or a symlink (as a link), from `from` to `to`, which must not exist. False
+// when it was removed since it was listed (a temporary file): not a source.
+std::expected<bool, std::string> copy_listed_entry(const fs::path& from, const fs::path& to,
+                                                   const util::TreeEntry& entry, std::uint64_t max_bytes);
 
 } // namespace sandbox::compiler

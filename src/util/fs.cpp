@@ -230,6 +230,20 @@ std::expected<void, std::string> remove_tree(const fs::path& root)
   return {};
 }
 
+std::expected<void, std::string> empty_directory(const fs::path& dir)
+{
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (auto removed = remove_tree(entry.path()); !removed) {
+      return removed;
+    }
+  }
+  if (ec || !fs::is_empty(dir, ec) || ec) {
+    return std::unexpected("cannot empty " + dir.string() + (ec ? ": " + ec.message() : std::string()));
+  }
+  return {};
+}
+
 std::expected<TempDir, std::string> TempDir::create(const fs::path& parent,
                                                     std::string_view prefix)
 {

@@ -59,6 +59,10 @@ std::expected<std::vector<TreeEntry>, std::string> list_tree(const fs::path& roo
 // not thrown.
 std::expected<void, std::string> remove_tree(const fs::path& root);
 
+// Removes everything in `dir` (as remove_tree), keeping `dir` itself: a bind
+// mount's directory is emptied, never replaced. An error when something stays.
+std::expected<void, std::string> empty_directory(const fs::path& dir);
+
 // A directory created 0700 under `parent` with a unique name; removed when the
 // owner is destroyed unless keep() was called.
 class TempDir {
